@@ -1,0 +1,22 @@
+/*
+ * The directory backend: each volume is a directory under a root on the node, served to pods
+ * by bind mounts. See the design note at the top of dir.c.
+ */
+#ifndef ORDINAL_DIR_H
+#define ORDINAL_DIR_H
+
+#include "backend.h"
+
+/*
+ * A directory backend on root (an absolute path to an existing directory; it is canonicalised
+ * with realpath). node_id is copied and only used in messages. Returns the backend, owned by
+ * the caller (free with b->ops->free), or NULL with be_error() set. Nothing is read or created
+ * on disk before be_ops.recover().
+ */
+struct backend *be_dir_new(const char *root, const char *node_id);
+
+/* How many things the last recover() found at a final location and could not index (names
+ * that are not ours, unreadable entries) plus leftovers it could not remove. */
+size_t be_dir_damaged_count(struct backend *b);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * Internals shared by dir.c (volumes, index, recovery), dir_snap.c (snapshots) and dir_node.c
+ * (node side). Symbols are prefixed dir__. Not for use outside backends/dir/.
+ *
+ * Threading: struct dir_backend.lock protects the two index arrays and damaged; everything else
+ * in it is immutable after be_dir_new(). Entries are immutable once in the index: a change
+ * replaces the entry.
+ */
+#ifndef ORDINAL_DIR_INTERNAL_H
+#define ORDINAL_DIR_INTERNAL_H
+
+#include "backend.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DIR_VOLUME_META "volume.meta"
+#define DIR_SNAPSHOT_META "snapshot.meta"
+#define DIR_META_MAX 8192         /* cap of a meta file we read */
+#define DIR_ROOT_MAX 2048         /* longest root path accepted */
+#define DIR_DEFAULT_CAPACITY (1LL << 30)
+
+/* A volume in the index: one allocation holding the struct and its strings. */
+struct dir_vol {
+    int64_t capacity;
+    int64_t created;
+    uint8_t source_kind; /* enum be_source_kind */
+    bool key_is_claim;
+    bool damaged;          /* meta missing or garbled: only id/key/condition are meaningful */
+    const char *key;       /* into id[] */
+    const char *name;      /* into id[] */
+    const char *source_id; /* into id[] */
+    const char *condition; /* into id[]: why damaged, "" otherwise */
+    char id[];             /* id, then the strings above */
+};
+
+/* A snapshot in the index, same shape. */
+struct dir_snap {
+    int64_t size;
+    int64_t source_capacity;
+    int64_t created;
+    int32_t created_nsec;
+    bool damaged;
+    const char *name;
+    const char *source_volume_id;
+    const char *condition;
+    char id[];
+};
+
+struct dir_backend {
+    struct backend base; /* first: a struct backend * is a struct dir_backend * */
+    char *root;          /* owned, canonical, no trailing '/' */
+    char *node_id;       /* owned */
+
+    pthread_mutex_t lock;
+    struct dir_vol **vols; /* owned entries, sorted by id */
+    size_t n_vols, cap_vols;
+    struct dir_snap **snaps; /* owned entries, sorted by id */
+    size_t n_snaps, cap_snaps;
+    size_t damaged;
+};
+
+static inline struct dir_backend *dir__of(struct backend *b)
+{
+    return (struct dir_backend *)b;
+}
+
+/* ---- names and ids (dir.c) ---- */
+bool dir__valid_plain_name(const char *s);
+bool dir__valid_claim_key(const char *s);
+/* Path of a volume's directory relative to root: the key, or "_/<key>" for a plain name. */
+int dir__vol_rel(const char *key, bool key_is_claim, char *ret, size_t cap);
+void dir__vol_id(const char *rel, char ret[BE_ID_MAX + 1]);
+void dir__snap_id(const char *name, char ret[BE_ID_MAX + 1]);
+/* snprintf into ret (cap bytes); -ENAMETOOLONG on truncation. */
+int dir__path(char *ret, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- meta files (dir.c) ---- */
+struct dir__kv {
+    const char *k, *v;
+};
+/* Parse "version=1\nk=v\n..." in place (text is modified). Returns the number of pairs or
+ * -EINVAL for a missing or wrong version line. */
+int dir__meta_parse(char *text, struct dir__kv *kv, size_t max);
+const char *dir__meta_get(const struct dir__kv *kv, size_t n, const char *k);
+bool dir__parse_i64(const char *s, int64_t min, int64_t *ret);
+/* Remove "<meta>.XXXXXX.tmp" leftovers of fsu_write_atomic() in dir. */
+void dir__remove_meta_temps(const char *dir, const char *meta);
+
+/* ---- volume index (dir.c); call with lock held ---- */
+struct dir_vol *dir__vol_find(struct dir_backend *d, const char *id);
+/* Copy an index entry to an out-struct, adding the current condition of its data dir. */
+void dir__vol_to_be(const struct dir_backend *d, const struct dir_vol *v, struct be_volume *ret);
+/* Look a volume up and copy it out with its data dir path: 0 or -ENOENT. Takes the lock. */
+int dir__vol_get(struct dir_backend *d, const char *id, struct be_volume *ret, char *data_path,
+                 size_t cap);
+
+/* Make a unique empty work directory under .tmp ("<prefix>XXXXXXXXXXXX"). */
+int dir__mktemp(struct dir_backend *d, const char *prefix, char *ret, size_t cap);
+
+/* ---- snapshots (dir_snap.c) ---- */
+int dir__snapshot_create(struct backend *b, const char *name, const char *source_volume_id,
+                         struct be_snapshot *ret);
+int dir__snapshot_remove(struct backend *b, const char *id);
+int dir__snapshot_lookup(struct backend *b, const char *id, struct be_snapshot *ret);
+int dir__snapshot_list(struct backend *b, const char *after, size_t max,
+                       struct be_snapshot_page *ret);
+/* With lock held. */
+struct dir_snap *dir__snap_find(struct dir_backend *d, const char *id);
+/* Read one snapshot directory into a new entry (damaged when its meta is); NULL on ENOMEM or
+ * when name is not a valid snapshot name. */
+struct dir_snap *dir__snap_load(struct dir_backend *d, const char *name);
+int dir__snap_insert(struct dir_backend *d, struct dir_snap *s);
+void dir__snaps_clear(struct dir_backend *d);
+
+/* ---- node side (dir_node.c) ---- */
+int dir__stage(struct backend *b, const struct be_mount_req *req);
+int dir__unstage(struct backend *b, const char *volume_id, const char *staging_path);
+int dir__publish(struct backend *b, const struct be_mount_req *req);
+int dir__unpublish(struct backend *b, const char *volume_id, const char *target_path);
+int dir__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret);
+int dir__node_expand(struct backend *b, const char *volume_id, const char *path,
+                     int64_t *ret_capacity);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * ordinal-csi: arguments, signals and lifecycle of the daemon.
+ *
+ * Start-up: parse and check every flag (exit 2 on a bad one), open and recover the backends
+ * (finish or roll back what a crash left), then serve. SIGTERM/SIGINT: stop serving, let
+ * in-flight calls finish, remove the socket, exit 0.
+ *
+ * Threading: SIGTERM, SIGINT and SIGPIPE are blocked before any thread starts, so every thread
+ * inherits the mask; the main thread takes the termination signals with sigwait().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "csi.h"
+#include "dir/dir.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define DEFAULT_DRIVER_NAME "ordinal.csi.dev"
+#define DEFAULT_DIR_ROOT "/var/lib/ordinal"
+#define CQ_THREADS 2
+#define WORKERS 4
+#define SHUTDOWN_GRACE_MS 10000
+
+struct options {
+    const char *endpoint;
+    const char *node_id;
+    const char *driver_name;
+    const char *dir_root;
+    enum csi_mode mode;
+    int64_t max_volumes_per_node;
+    enum log_level log_level;
+    enum log_format log_format;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: ordinal-csi [OPTIONS]\n"
+            "CSI driver giving every StatefulSet ordinal its own durable volume.\n\n"
+            "  --endpoint unix:///PATH      socket to serve CSI on (required)\n"
+            "  --node-id ID                 this node's id (default: the host name)\n"
+            "  --driver-name NAME           CSI driver name (default %s)\n"
+            "  --mode node|controller       node serves Identity, Controller and Node;\n"
+            "                               controller serves Identity and Controller (default node)\n"
+            "  --dir-root PATH              root of the directory backend\n"
+            "                               (default %s in node mode)\n"
+            "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
+            "  --log-level LEVEL            debug, info, warn or error (default info)\n"
+            "  --log-format FORMAT          text or json (default text)\n"
+            "  --version                    print the version and exit\n"
+            "  --help                       print this help and exit\n",
+            DEFAULT_DRIVER_NAME, DEFAULT_DIR_ROOT);
+}
+
+static int bad_flag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_flag(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "ordinal-csi: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'ordinal-csi --help'.\n");
+    return 2;
+}
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A topology value (the node id is one): 1..63 chars, alphanumeric at both ends, [-_.] inside. */
+static bool topology_value_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return true;
+}
+
+/* A driver name: 1..63 chars, domain style, starting and ending with a letter or digit. */
+static bool driver_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
+/* Returns -1 to go on, or the exit code. */
+static int parse_args(int argc, char **argv, struct options *o, char *hostname, size_t hlen)
+{
+    enum { O_ENDPOINT = 1, O_NODE_ID, O_DRIVER, O_MODE, O_DIR_ROOT, O_MAXVOL, O_LEVEL, O_FORMAT,
+           O_VERSION, O_HELP };
+    static const struct option longopts[] = {
+        {"endpoint", required_argument, NULL, O_ENDPOINT},
+        {"node-id", required_argument, NULL, O_NODE_ID},
+        {"driver-name", required_argument, NULL, O_DRIVER},
+        {"mode", required_argument, NULL, O_MODE},
+        {"dir-root", required_argument, NULL, O_DIR_ROOT},
+        {"max-volumes-per-node", required_argument, NULL, O_MAXVOL},
+        {"log-level", required_argument, NULL, O_LEVEL},
+        {"log-format", required_argument, NULL, O_FORMAT},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    *o = (struct options){.driver_name = DEFAULT_DRIVER_NAME, .mode = CSI_MODE_NODE,
+                          .log_level = LOG_INFO, .log_format = LOG_TEXT};
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_ENDPOINT:
+            o->endpoint = optarg;
+            break;
+        case O_NODE_ID:
+            o->node_id = optarg;
+            break;
+        case O_DRIVER:
+            o->driver_name = optarg;
+            break;
+        case O_MODE:
+            if (strcmp(optarg, "node") == 0)
+                o->mode = CSI_MODE_NODE;
+            else if (strcmp(optarg, "controller") == 0)
+                o->mode = CSI_MODE_CONTROLLER;
+            else
+                return bad_flag("--mode %s: must be node or controller", optarg);
+            break;
+        case O_DIR_ROOT:
+            o->dir_root = optarg;
+            break;
+        case O_MAXVOL: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 0)
+                return bad_flag("--max-volumes-per-node %s: must be a number >= 0", optarg);
+            o->max_volumes_per_node = v;
+            break;
+        }
+        case O_LEVEL:
+            if (log_parse_level(optarg, &o->log_level) < 0)
+                return bad_flag("--log-level %s: must be debug, info, warn or error", optarg);
+            break;
+        case O_FORMAT:
+            if (log_parse_format(optarg, &o->log_format) < 0)
+                return bad_flag("--log-format %s: must be text or json", optarg);
+            break;
+        case O_VERSION:
+            printf("ordinal-csi %s\n", ORDINAL_VERSION);
+            return 0;
+        case O_HELP:
+            usage(stdout);
+            return 0;
+        case ':':
+            return bad_flag("option %s needs a value", argv[optind - 1]);
+        default:
+            return bad_flag("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad_flag("unexpected argument %s", argv[optind]);
+    if (!o->endpoint)
+        return bad_flag("--endpoint is required");
+    if (strncmp(o->endpoint, "unix://", 7) != 0 || o->endpoint[7] != '/' ||
+        strlen(o->endpoint + 7) >= 108)
+        return bad_flag("--endpoint %s: must be unix:///ABSOLUTE/PATH (at most 107 bytes)", o->endpoint);
+    if (!o->node_id) {
+        if (gethostname(hostname, hlen) < 0 || !hostname[0])
+            return bad_flag("--node-id is required: the host name is unknown");
+        hostname[hlen - 1] = '\0';
+        o->node_id = hostname;
+    }
+    if (!topology_value_ok(o->node_id))
+        return bad_flag("--node-id %s: must be 1-63 characters of [A-Za-z0-9-_.], starting and "
+                        "ending with a letter or digit (it is a topology value)", o->node_id);
+    if (!driver_name_ok(o->driver_name))
+        return bad_flag("--driver-name %s: must be 1-63 characters of [A-Za-z0-9-.], starting "
+                        "and ending with a letter or digit", o->driver_name);
+    if (!o->dir_root && o->mode == CSI_MODE_NODE)
+        o->dir_root = DEFAULT_DIR_ROOT;
+    if (o->dir_root && o->dir_root[0] != '/')
+        return bad_flag("--dir-root %s: must be an absolute path", o->dir_root);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct csi_service svc = {0};
+    struct options o;
+    char hostname[256] = "";
+    sigset_t mask;
+    int sig, rc;
+
+    rc = parse_args(argc, argv, &o, hostname, sizeof(hostname));
+    if (rc >= 0)
+        return rc;
+    log_setup(o.log_level, o.log_format);
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+    svc.driver_name = o.driver_name;
+    svc.version = ORDINAL_VERSION;
+    svc.node_id = o.node_id;
+    svc.mode = o.mode;
+    svc.max_volumes_per_node = o.max_volumes_per_node;
+    svc.locks = lock_table_new();
+    if (!svc.locks) {
+        log_error("out of memory");
+        return 1;
+    }
+
+    if (o.dir_root) {
+        if (mkdir(o.dir_root, 0700) < 0 && errno != EEXIST) {
+            log_error("--dir-root %s: cannot create: %s", o.dir_root, strerror(errno));
+            return 1;
+        }
+        be_error_clear();
+        struct backend *b = be_dir_new(o.dir_root, o.node_id);
+        if (!b) {
+            log_error("directory backend at %s: %s", o.dir_root, be_last_error());
+            return 1;
+        }
+        svc.backends[svc.n_backends++] = b;
+        rc = b->ops->recover(b);
+        if (rc < 0) {
+            log_error("directory backend at %s: recovery failed: %s", o.dir_root,
+                      be_last_error()[0] ? be_last_error() : strerror(-rc));
+            b->ops->free(b);
+            return 1;
+        }
+        log_info("directory backend at %s recovered", o.dir_root);
+    }
+
+    grpc_init();
+    struct server_config cfg = {
+        .endpoint = o.endpoint,
+        .cq_threads = CQ_THREADS,
+        .workers = WORKERS,
+        .methods = csi_methods,
+        .n_methods = csi_n_methods,
+        .ctx = &svc,
+    };
+    struct server *srv = server_start(&cfg);
+    if (!srv) {
+        grpc_shutdown();
+        for (size_t i = 0; i < svc.n_backends; i++)
+            svc.backends[i]->ops->free(svc.backends[i]);
+        lock_table_free(svc.locks);
+        return 1;
+    }
+    log_info("ordinal-csi %s ready: driver %s, node %s, mode %s", ORDINAL_VERSION, o.driver_name,
+             o.node_id, o.mode == CSI_MODE_NODE ? "node" : "controller");
+
+    sigdelset(&mask, SIGPIPE);
+    do {
+        rc = sigwait(&mask, &sig);
+    } while (rc != 0);
+    log_info("signal %d: shutting down", sig);
+
+    server_stop(srv, SHUTDOWN_GRACE_MS);
+    grpc_shutdown();
+    for (size_t i = 0; i < svc.n_backends; i++)
+        svc.backends[i]->ops->free(svc.backends[i]);
+    lock_table_free(svc.locks);
+    log_info("stopped");
+    return 0;
+}

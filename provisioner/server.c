@@ -1,0 +1,545 @@
+/*
+ * gRPC core server (see server.h for the model).
+ *
+ * Life of a call context (struct csi_call), told by its tag phase:
+ *   PHASE_REQUEST  posted with grpc_server_request_registered_call (or request_call for
+ *                  unknown methods). Its tag fires on a CQ thread: success -> re-post a fresh
+ *                  request for the method, queue this call for a worker; !success (shutdown)
+ *                  -> free it.
+ *   PHASE_REPLY    a worker ran the handler and started the reply batch (initial metadata,
+ *                  message, status, close). Its tag fires on a CQ thread -> free everything.
+ *
+ * Threading: CQ threads only move calls between phases; workers run handlers. `mu` guards the
+ * work queue, `stopping`, `inflight` and the shutdown flag; it is never held across a gRPC
+ * call that could block, nor across a handler. Lock order: only one lock here.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+#define REQUESTS_PER_METHOD 2
+#define MAX_MESSAGE_BYTES (1 << 20) /* CSI messages are small; cap what a client may send */
+
+enum phase { PHASE_REQUEST, PHASE_REPLY };
+
+struct server;
+
+struct csi_call {
+    enum phase phase;
+    struct server *srv;             /* borrowed */
+    const struct csi_method *m;     /* borrowed; NULL for an unregistered method */
+    void *registered;               /* registered method handle of m */
+    grpc_call *call;                /* owned: one ref, dropped when freed */
+    gpr_timespec deadline;
+    grpc_metadata_array req_md;     /* owned array, elements owned by the call */
+    grpc_call_details details;      /* unregistered calls only */
+    grpc_byte_buffer *payload;      /* owned, request message */
+    grpc_byte_buffer *reply;        /* owned, response message */
+    int cancelled;                  /* RECV_CLOSE_ON_SERVER result */
+    grpc_slice status_details;      /* owned */
+    struct arena arena;
+    char msg[512];                  /* status message of a failing call */
+    struct csi_call *next;          /* work queue link */
+};
+
+struct server {
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    struct server_config cfg;
+    void **registered;              /* owned array, one handle per method */
+    pthread_t *cq_threads, *workers;
+    size_t n_cq_threads, n_workers;
+    char *socket_path;              /* owned */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;            /* work queued, shutdown tag seen, worker exit */
+    struct csi_call *queue_head, *queue_tail;
+    bool stopping;                  /* no more re-posts */
+    bool workers_exit;
+    bool shutdown_done;             /* the shutdown tag came back */
+    int shutdown_tag;               /* its address is the tag */
+};
+
+static void call_free(struct csi_call *c)
+{
+    if (!c)
+        return;
+    if (c->payload)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->reply)
+        grpc_byte_buffer_destroy(c->reply);
+    grpc_metadata_array_destroy(&c->req_md);
+    if (!c->m)
+        grpc_call_details_destroy(&c->details);
+    grpc_slice_unref(c->status_details);
+    if (c->call)
+        grpc_call_unref(c->call);
+    arena_release(&c->arena);
+    free(c);
+}
+
+/* Post one request for method index i (or the unregistered catch-all when i == n_methods). */
+static int post_request(struct server *s, size_t i)
+{
+    struct csi_call *c = calloc(1, sizeof(*c));
+    grpc_call_error e;
+
+    if (!c)
+        return -ENOMEM;
+    c->phase = PHASE_REQUEST;
+    c->srv = s;
+    c->status_details = grpc_empty_slice();
+    arena_init(&c->arena);
+    grpc_metadata_array_init(&c->req_md);
+    if (i < s->cfg.n_methods) {
+        c->m = &s->cfg.methods[i];
+        c->registered = s->registered[i];
+        e = grpc_server_request_registered_call(s->server, c->registered, &c->call, &c->deadline,
+                                                &c->req_md, &c->payload, s->cq, s->cq, c);
+    } else {
+        grpc_call_details_init(&c->details);
+        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq,
+                                     c);
+    }
+    if (e != GRPC_CALL_OK) {
+        log_error("grpc: posting a request failed: %d", (int)e);
+        call_free(c);
+        return -EIO;
+    }
+    return 0;
+}
+
+static size_t method_index(const struct server *s, const struct csi_call *c)
+{
+    return c->m ? (size_t)(c->m - s->cfg.methods) : s->cfg.n_methods;
+}
+
+static void queue_push(struct server *s, struct csi_call *c)
+{
+    pthread_mutex_lock(&s->mu);
+    c->next = NULL;
+    if (s->queue_tail)
+        s->queue_tail->next = c;
+    else
+        s->queue_head = c;
+    s->queue_tail = c;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Start the reply batch. On failure the call is freed here. */
+static void send_reply(struct csi_call *c, grpc_status_code code, const char *message)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+
+    memset(ops, 0, sizeof(ops));
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].data.send_initial_metadata.count = 0;
+    n++;
+    if (code == GRPC_STATUS_OK && c->reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->reply;
+        n++;
+    }
+    c->status_details = grpc_slice_from_copied_string(message);
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.trailing_metadata_count = 0;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n].data.send_status_from_server.status_details = &c->status_details;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    n++;
+
+    c->phase = PHASE_REPLY;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (e != GRPC_CALL_OK) {
+        /* No tag will come back: nothing of the call changed, so free it here. */
+        log_error("grpc: starting the reply batch failed: %d", (int)e);
+        call_free(c);
+    }
+}
+
+/* Run one call on a worker thread. */
+static void run_call(struct server *s, struct csi_call *c)
+{
+    ProtobufCMessage *req = NULL, *resp = NULL;
+    grpc_byte_buffer_reader reader;
+    grpc_slice slice;
+    int r;
+
+    if (!c->m) {
+        char *method = grpc_slice_to_c_string(c->details.method);
+        log_debug("rpc %s: unknown method", method);
+        snprintf(c->msg, sizeof(c->msg), "unknown method %s", method);
+        gpr_free(method);
+        send_reply(c, GRPC_STATUS_UNIMPLEMENTED, c->msg);
+        return;
+    }
+    if (!c->payload) {
+        send_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+        return;
+    }
+    if (!grpc_byte_buffer_reader_init(&reader, c->payload)) {
+        send_reply(c, GRPC_STATUS_INTERNAL, "cannot read the request");
+        return;
+    }
+    slice = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    req = protobuf_c_message_unpack(c->m->request, NULL, GRPC_SLICE_LENGTH(slice),
+                                    GRPC_SLICE_START_PTR(slice));
+    grpc_slice_unref(slice);
+    if (!req) {
+        log_debug("rpc %s: malformed request", c->m->path);
+        send_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message");
+        return;
+    }
+
+    be_error_clear();
+    c->msg[0] = '\0';
+    r = c->m->handler(c, s->cfg.ctx, req, &resp);
+
+    if (r >= 0 && resp) {
+        size_t len = protobuf_c_message_get_packed_size(resp);
+        unsigned char *buf = arena_alloc(&c->arena, len ? len : 1);
+
+        if (!buf) {
+            r = -ENOMEM;
+        } else {
+            protobuf_c_message_pack(resp, buf);
+            grpc_slice out = grpc_slice_from_copied_buffer((const char *)buf, len);
+            c->reply = grpc_raw_byte_buffer_create(&out, 1);
+            grpc_slice_unref(out);
+        }
+    } else if (r >= 0) {
+        r = -EIO; /* a handler that succeeds must produce a response */
+        snprintf(c->msg, sizeof(c->msg), "internal error: no response");
+    }
+    /* Responses may borrow from the request (echoed fields): free it only after packing. */
+    protobuf_c_message_free_unpacked(req, NULL);
+
+    if (r < 0) {
+        grpc_status_code code = csi_status_from_errno(r);
+
+        if (!c->msg[0]) {
+            const char *m = be_last_error();
+            if (m[0])
+                snprintf(c->msg, sizeof(c->msg), "%s", m);
+            else
+                snprintf(c->msg, sizeof(c->msg), "%s", strerror(-r));
+        }
+        if (code == GRPC_STATUS_INTERNAL)
+            log_error("rpc %s: %s: %s", c->m->path, csi_status_name(code), c->msg);
+        else
+            log_info("rpc %s: %s: %s", c->m->path, csi_status_name(code), c->msg);
+        send_reply(c, code, c->msg);
+        return;
+    }
+    log_debug("rpc %s: OK", c->m->path);
+    send_reply(c, GRPC_STATUS_OK, "");
+}
+
+static void *worker_main(void *arg)
+{
+    struct server *s = arg;
+
+    for (;;) {
+        struct csi_call *c;
+
+        pthread_mutex_lock(&s->mu);
+        while (!s->queue_head && !s->workers_exit)
+            pthread_cond_wait(&s->cond, &s->mu);
+        c = s->queue_head;
+        if (!c) {
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        s->queue_head = c->next;
+        if (!s->queue_head)
+            s->queue_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_call(s, c);
+    }
+}
+
+static void *cq_main(void *arg)
+{
+    struct server *s = arg;
+
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                   NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            return NULL;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (ev.tag == &s->shutdown_tag) {
+            pthread_mutex_lock(&s->mu);
+            s->shutdown_done = true;
+            pthread_cond_broadcast(&s->cond);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+
+        struct csi_call *c = ev.tag;
+        if (c->phase == PHASE_REPLY) {
+            call_free(c);
+            continue;
+        }
+        /* PHASE_REQUEST */
+        if (!ev.success || !c->call) {
+            call_free(c); /* the server is shutting down */
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (!stopping && post_request(s, method_index(s, c)) < 0)
+            log_error("grpc: could not re-post a request; capacity for this method drops");
+        queue_push(s, c);
+    }
+}
+
+struct arena *csi_call_arena(struct csi_call *call)
+{
+    return &call->arena;
+}
+
+int csi_call_error(struct csi_call *call, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+struct csi_call *csi_call_new_detached(void)
+{
+    struct csi_call *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->status_details = grpc_empty_slice();
+    arena_init(&c->arena);
+    grpc_metadata_array_init(&c->req_md);
+    grpc_call_details_init(&c->details);
+    return c;
+}
+
+void csi_call_free_detached(struct csi_call *call)
+{
+    call_free(call);
+}
+
+const char *csi_call_message(const struct csi_call *call)
+{
+    return call->msg;
+}
+
+static void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    free(s->registered);
+    free(s->cq_threads);
+    free(s->workers);
+    free(s->socket_path);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+struct server *server_start(const struct server_config *cfg)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    grpc_server_credentials *creds;
+    const char *path;
+
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->cfg = *cfg;
+
+    if (strncmp(cfg->endpoint, "unix://", 7) != 0) {
+        log_error("endpoint %s: only unix:// endpoints are served", cfg->endpoint);
+        goto fail;
+    }
+    path = cfg->endpoint + 7; /* unix:///abs/path -> /abs/path */
+    if (path[0] != '/') {
+        log_error("endpoint %s: the socket path must be absolute", cfg->endpoint);
+        goto fail;
+    }
+    s->socket_path = strdup(path);
+    s->registered = calloc(cfg->n_methods ? cfg->n_methods : 1, sizeof(void *));
+    s->cq_threads = calloc(cfg->cq_threads, sizeof(pthread_t));
+    s->workers = calloc(cfg->workers, sizeof(pthread_t));
+    if (!s->socket_path || !s->registered || !s->cq_threads || !s->workers)
+        goto fail;
+
+    /* A socket left by a crashed daemon would make the bind fail. */
+    if (unlink(s->socket_path) < 0 && errno != ENOENT) {
+        log_error("endpoint %s: cannot remove the stale socket: %s", cfg->endpoint,
+                  strerror(errno));
+        goto fail;
+    }
+
+    grpc_arg args[1];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)(uintptr_t)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = MAX_MESSAGE_BYTES;
+    grpc_channel_args chargs = {.num_args = 1, .args = args};
+
+    s->server = grpc_server_create(&chargs, NULL);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->cq, NULL);
+    for (size_t i = 0; i < cfg->n_methods; i++) {
+        s->registered[i] = grpc_server_register_method(s->server, cfg->methods[i].path, NULL,
+                                                       GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                                                       0);
+        if (!s->registered[i]) {
+            log_error("grpc: cannot register %s", cfg->methods[i].path);
+            goto fail_grpc;
+        }
+    }
+    creds = grpc_insecure_server_credentials_create();
+    /* gRPC wants "unix:/path" or "unix:///path"; both name the same socket. */
+    int port = grpc_server_add_http2_port(s->server, cfg->endpoint, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) {
+        log_error("endpoint %s: cannot listen", cfg->endpoint);
+        goto fail_grpc;
+    }
+    grpc_server_start(s->server);
+    /* Only the owner and its group (kubelet, the sidecars) may talk to the driver. */
+    if (chmod(s->socket_path, 0660) < 0)
+        log_warn("endpoint %s: chmod 0660 failed: %s", cfg->endpoint, strerror(errno));
+
+    for (size_t i = 0; i <= cfg->n_methods; i++)
+        for (int k = 0; k < REQUESTS_PER_METHOD; k++)
+            if (post_request(s, i) < 0)
+                goto fail_started;
+
+    for (size_t i = 0; i < cfg->cq_threads; i++) {
+        if (pthread_create(&s->cq_threads[i], NULL, cq_main, s) != 0)
+            goto fail_started;
+        s->n_cq_threads++;
+    }
+    for (size_t i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+            goto fail_started;
+        s->n_workers++;
+    }
+    log_info("serving CSI on %s (%zu completion-queue threads, %zu workers)", cfg->endpoint,
+             cfg->cq_threads, cfg->workers);
+    return s;
+
+fail_started:
+    server_stop(s, 0);
+    return NULL;
+fail_grpc:
+    /* Not started: no calls exist; destroy needs a shutdown first. */
+    grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+    grpc_server_cancel_all_calls(s->server);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                   NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag)
+            call_free(ev.tag);
+    }
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(s->cq);
+fail:
+    server_free(s);
+    return NULL;
+}
+
+void server_stop(struct server *s, int grace_ms)
+{
+    gpr_timespec deadline;
+    bool cancelled = false;
+
+    /* (a) stop re-posting, (b) ask gRPC to shut down and notify. */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+
+    /* (c) wait for in-flight calls; after the grace period cancel them and keep waiting. */
+    deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms,
+                                                                              GPR_TIMESPAN));
+    pthread_mutex_lock(&s->mu);
+    while (!s->shutdown_done) {
+        if (s->n_cq_threads == 0) {
+            /* Start-up failed before any CQ thread: drain here. */
+            pthread_mutex_unlock(&s->mu);
+            grpc_server_cancel_all_calls(s->server);
+            for (;;) {
+                grpc_event ev = grpc_completion_queue_next(
+                    s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+                    break;
+                if (ev.type == GRPC_OP_COMPLETE && ev.tag)
+                    call_free(ev.tag);
+            }
+            pthread_mutex_lock(&s->mu);
+            s->shutdown_done = true;
+            break;
+        }
+        struct timespec ts = {.tv_sec = deadline.tv_sec, .tv_nsec = deadline.tv_nsec};
+        int r = pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+        if (r == ETIMEDOUT && !cancelled) {
+            pthread_mutex_unlock(&s->mu);
+            log_warn("shutdown: in-flight calls did not finish in %d ms; cancelling them",
+                     grace_ms);
+            grpc_server_cancel_all_calls(s->server);
+            cancelled = true;
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+    /* Every call is answered; workers may exit once the queue is empty. */
+    s->workers_exit = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+
+    /* (d) shut the queue down; CQ threads drain it and exit. */
+    grpc_completion_queue_shutdown(s->cq);
+    for (size_t i = 0; i < s->n_cq_threads; i++)
+        pthread_join(s->cq_threads[i], NULL);
+    /* (e) server, (f) queue. grpc_shutdown() is the caller's, last. */
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_destroy(s->cq);
+    unlink(s->socket_path);
+    server_free(s);
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what building and testing Ordinal needs on Debian 12, only if something is missing.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
+      libcurl4-openssl-dev libcjson-dev libcmocka-dev
+      python3 python3-grpcio python3-protobuf python3-pytest
+      valgrind util-linux e2fsprogs xfsprogs lvm2 openssl)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "deps: installing ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps: need root to install packages" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
