@@ -460,7 +460,8 @@ CSI_HANDLER(list_volumes)
             all = na;
             cap = ncap;
         }
-        memcpy(all + n, page.items, page.n * sizeof(*all));
+        if (page.n)
+            memcpy(all + n, page.items, page.n * sizeof(*all));
         n += page.n;
         be_volume_page_free(&page);
     }

@@ -173,7 +173,8 @@ int fsu_write_atomic(const char *path, const void *data, size_t len, mode_t mode
 
 int fsu_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO in place of the file must not hang the reader. */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     _cleanup_free_ char *buf = NULL;
     struct stat st;
     size_t len = 0;
@@ -422,7 +423,8 @@ static int copy_file(int sdfd, int ddfd, const char *name, const struct statx *s
     struct stat st;
     int r;
 
-    in = openat(sdfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: should a FIFO replace the file after the statx, open must not hang. */
+    in = openat(sdfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (in < 0)
         return be_error(-errno, "cannot open %s: %s", name, strerror(errno));
     if (fstat(in, &st) < 0)

@@ -307,7 +307,7 @@ int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonl
     struct statvfs sv;
     unsigned long keep = 0;
 
-    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+    if (mount(src, dst, "none", MS_BIND, NULL) < 0)
         return be_error(-errno, "cannot bind-mount %s on %s: %s", src, dst, strerror(errno));
     if (flags == 0 && !readonly)
         return 0;
@@ -319,7 +319,7 @@ int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonl
         if (sv.f_flag & ST_NOEXEC)
             keep |= MS_NOEXEC;
     }
-    if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | flags | keep | (readonly ? MS_RDONLY : 0),
+    if (mount("none", dst, "none", MS_REMOUNT | MS_BIND | flags | keep | (readonly ? MS_RDONLY : 0),
               NULL) < 0) {
         int r = -errno;
         umount2(dst, MNT_DETACH | UMOUNT_NOFOLLOW);

@@ -736,7 +736,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     char final[PATH_MAX], parent[PATH_MAX];
     struct be_volume ex;
     struct dir_vol *v;
-    int64_t capacity, src_cap, avail;
+    int64_t capacity, src_cap = 0, avail;
     bool found;
     int r;
 

@@ -198,7 +198,7 @@ class Daemon:
         self.workdir = workdir
         self.root = root
         self.sock = os.path.join(workdir, "csi.sock")
-        self.log_path = os.path.join(workdir, "daemon.log")
+        self.log_path = root + ".log"
         self.proc = None
         self.channel = None
         self.csi = None
@@ -214,9 +214,15 @@ class Daemon:
                  "--dir-root", self.root, "--log-level", "debug"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        self.channel = grpc.insecure_channel("unix://" + self.sock)
-        self.csi = cc.Csi(self.channel, timeout=60.0 * SLOW)
         deadline = time.monotonic() + 15.0 * SLOW
+        while not os.path.exists(self.sock) and time.monotonic() < deadline \
+                and self.proc.poll() is None:
+            time.sleep(0.005)
+        # short reconnect backoff: the socket of the killed daemon may be there for a moment
+        self.channel = grpc.insecure_channel("unix://" + self.sock, options=[
+            ("grpc.initial_reconnect_backoff_ms", 20), ("grpc.min_reconnect_backoff_ms", 20),
+            ("grpc.max_reconnect_backoff_ms", 100)])
+        self.csi = cc.Csi(self.channel, timeout=60.0 * SLOW)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -747,6 +753,11 @@ def run_once(kind, workdir, it, delay):
         if vols or snaps:
             raise Violation("after restart on a clean root: %s %s" % (list(vols), list(snaps)))
         return duration, outcome, wip
+    except Violation as e:
+        raise Violation("%s [daemon log: %s]" % (e, d.log_path))
+    else:
+        if not KEEP:
+            os.unlink(d.log_path)
     finally:
         d.kill()
         if not KEEP:

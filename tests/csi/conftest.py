@@ -148,7 +148,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT)
         log.close()
-        self.channel = grpc.insecure_channel("unix://" + self.sock)
+        self.channel = self.new_channel()
         self.csi = csi_client.CsiClient(self.channel, self.pb, timeout=30.0 * SLOW)
         deadline = time.monotonic() + START_TIMEOUT
         last = None
@@ -160,7 +160,7 @@ class Daemon:
                 pytest.fail("ordinal-csi exited with %d during start-up\n%s"
                             % (rc, self.log_tail()))
             try:
-                resp = self.csi.Probe(timeout=1.0)
+                resp = self.csi.Probe(timeout=1.0, wait_for_ready=True)
                 if not resp.HasField("ready") or resp.ready.value:
                     return self
             except grpc.RpcError as e:
@@ -169,6 +169,16 @@ class Daemon:
         self.kill()
         pytest.fail("ordinal-csi did not answer Probe OK within %.0f s (last: %s)\n%s"
                     % (START_TIMEOUT, last and last.code(), self.log_tail()))
+
+    def new_channel(self):
+        # short reconnect backoff: the socket appears a moment after the process starts
+        return grpc.insecure_channel("unix://" + self.sock, options=[
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.initial_reconnect_backoff_ms", 50),
+            ("grpc.min_reconnect_backoff_ms", 50),
+            ("grpc.max_reconnect_backoff_ms", 250),
+            ("grpc.enable_retries", 0),
+        ])
 
     def _close_channel(self):
         if self.channel is not None:

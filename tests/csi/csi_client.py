@@ -81,12 +81,12 @@ class CsiClient:
             raise AttributeError(name)
         req_cls, stub, _path = methods[name]
 
-        def call(req=None, timeout=None, **kw):
+        def call(req=None, timeout=None, wait_for_ready=None, **kw):
             if req is None:
                 req = req_cls(**kw)
             elif kw:
                 raise TypeError("give a request or keywords, not both")
-            return stub(req, timeout=timeout or self.timeout)
+            return stub(req, timeout=timeout or self.timeout, wait_for_ready=wait_for_ready)
 
         call.__name__ = name
         return call

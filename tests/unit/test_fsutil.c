@@ -199,6 +199,9 @@ static void test_read_file(void **state)
     assert_int_equal(fsu_read_file(f->root, 100, &data, &len), -EINVAL);
     pathf(p, f->root, "missing");
     assert_int_equal(fsu_read_file(p, 100, &data, &len), -ENOENT);
+    pathf(p, f->root, "fifo"); /* must not hang */
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_int_equal(fsu_read_file(p, 100, &data, &len), -EINVAL);
     /* a /proc file reports size 0 but has content */
     assert_int_equal(fsu_read_file("/proc/self/mountinfo", 1 << 24, &data, &len), 0);
     assert_true(len > 0);

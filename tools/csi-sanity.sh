@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the kubernetes-csi conformance suite (csi-sanity) against a fresh ordinal-csi.
+#   tools/csi-sanity.sh /path/to/csi-sanity [build/debug/ordinal-csi] [extra csi-sanity flags]
+# csi-sanity is a Go program from kubernetes-csi/csi-test (cmd/csi-sanity); Debian does not
+# package it, so it is built by hand and never committed here.
+set -euo pipefail
+sanity=${1:?usage: tools/csi-sanity.sh CSI_SANITY [ORDINAL_CSI] [flags...]}
+shift
+binary=${1:-build/debug/ordinal-csi}
+[ $# -gt 0 ] && shift
+work=$(mktemp -d /tmp/ordinal-sanity.XXXXXX)
+mkdir -p "$work/root"
+"$binary" --endpoint "unix://$work/csi.sock" --node-id sanity-node --dir-root "$work/root" \
+    --log-level info >"$work/daemon.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid; echo "daemon exit: $?"; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -S "$work/csi.sock" ] && break; sleep 0.05; done
+"$sanity" --csi.endpoint "$work/csi.sock" --csi.mountdir "$work/mount" \
+    --csi.stagingdir "$work/staging" "$@"
+echo "leftovers under the root after the run:"
+find "$work/root" -mindepth 2 | head
