@@ -29,9 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BE_ID_MAX 128   /* CSI's limit for volume_id, snapshot_id, name */
-#define BE_KEY_MAX 320  /* "<namespace>/<claim>": 63 + 1 + 253, or a CSI name */
-#define BE_MSG_MAX 256  /* a human-readable message */
+#define BE_ID_MAX 128  /* CSI's limit for volume_id, snapshot_id, name */
+#define BE_KEY_MAX 320 /* "<namespace>/<claim>": 63 + 1 + 253, or a CSI name */
+#define BE_MSG_MAX 256 /* a human-readable message */
 #define BE_PATH_MAX 4096
 
 /* A content source of a volume. */
@@ -55,11 +55,11 @@ struct be_param {
 
 /* A volume as a backend knows it. Fixed-size so that it can live on a stack. */
 struct be_volume {
-    char id[BE_ID_MAX + 1];     /* volume_id: "<backend>:<...>", at most 128 bytes */
-    char key[BE_KEY_MAX + 1];   /* identity: "<namespace>/<claim>" or the CSI name */
-    char name[BE_ID_MAX + 1];   /* the CSI name of the last CreateVolume that returned it */
-    int64_t capacity_bytes;     /* the size the volume has, as reported to the CO */
-    enum be_access access;      /* what the volume was made for */
+    char id[BE_ID_MAX + 1];   /* volume_id: "<backend>:<...>", at most 128 bytes */
+    char key[BE_KEY_MAX + 1]; /* identity: "<namespace>/<claim>" or the CSI name */
+    char name[BE_ID_MAX + 1]; /* the CSI name of the last CreateVolume that returned it */
+    int64_t capacity_bytes;   /* the size the volume has, as reported to the CO */
+    enum be_access access;    /* what the volume was made for */
     enum be_source_kind source_kind;
     char source_id[BE_ID_MAX + 1]; /* snapshot or volume id it was made from, or "" */
     int64_t created_sec;           /* creation time, seconds since the epoch */
@@ -69,8 +69,8 @@ struct be_volume {
 };
 
 struct be_snapshot {
-    char id[BE_ID_MAX + 1];        /* snapshot_id */
-    char name[BE_ID_MAX + 1];      /* the CSI name */
+    char id[BE_ID_MAX + 1];   /* snapshot_id */
+    char name[BE_ID_MAX + 1]; /* the CSI name */
     char source_volume_id[BE_ID_MAX + 1];
     int64_t size_bytes;
     int64_t created_sec;
@@ -80,15 +80,15 @@ struct be_snapshot {
 
 /* What CreateVolume asks for, already validated for syntax by the caller. */
 struct be_create_req {
-    const char *name;          /* CSI name, 1..128 bytes, no control characters */
-    const char *key;           /* identity key: "<ns>/<claim>" or equal to name */
-    bool key_is_claim;         /* key came from the PVC parameters */
-    int64_t required_bytes;    /* >= 0, 0 = unset */
-    int64_t limit_bytes;       /* >= 0, 0 = unset */
+    const char *name;       /* CSI name, 1..128 bytes, no control characters */
+    const char *key;        /* identity key: "<ns>/<claim>" or equal to name */
+    bool key_is_claim;      /* key came from the PVC parameters */
+    int64_t required_bytes; /* >= 0, 0 = unset */
+    int64_t limit_bytes;    /* >= 0, 0 = unset */
     enum be_access access;
-    const char *fs_type;       /* requested fs type, "" = backend default */
+    const char *fs_type; /* requested fs type, "" = backend default */
     enum be_source_kind source_kind;
-    const char *source_id;     /* when source_kind != NONE */
+    const char *source_id;         /* when source_kind != NONE */
     const struct be_param *params; /* backend-specific parameters, borrowed */
     size_t n_params;
 };
@@ -99,8 +99,8 @@ struct be_mount_req {
     const char *staging_path; /* absolute, the CO made it (stage) or "" (publish w/o staging) */
     const char *target_path;  /* absolute (publish only) */
     enum be_access access;
-    const char *fs_type;                 /* "" = default */
-    const char *const *mount_flags;      /* borrowed, n_mount_flags entries */
+    const char *fs_type;            /* "" = default */
+    const char *const *mount_flags; /* borrowed, n_mount_flags entries */
     size_t n_mount_flags;
     bool readonly;
 };
@@ -135,7 +135,7 @@ struct backend;
  * -ENOTSUP for it.
  */
 struct be_ops {
-    const char *name;      /* "dir", "lvm": also the volume_id prefix before ':' */
+    const char *name; /* "dir", "lvm": also the volume_id prefix before ':' */
 
     /* Scan the store, finish or roll back what a crash left half done, build the index.
      * Called once before any other slot. */
@@ -173,8 +173,7 @@ struct be_ops {
     int (*publish)(struct backend *b, const struct be_mount_req *req);
     int (*unpublish)(struct backend *b, const char *volume_id, const char *target_path);
     /* Stats of the volume mounted at path: -ENOENT when path is not this volume's mount. */
-    int (*stats)(struct backend *b, const char *volume_id, const char *path,
-                 struct be_stats *ret);
+    int (*stats)(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret);
     /* Grow what lives on the volume mounted at path (filesystem) to the volume's size. */
     int (*node_expand)(struct backend *b, const char *volume_id, const char *path,
                        int64_t *ret_capacity);

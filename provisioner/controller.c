@@ -20,8 +20,8 @@
 
 /* StorageClass parameters, split into what the services use and what goes to the backend. */
 struct params {
-    struct backend *be;          /* borrowed */
-    const char *ns, *claim;      /* borrowed from the request, NULL when absent */
+    struct backend *be;     /* borrowed */
+    const char *ns, *claim; /* borrowed from the request, NULL when absent */
     struct be_param rest[MAX_PARAMS];
     size_t n_rest;
 };
@@ -60,14 +60,16 @@ static int parse_params(struct csi_call *call, struct csi_service *svc,
         if (!ret->be && svc->n_backends > 0)
             ret->be = svc->backends[0];
         if (!ret->be)
-            return csi_call_error(call, -EINVAL, "no storage backend is configured on this "
-                                                 "driver instance");
+            return csi_call_error(call, -EINVAL,
+                                  "no storage backend is configured on this "
+                                  "driver instance");
     } else {
         ret->be = csi_backend_named(svc, backend);
         if (!ret->be)
             return csi_call_error(call, -EINVAL,
                                   "parameters.backend: \"%s\" is not a backend this driver "
-                                  "instance serves", backend);
+                                  "instance serves",
+                                  backend);
     }
     return 0;
 }
@@ -153,16 +155,17 @@ CSI_HANDLER(create_volume)
         if (rc < 0)
             return rc;
         if (i > 0 && acc != access)
-            return csi_call_error(call, -EINVAL, "volume_capabilities: a volume is either block "
-                                                 "or mount, not both");
+            return csi_call_error(call, -EINVAL,
+                                  "volume_capabilities: a volume is either block "
+                                  "or mount, not both");
         access = acc;
         if (!csi_capability_supported(cap, acc, &why))
             return csi_call_error(call, -EINVAL, "%s: %s", field, why);
         if (acc == BE_ACCESS_MOUNT && cap->mount && cap->mount->fs_type && cap->mount->fs_type[0]) {
             if (fs_type[0] && strcmp(fs_type, cap->mount->fs_type) != 0)
                 return csi_call_error(call, -EINVAL,
-                                      "volume_capabilities: conflicting fs_type %s and %s",
-                                      fs_type, cap->mount->fs_type);
+                                      "volume_capabilities: conflicting fs_type %s and %s", fs_type,
+                                      cap->mount->fs_type);
             fs_type = cap->mount->fs_type;
         }
     }
@@ -170,8 +173,9 @@ CSI_HANDLER(create_volume)
     if (rc < 0)
         return rc;
     if (r->n_mutable_parameters > 0)
-        return csi_call_error(call, -EINVAL, "mutable_parameters: this driver does not support "
-                                             "volume modification");
+        return csi_call_error(call, -EINVAL,
+                              "mutable_parameters: this driver does not support "
+                              "volume modification");
     rc = parse_params(call, svc, CSI_KV(r->parameters), r->n_parameters, &p);
     if (rc < 0)
         return rc;
@@ -213,8 +217,9 @@ CSI_HANDLER(create_volume)
         if (!sb || !sb->ops->snapshot_lookup || sb->ops->snapshot_lookup(sb, id, &snap) < 0)
             return csi_call_error(call, -ENOENT, "source snapshot %s does not exist", id);
         if (sb != p.be)
-            return csi_call_error(call, -EINVAL, "source snapshot %s belongs to backend %s, "
-                                                 "the volume to backend %s",
+            return csi_call_error(call, -EINVAL,
+                                  "source snapshot %s belongs to backend %s, "
+                                  "the volume to backend %s",
                                   id, sb->ops->name, p.be->ops->name);
         creq.source_kind = BE_SOURCE_SNAPSHOT;
         creq.source_id = id;
@@ -231,8 +236,9 @@ CSI_HANDLER(create_volume)
         if (!sb || sb->ops->lookup(sb, id, &sv) < 0)
             return csi_call_error(call, -ENOENT, "source volume %s does not exist", id);
         if (sb != p.be)
-            return csi_call_error(call, -EINVAL, "source volume %s belongs to backend %s, "
-                                                 "the volume to backend %s",
+            return csi_call_error(call, -EINVAL,
+                                  "source volume %s belongs to backend %s, "
+                                  "the volume to backend %s",
                                   id, sb->ops->name, p.be->ops->name);
         if (strcmp(sv.key, creq.key) == 0)
             return csi_call_error(call, -EINVAL, "a volume cannot be cloned onto itself");
@@ -240,8 +246,9 @@ CSI_HANDLER(create_volume)
         creq.source_id = id;
         locks[1] = lock_key(call, 'k', sv.key);
     } else if (src) {
-        return csi_call_error(call, -EINVAL, "volume_content_source: snapshot or volume is "
-                                             "required");
+        return csi_call_error(call, -EINVAL,
+                              "volume_content_source: snapshot or volume is "
+                              "required");
     }
     if (creq.source_kind != BE_SOURCE_NONE && !locks[1])
         return -ENOMEM;
@@ -313,8 +320,9 @@ CSI_HANDLER(controller_publish_volume)
     (void)ctx;
     (void)req;
     (void)ret_resp;
-    return csi_call_error(call, -ENOSYS, "ControllerPublishVolume is not offered: volumes are "
-                                         "node-local and need no attach step");
+    return csi_call_error(call, -ENOSYS,
+                          "ControllerPublishVolume is not offered: volumes are "
+                          "node-local and need no attach step");
 }
 
 CSI_HANDLER(controller_unpublish_volume)
@@ -322,8 +330,9 @@ CSI_HANDLER(controller_unpublish_volume)
     (void)ctx;
     (void)req;
     (void)ret_resp;
-    return csi_call_error(call, -ENOSYS, "ControllerUnpublishVolume is not offered: volumes "
-                                         "are node-local and need no attach step");
+    return csi_call_error(call, -ENOSYS,
+                          "ControllerUnpublishVolume is not offered: volumes "
+                          "are node-local and need no attach step");
 }
 
 CSI_HANDLER(controller_modify_volume)
@@ -402,9 +411,8 @@ CSI_HANDLER(validate_volume_capabilities)
             (Csi__V1__ValidateVolumeCapabilitiesResponse__Confirmed__VolumeContextEntry **)
                 r->volume_context;
         c->n_parameters = r->n_parameters;
-        c->parameters =
-            (Csi__V1__ValidateVolumeCapabilitiesResponse__Confirmed__ParametersEntry **)
-                r->parameters;
+        c->parameters = (Csi__V1__ValidateVolumeCapabilitiesResponse__Confirmed__ParametersEntry **)
+                            r->parameters;
         resp->confirmed = c;
     }
     *ret_resp = &resp->base;
@@ -637,8 +645,7 @@ CSI_HANDLER(create_snapshot)
         if (ob->ops->snapshot_list(ob, "", 0, &page) == 0) {
             for (size_t k = 0; k < page.n; k++)
                 if (strcmp(page.items[k].name, r->name) == 0)
-                    rc = csi_call_error(call, -EEXIST,
-                                        "snapshot %s exists for volume %s", r->name,
+                    rc = csi_call_error(call, -EEXIST, "snapshot %s exists for volume %s", r->name,
                                         page.items[k].source_volume_id);
             be_snapshot_page_free(&page);
         }
@@ -671,7 +678,8 @@ CSI_HANDLER(delete_snapshot)
     if (!r->snapshot_id || !r->snapshot_id[0])
         return csi_call_error(call, -EINVAL, "snapshot_id is required");
     be = csi_backend_for_id(svc, r->snapshot_id);
-    if (be && be->ops->snapshot_lookup && be->ops->snapshot_lookup(be, r->snapshot_id, &snap) == 0) {
+    if (be && be->ops->snapshot_lookup &&
+        be->ops->snapshot_lookup(be, r->snapshot_id, &snap) == 0) {
         locks[0] = lock_key(call, 's', snap.name);
         if (!locks[0])
             return -ENOMEM;
@@ -709,7 +717,8 @@ CSI_HANDLER(list_snapshots)
         all = arena_alloc(a, sizeof(*all));
         if (!all)
             return -ENOMEM;
-        if (be && be->ops->snapshot_lookup && be->ops->snapshot_lookup(be, r->snapshot_id, all) == 0 &&
+        if (be && be->ops->snapshot_lookup &&
+            be->ops->snapshot_lookup(be, r->snapshot_id, all) == 0 &&
             (!r->source_volume_id || !r->source_volume_id[0] ||
              strcmp(all->source_volume_id, r->source_volume_id) == 0))
             n = 1;
@@ -813,8 +822,9 @@ CSI_HANDLER(controller_expand_volume)
     if (!r->capacity_range)
         return csi_call_error(call, -EINVAL, "capacity_range is required");
     if (r->capacity_range->required_bytes == 0 && r->capacity_range->limit_bytes == 0)
-        return csi_call_error(call, -EINVAL, "capacity_range: required_bytes or limit_bytes "
-                                             "must be set");
+        return csi_call_error(call, -EINVAL,
+                              "capacity_range: required_bytes or limit_bytes "
+                              "must be set");
     rc = check_range(call, r->capacity_range);
     if (rc < 0)
         return rc;

@@ -11,7 +11,9 @@
 #include "util.h"
 
 #define M(svc, name, msg, fn)                                                                      \
-    {"/csi.v1." svc "/" name, &csi__v1__##msg##__descriptor, csi_##fn}
+    {                                                                                              \
+        "/csi.v1." svc "/" name, &csi__v1__##msg##__descriptor, csi_##fn                           \
+    }
 
 const struct csi_method csi_methods[] = {
     M("Identity", "GetPluginInfo", get_plugin_info_request, get_plugin_info),
@@ -88,7 +90,8 @@ int csi_check_capability(struct csi_call *call, const Csi__V1__VolumeCapability 
     if (!cap->access_mode)
         return csi_call_error(call, -EINVAL, "%s.access_mode is required", field);
     if (cap->access_mode->mode == CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__UNKNOWN ||
-        cap->access_mode->mode > CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_MULTI_WRITER)
+        cap->access_mode->mode >
+            CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_MULTI_WRITER)
         return csi_call_error(call, -EINVAL, "%s.access_mode.mode %d is not a known mode", field,
                               (int)cap->access_mode->mode);
     switch (cap->access_type_case) {

@@ -28,14 +28,14 @@
 enum csi_mode { CSI_MODE_NODE = 0, CSI_MODE_CONTROLLER = 1 };
 
 struct csi_service {
-    const char *driver_name;      /* borrowed */
-    const char *version;          /* borrowed */
-    const char *node_id;          /* borrowed */
+    const char *driver_name; /* borrowed */
+    const char *version;     /* borrowed */
+    const char *node_id;     /* borrowed */
     enum csi_mode mode;
     int64_t max_volumes_per_node;
     struct backend *backends[CSI_MAX_BACKENDS]; /* owned, sorted by ops->name */
     size_t n_backends;
-    struct lock_table *locks;     /* owned */
+    struct lock_table *locks; /* owned */
 };
 
 /* Every method the daemon serves, for the server's registration. */

@@ -46,22 +46,23 @@ struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: ordinal-csi [OPTIONS]\n"
-            "CSI driver giving every StatefulSet ordinal its own durable volume.\n\n"
-            "  --endpoint unix:///PATH      socket to serve CSI on (required)\n"
-            "  --node-id ID                 this node's id (default: the host name)\n"
-            "  --driver-name NAME           CSI driver name (default %s)\n"
-            "  --mode node|controller       node serves Identity, Controller and Node;\n"
-            "                               controller serves Identity and Controller (default node)\n"
-            "  --dir-root PATH              root of the directory backend\n"
-            "                               (default %s in node mode)\n"
-            "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
-            "  --log-level LEVEL            debug, info, warn or error (default info)\n"
-            "  --log-format FORMAT          text or json (default text)\n"
-            "  --version                    print the version and exit\n"
-            "  --help                       print this help and exit\n",
-            DEFAULT_DRIVER_NAME, DEFAULT_DIR_ROOT);
+    fprintf(
+        f,
+        "Usage: ordinal-csi [OPTIONS]\n"
+        "CSI driver giving every StatefulSet ordinal its own durable volume.\n\n"
+        "  --endpoint unix:///PATH      socket to serve CSI on (required)\n"
+        "  --node-id ID                 this node's id (default: the host name)\n"
+        "  --driver-name NAME           CSI driver name (default %s)\n"
+        "  --mode node|controller       node serves Identity, Controller and Node;\n"
+        "                               controller serves Identity and Controller (default node)\n"
+        "  --dir-root PATH              root of the directory backend\n"
+        "                               (default %s in node mode)\n"
+        "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
+        "  --log-level LEVEL            debug, info, warn or error (default info)\n"
+        "  --log-format FORMAT          text or json (default text)\n"
+        "  --version                    print the version and exit\n"
+        "  --help                       print this help and exit\n",
+        DEFAULT_DRIVER_NAME, DEFAULT_DIR_ROOT);
 }
 
 static int bad_flag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -111,8 +112,18 @@ static bool driver_name_ok(const char *s)
 /* Returns -1 to go on, or the exit code. */
 static int parse_args(int argc, char **argv, struct options *o, char *hostname, size_t hlen)
 {
-    enum { O_ENDPOINT = 1, O_NODE_ID, O_DRIVER, O_MODE, O_DIR_ROOT, O_MAXVOL, O_LEVEL, O_FORMAT,
-           O_VERSION, O_HELP };
+    enum {
+        O_ENDPOINT = 1,
+        O_NODE_ID,
+        O_DRIVER,
+        O_MODE,
+        O_DIR_ROOT,
+        O_MAXVOL,
+        O_LEVEL,
+        O_FORMAT,
+        O_VERSION,
+        O_HELP
+    };
     static const struct option longopts[] = {
         {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"node-id", required_argument, NULL, O_NODE_ID},
@@ -128,8 +139,10 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
     };
     int c;
 
-    *o = (struct options){.driver_name = DEFAULT_DRIVER_NAME, .mode = CSI_MODE_NODE,
-                          .log_level = LOG_INFO, .log_format = LOG_TEXT};
+    *o = (struct options){.driver_name = DEFAULT_DRIVER_NAME,
+                          .mode = CSI_MODE_NODE,
+                          .log_level = LOG_INFO,
+                          .log_format = LOG_TEXT};
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -189,7 +202,8 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         return bad_flag("--endpoint is required");
     if (strncmp(o->endpoint, "unix://", 7) != 0 || o->endpoint[7] != '/' ||
         strlen(o->endpoint + 7) >= 108)
-        return bad_flag("--endpoint %s: must be unix:///ABSOLUTE/PATH (at most 107 bytes)", o->endpoint);
+        return bad_flag("--endpoint %s: must be unix:///ABSOLUTE/PATH (at most 107 bytes)",
+                        o->endpoint);
     if (!o->node_id) {
         if (gethostname(hostname, hlen) < 0 || !hostname[0])
             return bad_flag("--node-id is required: the host name is unknown");
@@ -198,10 +212,12 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
     }
     if (!topology_value_ok(o->node_id))
         return bad_flag("--node-id %s: must be 1-63 characters of [A-Za-z0-9-_.], starting and "
-                        "ending with a letter or digit (it is a topology value)", o->node_id);
+                        "ending with a letter or digit (it is a topology value)",
+                        o->node_id);
     if (!driver_name_ok(o->driver_name))
         return bad_flag("--driver-name %s: must be 1-63 characters of [A-Za-z0-9-.], starting "
-                        "and ending with a letter or digit", o->driver_name);
+                        "and ending with a letter or digit",
+                        o->driver_name);
     if (!o->dir_root && o->mode == CSI_MODE_NODE)
         o->dir_root = DEFAULT_DIR_ROOT;
     if (o->dir_root && o->dir_root[0] != '/')

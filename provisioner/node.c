@@ -153,8 +153,9 @@ CSI_HANDLER(node_publish_volume)
         return rc;
     /* STAGE_UNSTAGE_VOLUME is advertised, so the CO must have staged the volume. */
     if (!r->staging_target_path || !r->staging_target_path[0])
-        return csi_call_error(call, -ENOTCONN, "staging_target_path is required: this driver "
-                                               "stages volumes before publishing them");
+        return csi_call_error(call, -ENOTCONN,
+                              "staging_target_path is required: this driver "
+                              "stages volumes before publishing them");
     if ((rc = csi_check_path(call, r->staging_target_path, "staging_target_path")) < 0)
         return rc;
     if (!csi_capability_supported(r->volume_capability, vol.access, &why))
@@ -163,8 +164,9 @@ CSI_HANDLER(node_publish_volume)
     m.staging_path = r->staging_target_path;
     m.target_path = r->target_path;
     m.access = acc;
-    m.readonly = r->readonly || r->volume_capability->access_mode->mode ==
-                                    CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_READER_ONLY;
+    m.readonly =
+        r->readonly || r->volume_capability->access_mode->mode ==
+                           CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_READER_ONLY;
     mount_req_from_cap(&m, r->volume_capability);
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
@@ -179,8 +181,7 @@ CSI_HANDLER(node_publish_volume)
 CSI_HANDLER(node_unpublish_volume)
 {
     struct csi_service *svc = ctx;
-    const Csi__V1__NodeUnpublishVolumeRequest *r =
-        (const Csi__V1__NodeUnpublishVolumeRequest *)req;
+    const Csi__V1__NodeUnpublishVolumeRequest *r = (const Csi__V1__NodeUnpublishVolumeRequest *)req;
     struct be_volume vol;
     struct backend *be;
     struct stat st;
@@ -246,8 +247,7 @@ CSI_HANDLER(node_get_volume_stats)
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
         return rc;
     /* A relative path cannot be where a volume is mounted: NOT_FOUND, as for any wrong path. */
-    rc = r->volume_path[0] == '/' ? be->ops->stats(be, r->volume_id, r->volume_path, &st)
-                                  : -ENOENT;
+    rc = r->volume_path[0] == '/' ? be->ops->stats(be, r->volume_id, r->volume_path, &st) : -ENOENT;
     if (rc == -ENOENT)
         return csi_call_error(call, -ENOENT, "volume %s is not staged or published at %s",
                               r->volume_id, r->volume_path);
@@ -264,8 +264,7 @@ CSI_HANDLER(node_get_volume_stats)
                                          st.bytes_used, st.bytes_available);
     if (st.inodes_total >= 0)
         resp->usage[resp->n_usage++] = usage(call, CSI__V1__VOLUME_USAGE__UNIT__INODES,
-                                             st.inodes_total, st.inodes_used,
-                                             st.inodes_available);
+                                             st.inodes_total, st.inodes_used, st.inodes_available);
     resp->volume_condition = csi_condition_msg(call, st.abnormal, st.condition);
     for (size_t i = 0; i < resp->n_usage; i++)
         if (!resp->usage[i])
@@ -293,8 +292,8 @@ CSI_HANDLER(node_expand_volume)
         return csi_call_error(call, -EINVAL, "volume_id is required");
     if (!r->volume_path || !r->volume_path[0])
         return csi_call_error(call, -EINVAL, "volume_path is required");
-    if (r->capacity_range && (r->capacity_range->required_bytes < 0 ||
-                              r->capacity_range->limit_bytes < 0))
+    if (r->capacity_range &&
+        (r->capacity_range->required_bytes < 0 || r->capacity_range->limit_bytes < 0))
         return csi_call_error(call, -EINVAL, "capacity_range: negative sizes are not allowed");
     if (r->volume_capability) {
         enum be_access acc;
@@ -310,9 +309,9 @@ CSI_HANDLER(node_expand_volume)
     }
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
-    rc = r->volume_path[0] == '/' ? be->ops->node_expand(be, r->volume_id, r->volume_path,
-                                                         &capacity)
-                                  : -ENOENT;
+    rc = r->volume_path[0] == '/'
+             ? be->ops->node_expand(be, r->volume_id, r->volume_path, &capacity)
+             : -ENOENT;
     csi_unlock(svc, &key, 1);
     if (rc == -ENOENT)
         return csi_call_error(call, -ENOENT, "volume %s is not staged or published at %s",

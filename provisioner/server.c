@@ -45,38 +45,38 @@ struct server;
 
 struct csi_call {
     enum phase phase;
-    struct server *srv;             /* borrowed */
-    const struct csi_method *m;     /* borrowed; NULL for an unregistered method */
-    void *registered;               /* registered method handle of m */
-    grpc_call *call;                /* owned: one ref, dropped when freed */
+    struct server *srv;         /* borrowed */
+    const struct csi_method *m; /* borrowed; NULL for an unregistered method */
+    void *registered;           /* registered method handle of m */
+    grpc_call *call;            /* owned: one ref, dropped when freed */
     gpr_timespec deadline;
-    grpc_metadata_array req_md;     /* owned array, elements owned by the call */
-    grpc_call_details details;      /* unregistered calls only */
-    grpc_byte_buffer *payload;      /* owned, request message */
-    grpc_byte_buffer *reply;        /* owned, response message */
-    int cancelled;                  /* RECV_CLOSE_ON_SERVER result */
-    grpc_slice status_details;      /* owned */
+    grpc_metadata_array req_md; /* owned array, elements owned by the call */
+    grpc_call_details details;  /* unregistered calls only */
+    grpc_byte_buffer *payload;  /* owned, request message */
+    grpc_byte_buffer *reply;    /* owned, response message */
+    int cancelled;              /* RECV_CLOSE_ON_SERVER result */
+    grpc_slice status_details;  /* owned */
     struct arena arena;
-    char msg[512];                  /* status message of a failing call */
-    struct csi_call *next;          /* work queue link */
+    char msg[512];         /* status message of a failing call */
+    struct csi_call *next; /* work queue link */
 };
 
 struct server {
     grpc_server *server;
     grpc_completion_queue *cq;
     struct server_config cfg;
-    void **registered;              /* owned array, one handle per method */
+    void **registered; /* owned array, one handle per method */
     pthread_t *cq_threads, *workers;
     size_t n_cq_threads, n_workers;
-    char *socket_path;              /* owned */
+    char *socket_path; /* owned */
 
     pthread_mutex_t mu;
-    pthread_cond_t cond;            /* work queued, shutdown tag seen, worker exit */
+    pthread_cond_t cond; /* work queued, shutdown tag seen, worker exit */
     struct csi_call *queue_head, *queue_tail;
-    bool stopping;                  /* no more re-posts */
+    bool stopping; /* no more re-posts */
     bool workers_exit;
-    bool shutdown_done;             /* the shutdown tag came back */
-    int shutdown_tag;               /* its address is the tag */
+    bool shutdown_done; /* the shutdown tag came back */
+    int shutdown_tag;   /* its address is the tag */
 };
 
 static void call_free(struct csi_call *c)
@@ -117,8 +117,7 @@ static int post_request(struct server *s, size_t i)
                                                 &c->req_md, &c->payload, s->cq, s->cq, c);
     } else {
         grpc_call_details_init(&c->details);
-        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq,
-                                     c);
+        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq, c);
     }
     if (e != GRPC_CALL_OK) {
         log_error("grpc: posting a request failed: %d", (int)e);
@@ -288,8 +287,8 @@ static void *cq_main(void *arg)
     struct server *s = arg;
 
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             return NULL;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -417,9 +416,8 @@ struct server *server_start(const struct server_config *cfg)
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     for (size_t i = 0; i < cfg->n_methods; i++) {
-        s->registered[i] = grpc_server_register_method(s->server, cfg->methods[i].path, NULL,
-                                                       GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-                                                       0);
+        s->registered[i] = grpc_server_register_method(
+            s->server, cfg->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (!s->registered[i]) {
             log_error("grpc: cannot register %s", cfg->methods[i].path);
             goto fail_grpc;
@@ -465,8 +463,8 @@ fail_grpc:
     grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
     grpc_server_cancel_all_calls(s->server);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
             break;
         if (ev.type == GRPC_OP_COMPLETE && ev.tag)
@@ -495,8 +493,8 @@ void server_stop(struct server *s, int grace_ms)
     grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 
     /* (c) wait for in-flight calls; after the grace period cancel them and keep waiting. */
-    deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms,
-                                                                              GPR_TIMESPAN));
+    deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
     pthread_mutex_lock(&s->mu);
     while (!s->shutdown_done) {
         if (s->n_cq_threads == 0) {
@@ -504,8 +502,8 @@ void server_stop(struct server *s, int grace_ms)
             pthread_mutex_unlock(&s->mu);
             grpc_server_cancel_all_calls(s->server);
             for (;;) {
-                grpc_event ev = grpc_completion_queue_next(
-                    s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                grpc_event ev =
+                    grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
                 if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
                     break;
                 if (ev.type == GRPC_OP_COMPLETE && ev.tag)

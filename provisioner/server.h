@@ -26,18 +26,18 @@ typedef int (*csi_handler_fn)(struct csi_call *call, void *ctx, const ProtobufCM
                               ProtobufCMessage **ret_resp);
 
 struct csi_method {
-    const char *path;                         /* "/csi.v1.Node/NodePublishVolume" */
+    const char *path;                          /* "/csi.v1.Node/NodePublishVolume" */
     const ProtobufCMessageDescriptor *request; /* descriptor of the request message */
     csi_handler_fn handler;
 };
 
 struct server_config {
-    const char *endpoint;         /* "unix:///path" */
-    size_t cq_threads;            /* >= 1 */
-    size_t workers;               /* >= 1 */
+    const char *endpoint;             /* "unix:///path" */
+    size_t cq_threads;                /* >= 1 */
+    size_t workers;                   /* >= 1 */
     const struct csi_method *methods; /* borrowed, n_methods entries, live as long as the server */
     size_t n_methods;
-    void *ctx;                    /* passed to every handler */
+    void *ctx; /* passed to every handler */
 };
 
 struct server;

@@ -63,8 +63,7 @@ static bool unescape(const char *s, size_t n, char *out)
         if (s[i] == '\\') {
             unsigned v;
 
-            if (i + 3 >= n || !is_octal(s[i + 1]) || !is_octal(s[i + 2]) ||
-                !is_octal(s[i + 3]))
+            if (i + 3 >= n || !is_octal(s[i + 1]) || !is_octal(s[i + 2]) || !is_octal(s[i + 3]))
                 return false;
             v = (unsigned)(s[i + 1] - '0') * 64 + (unsigned)(s[i + 2] - '0') * 8 +
                 (unsigned)(s[i + 3] - '0');
@@ -150,8 +149,8 @@ static bool parse_line(const char *line, size_t len, struct mnt_entry *e)
     if (!block)
         return false;
     w = block;
-    char **dst[7] = {&e->root, &e->mount_point, &e->options, NULL, &e->fstype, &e->source,
-                     &e->super_options};
+    char **dst[7] = {&e->root,   &e->mount_point, &e->options,      NULL,
+                     &e->fstype, &e->source,      &e->super_options};
     size_t idx[7] = {3, 4, 5, 0, 6, 7, 8};
     for (int i = 0; i < 7; i++) {
         if (!dst[i])
@@ -286,8 +285,10 @@ int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags
         if (!s)
             return be_error(-EINVAL, "mount flag %zu is missing", i);
         if (strchr(s, ',') || strchr(s, '='))
-            return be_error(-EINVAL, "mount flag \"%.64s\": data options are not supported by "
-                                     "bind mounts", s);
+            return be_error(-EINVAL,
+                            "mount flag \"%.64s\": data options are not supported by "
+                            "bind mounts",
+                            s);
         for (size_t k = 0; k < ARRAY_SIZE(flag_defs); k++) {
             if (strcmp(s, flag_defs[k].name) == 0) {
                 f = (f & ~flag_defs[k].clear) | flag_defs[k].set;

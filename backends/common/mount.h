@@ -19,9 +19,9 @@ struct mnt_entry {
     int mount_id;
     int parent_id;
     unsigned major, minor;
-    char *root;          /* the path inside the filesystem that is mounted */
+    char *root; /* the path inside the filesystem that is mounted */
     char *mount_point;
-    char *options;       /* per-mount options: "rw,nosuid,relatime" */
+    char *options; /* per-mount options: "rw,nosuid,relatime" */
     char *fstype;
     char *source;
     char *super_options; /* per-superblock options */
@@ -30,7 +30,7 @@ struct mnt_entry {
 struct mnt_table {
     struct mnt_entry *entries; /* owned, n entries, in file order */
     size_t n;
-    size_t skipped;            /* malformed lines that were ignored */
+    size_t skipped; /* malformed lines that were ignored */
 };
 
 /* Parse mountinfo text of len bytes (need not be NUL-terminated). Malformed lines are counted

@@ -239,8 +239,8 @@ void dir__remove_meta_temps(const char *dir, const char *meta)
         size_t n = strlen(de->d_name);
 
         /* "<meta>.XXXXXX.tmp" */
-        if (n == ml + 1 + 6 + sl && strncmp(de->d_name, meta, ml) == 0 &&
-            de->d_name[ml] == '.' && strcmp(de->d_name + n - sl, FSU_TMP_SUFFIX) == 0)
+        if (n == ml + 1 + 6 + sl && strncmp(de->d_name, meta, ml) == 0 && de->d_name[ml] == '.' &&
+            strcmp(de->d_name + n - sl, FSU_TMP_SUFFIX) == 0)
             unlinkat(dirfd(dd), de->d_name, 0);
     }
     closedir(dd);
@@ -583,8 +583,10 @@ static int check_create_req(const struct be_create_req *req)
     if (!req->key)
         return be_error(-EINVAL, "volume key missing");
     if (req->key_is_claim && !dir__valid_claim_key(req->key))
-        return be_error(-EINVAL, "invalid claim key \"%.80s\": want <namespace>/<claim name> "
-                                 "(DNS-1123 label / subdomain)", req->key);
+        return be_error(-EINVAL,
+                        "invalid claim key \"%.80s\": want <namespace>/<claim name> "
+                        "(DNS-1123 label / subdomain)",
+                        req->key);
     if (!req->key_is_claim && !dir__valid_plain_name(req->key))
         return be_error(-EINVAL, "invalid volume key: want a plain name like a CSI name");
     if (req->access != BE_ACCESS_MOUNT)
@@ -795,8 +797,8 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     if (r == 0)
         r = dir__path(final, sizeof(final), "%s/%s", d->root, rel);
     if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root,
-                      (int)(strchr(rel, '/') - rel), rel);
+        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
+                      rel);
     if (r < 0)
         goto out_tmp;
     if (src[0]) {
@@ -912,8 +914,8 @@ static int dir_remove(struct backend *b, const char *id)
     if (r == 0)
         r = dir__path(data, sizeof(data), "%s/data", path);
     if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root,
-                      (int)(strchr(rel, '/') - rel), rel);
+        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
+                      rel);
     if (r == 0)
         r = fsu_random_hex(hex, 8);
     if (r == 0)

@@ -18,8 +18,8 @@
 
 #define DIR_VOLUME_META "volume.meta"
 #define DIR_SNAPSHOT_META "snapshot.meta"
-#define DIR_META_MAX 8192         /* cap of a meta file we read */
-#define DIR_ROOT_MAX 2048         /* longest root path accepted */
+#define DIR_META_MAX 8192 /* cap of a meta file we read */
+#define DIR_ROOT_MAX 2048 /* longest root path accepted */
 #define DIR_DEFAULT_CAPACITY (1LL << 30)
 
 /* A volume in the index: one allocation holding the struct and its strings. */

@@ -137,8 +137,9 @@ int dir__unstage(struct backend *b, const char *volume_id, const char *staging_p
     if (r < 0)
         return r;
     if (lstat(staging_path, &st) < 0)
-        return errno == ENOENT ? 0 : be_error(-errno, "cannot stat %s: %s", staging_path,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : be_error(-errno, "cannot stat %s: %s", staging_path, strerror(errno));
     r = unmount_all(staging_path);
     return r < 0 ? r : 0;
 }
@@ -185,8 +186,7 @@ int dir__publish(struct backend *b, const struct be_mount_req *req)
     if (mkdir(req->target_path, 0750) == 0) {
         created = true;
     } else if (errno == ENOENT) {
-        return be_error(-ENOENT, "the parent of target path %s does not exist",
-                        req->target_path);
+        return be_error(-ENOENT, "the parent of target path %s does not exist", req->target_path);
     } else if (errno != EEXIST) {
         return be_error(-errno, "cannot create %s: %s", req->target_path, strerror(errno));
     } else if (lstat(req->target_path, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -220,8 +220,9 @@ int dir__unpublish(struct backend *b, const char *volume_id, const char *target_
     if (r < 0)
         return r;
     if (lstat(target_path, &st) < 0)
-        return errno == ENOENT ? 0 : be_error(-errno, "cannot stat %s: %s", target_path,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : be_error(-errno, "cannot stat %s: %s", target_path, strerror(errno));
     r = unmount_all(target_path);
     if (r < 0)
         return r;

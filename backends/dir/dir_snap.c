@@ -290,8 +290,7 @@ int dir__snapshot_create(struct backend *b, const char *name, const char *source
     pthread_mutex_lock(&d->lock);
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
         r = errno == EEXIST || errno == ENOTEMPTY
-                ? be_error(-EEXIST, "%s is in the way and is not a snapshot of this backend",
-                           final)
+                ? be_error(-EEXIST, "%s is in the way and is not a snapshot of this backend", final)
                 : be_error(-errno, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
         pthread_mutex_unlock(&d->lock);
         goto out_tmp;

@@ -28,8 +28,8 @@
 #define GiB (1LL << 30)
 
 struct fx {
-    char root[64];  /* the backend root */
-    char node[64];  /* staging and target paths live here */
+    char root[64]; /* the backend root */
+    char node[64]; /* staging and target paths live here */
     struct backend *b;
 };
 
@@ -137,8 +137,7 @@ static void assert_file(const char *path, const char *content)
     free(data);
 }
 
-static struct be_create_req claim_req(const char *key, const char *name, int64_t req,
-                                      int64_t lim)
+static struct be_create_req claim_req(const char *key, const char *name, int64_t req, int64_t lim)
 {
     struct be_create_req r = {
         .name = name,
@@ -310,10 +309,10 @@ static void test_create_invalid(void **state)
 {
     struct fx *f = *state;
     char long129[130], ns64[70];
-    const char *bad_names[] = {"..", ".", "a/b", "x\x01", "", "tab\there", "del\x7f",
-                               "c1-\xc2\x85", long129, "/abs"};
-    const char *bad_keys[] = {"Default/x", "ns/", "/x", "ns/a/b", "-ns/x", "ns/x-", "ns/a..b",
-                              ns64, "nsonly", "ns/.x", "ns/x.", "n_s/x", "ns/A"};
+    const char *bad_names[] = {"..",        ".",       "a/b",         "x\x01", "",
+                               "tab\there", "del\x7f", "c1-\xc2\x85", long129, "/abs"};
+    const char *bad_keys[] = {"Default/x", "ns/",    "/x",    "ns/a/b", "-ns/x", "ns/x-", "ns/a..b",
+                              ns64,        "nsonly", "ns/.x", "ns/x.",  "n_s/x", "ns/A"};
     struct be_create_req r;
     struct be_param param = {"fsType", "ext4"};
     struct be_volume v;

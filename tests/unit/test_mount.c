@@ -145,13 +145,20 @@ static void test_flags(void **state)
         const char *flag;
         unsigned long bits;
     } one[] = {
-        {"ro", MS_RDONLY},          {"rw", 0},
-        {"bind", 0},                {"defaults", 0},
-        {"noexec", MS_NOEXEC},      {"nosuid", MS_NOSUID},
-        {"nodev", MS_NODEV},        {"noatime", MS_NOATIME},
-        {"nodiratime", MS_NODIRATIME}, {"relatime", MS_RELATIME},
-        {"strictatime", MS_STRICTATIME}, {"sync", MS_SYNCHRONOUS},
-        {"dirsync", MS_DIRSYNC},    {"exec", 0},
+        {"ro", MS_RDONLY},
+        {"rw", 0},
+        {"bind", 0},
+        {"defaults", 0},
+        {"noexec", MS_NOEXEC},
+        {"nosuid", MS_NOSUID},
+        {"nodev", MS_NODEV},
+        {"noatime", MS_NOATIME},
+        {"nodiratime", MS_NODIRATIME},
+        {"relatime", MS_RELATIME},
+        {"strictatime", MS_STRICTATIME},
+        {"sync", MS_SYNCHRONOUS},
+        {"dirsync", MS_DIRSYNC},
+        {"exec", 0},
     };
     unsigned long f = 12345;
 

@@ -239,8 +239,8 @@ static int fake_stats(struct backend *b, const char *id, const char *path, struc
     (void)id;
     if (strcmp(path, "/mnt/target") != 0)
         return -ENOENT;
-    *ret = (struct be_stats){.bytes_total = 100, .bytes_used = 40, .bytes_available = 60,
-                             .inodes_total = -1};
+    *ret = (struct be_stats){
+        .bytes_total = 100, .bytes_used = 40, .bytes_available = 60, .inodes_total = -1};
     return 0;
 }
 
@@ -255,12 +255,23 @@ static int fake_node_expand(struct backend *b, const char *id, const char *path,
 }
 
 static const struct be_ops fake_ops_dir = {
-    .name = "dir", .create = fake_create, .remove = fake_remove, .lookup = fake_lookup,
-    .list = fake_list, .expand = fake_expand, .capacity = fake_capacity,
-    .snapshot_create = fake_snap_create, .snapshot_remove = fake_snap_remove,
-    .snapshot_lookup = fake_snap_lookup, .snapshot_list = fake_snap_list, .stage = fake_stage,
-    .unstage = fake_unpublish, .publish = fake_publish, .unpublish = fake_unpublish,
-    .stats = fake_stats, .node_expand = fake_node_expand,
+    .name = "dir",
+    .create = fake_create,
+    .remove = fake_remove,
+    .lookup = fake_lookup,
+    .list = fake_list,
+    .expand = fake_expand,
+    .capacity = fake_capacity,
+    .snapshot_create = fake_snap_create,
+    .snapshot_remove = fake_snap_remove,
+    .snapshot_lookup = fake_snap_lookup,
+    .snapshot_list = fake_snap_list,
+    .stage = fake_stage,
+    .unstage = fake_unpublish,
+    .publish = fake_publish,
+    .unpublish = fake_unpublish,
+    .stats = fake_stats,
+    .node_expand = fake_node_expand,
 };
 static struct be_ops fake_ops_aaa;
 
@@ -304,8 +315,7 @@ static int teardown(void **state)
 }
 
 /* Run a handler on a detached call; returns its result, the message in msg. */
-typedef int (*handler_fn)(struct csi_call *, void *, const ProtobufCMessage *,
-                          ProtobufCMessage **);
+typedef int (*handler_fn)(struct csi_call *, void *, const ProtobufCMessage *, ProtobufCMessage **);
 
 static int run(struct fixture *fx, handler_fn h, const void *req, char *msg, size_t msglen,
                void *resp_copy, size_t resp_size)
@@ -442,7 +452,7 @@ static void test_create_required_fields_first(void **state)
 
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "name is required");
-    r.name = (char *)(uintptr_t)"v1";
+    r.name = (char *)(uintptr_t) "v1";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "volume_capabilities is required");
     assert_int_equal(fx->dir.creates, 0);
@@ -456,7 +466,7 @@ static void test_create_capabilities(void **state)
     Csi__V1__VolumeCapability *caps[2];
     char msg[256];
 
-    r.name = (char *)(uintptr_t)"v1";
+    r.name = (char *)(uintptr_t) "v1";
     r.volume_capabilities = caps;
     r.n_volume_capabilities = 1;
     make_cap(&a, false, CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_MULTI_WRITER);
@@ -478,7 +488,7 @@ static void test_create_capabilities(void **state)
     r.n_volume_capabilities = 2;
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_non_null(strstr(msg, "block or mount"));
-    a.mount.volume_mount_group = (char *)(uintptr_t)"1000";
+    a.mount.volume_mount_group = (char *)(uintptr_t) "1000";
     r.n_volume_capabilities = 1;
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_non_null(strstr(msg, "volume_mount_group"));
@@ -566,11 +576,11 @@ static void test_create_topology(void **state)
     char msg[256];
 
     make_cap(&cs, false, SNW);
-    r.name = (char *)(uintptr_t)"v1";
+    r.name = (char *)(uintptr_t) "v1";
     r.n_volume_capabilities = 1;
     r.volume_capabilities = &cs.ptr;
     seg.key = (char *)(uintptr_t)CSI_TOPOLOGY_KEY;
-    seg.value = (char *)(uintptr_t)"node-2";
+    seg.value = (char *)(uintptr_t) "node-2";
     t.n_segments = 1;
     t.segments = &sp;
     tr.n_requisite = 1;
@@ -578,13 +588,13 @@ static void test_create_topology(void **state)
     r.accessibility_requirements = &tr;
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -ENOSPC);
     assert_non_null(strstr(msg, "node-1"));
-    seg.value = (char *)(uintptr_t)"node-1";
+    seg.value = (char *)(uintptr_t) "node-1";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), 0);
     /* preferred only: placed here */
     tr.n_requisite = 0;
     tr.n_preferred = 1;
     tr.preferred = &tp;
-    seg.value = (char *)(uintptr_t)"node-9";
+    seg.value = (char *)(uintptr_t) "node-9";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), 0);
 }
 
@@ -617,17 +627,17 @@ static void test_create_content_sources(void **state)
 
     assert_int_equal(create(fx, "src", NULL, 0, 0, msg, NULL), 0);
     make_cap(&cs, false, SNW);
-    r.name = (char *)(uintptr_t)"clone";
+    r.name = (char *)(uintptr_t) "clone";
     r.n_volume_capabilities = 1;
     r.volume_capabilities = &cs.ptr;
     r.volume_content_source = &src;
     src.type_case = CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_VOLUME;
     src.volume = &vs;
-    vs.volume_id = (char *)(uintptr_t)"dir:missing";
+    vs.volume_id = (char *)(uintptr_t) "dir:missing";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -ENOENT);
-    vs.volume_id = (char *)(uintptr_t)"nobackend:x";
+    vs.volume_id = (char *)(uintptr_t) "nobackend:x";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -ENOENT);
-    vs.volume_id = (char *)(uintptr_t)"dir:src";
+    vs.volume_id = (char *)(uintptr_t) "dir:src";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), &resp, sizeof(resp)), 0);
     assert_non_null(resp->volume->content_source);
     assert_string_equal(resp->volume->content_source->volume->volume_id, "dir:src");
@@ -635,11 +645,11 @@ static void test_create_content_sources(void **state)
 
     src.type_case = CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_SNAPSHOT;
     src.snapshot = &ss;
-    ss.snapshot_id = (char *)(uintptr_t)"dir:@nope";
-    r.name = (char *)(uintptr_t)"restored";
+    ss.snapshot_id = (char *)(uintptr_t) "dir:@nope";
+    r.name = (char *)(uintptr_t) "restored";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -ENOENT);
     assert_non_null(strstr(msg, "dir:@nope"));
-    ss.snapshot_id = (char *)(uintptr_t)"";
+    ss.snapshot_id = (char *)(uintptr_t) "";
     assert_int_equal(run(fx, csi_create_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
 }
 
@@ -650,13 +660,13 @@ static void test_delete_volume(void **state)
     char msg[256];
 
     assert_int_equal(run(fx, csi_delete_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
-    r.volume_id = (char *)(uintptr_t)"fake-vol-id";
+    r.volume_id = (char *)(uintptr_t) "fake-vol-id";
     assert_int_equal(run(fx, csi_delete_volume, &r, msg, sizeof(msg), NULL, 0), 0);
-    r.volume_id = (char *)(uintptr_t)"dir:unknown";
+    r.volume_id = (char *)(uintptr_t) "dir:unknown";
     assert_int_equal(run(fx, csi_delete_volume, &r, msg, sizeof(msg), NULL, 0), 0);
     assert_int_equal(fx->dir.removes, 0);
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), 0);
-    r.volume_id = (char *)(uintptr_t)"dir:v1";
+    r.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(run(fx, csi_delete_volume, &r, msg, sizeof(msg), NULL, 0), 0);
     assert_int_equal(fx->dir.removes, 1);
     assert_int_equal(fx->dir.n, 0);
@@ -701,17 +711,17 @@ static void test_list_volumes_paging_across_backends(void **state)
     assert_string_equal(seen[4], "dir:v4");
     /* all at once */
     r.max_entries = 0;
-    r.starting_token = (char *)(uintptr_t)"";
+    r.starting_token = (char *)(uintptr_t) "";
     assert_int_equal(run(fx, csi_list_volumes, &r, msg, sizeof(msg), &resp, sizeof(resp)), 0);
     assert_int_equal(resp->n_entries, 5);
     assert_string_equal(resp->next_token, "");
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     /* bad tokens */
-    r.starting_token = (char *)(uintptr_t)"invalid-token";
+    r.starting_token = (char *)(uintptr_t) "invalid-token";
     assert_int_equal(run(fx, csi_list_volumes, &r, msg, sizeof(msg), NULL, 0), -EAGAIN);
-    r.starting_token = (char *)(uintptr_t)"t6";
+    r.starting_token = (char *)(uintptr_t) "t6";
     assert_int_equal(run(fx, csi_list_volumes, &r, msg, sizeof(msg), NULL, 0), -EAGAIN);
-    r.starting_token = (char *)(uintptr_t)"t0000";
+    r.starting_token = (char *)(uintptr_t) "t0000";
     assert_int_equal(run(fx, csi_list_volumes, &r, msg, sizeof(msg), NULL, 0), -EAGAIN);
 }
 
@@ -745,16 +755,16 @@ static void test_validate_capabilities(void **state)
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), 0);
     assert_int_equal(run(fx, csi_validate_volume_capabilities, &r, msg, sizeof(msg), NULL, 0),
                      -EINVAL);
-    r.volume_id = (char *)(uintptr_t)"dir:v1";
+    r.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(run(fx, csi_validate_volume_capabilities, &r, msg, sizeof(msg), NULL, 0),
                      -EINVAL);
     make_cap(&cs, false, SNW);
     r.n_volume_capabilities = 1;
     r.volume_capabilities = &cs.ptr;
-    r.volume_id = (char *)(uintptr_t)"dir:nope";
+    r.volume_id = (char *)(uintptr_t) "dir:nope";
     assert_int_equal(run(fx, csi_validate_volume_capabilities, &r, msg, sizeof(msg), NULL, 0),
                      -ENOENT);
-    r.volume_id = (char *)(uintptr_t)"dir:v1";
+    r.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(
         run(fx, csi_validate_volume_capabilities, &r, msg, sizeof(msg), &resp, sizeof(resp)), 0);
     assert_non_null(resp->confirmed);
@@ -782,7 +792,7 @@ static void test_capacity(void **state)
     assert_int_equal(resp->maximum_volume_size->value, 900);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     seg.key = (char *)(uintptr_t)CSI_TOPOLOGY_KEY;
-    seg.value = (char *)(uintptr_t)"elsewhere";
+    seg.value = (char *)(uintptr_t) "elsewhere";
     t.n_segments = 1;
     t.segments = &sp;
     r.accessible_topology = &t;
@@ -800,22 +810,18 @@ static void test_expand(void **state)
     char msg[256];
 
     assert_int_equal(create(fx, "v1", NULL, 1000, 0, msg, NULL), 0);
-    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0),
-                     -EINVAL);
-    r.volume_id = (char *)(uintptr_t)"dir:v1";
-    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0),
-                     -EINVAL);
+    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
+    r.volume_id = (char *)(uintptr_t) "dir:v1";
+    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "capacity_range is required");
     r.capacity_range = &cr;
     cr.required_bytes = 5000;
     cr.limit_bytes = 10;
-    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0),
-                     -ERANGE);
+    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0), -ERANGE);
     cr.limit_bytes = 0;
-    r.volume_id = (char *)(uintptr_t)"dir:none";
-    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0),
-                     -ENOENT);
-    r.volume_id = (char *)(uintptr_t)"dir:v1";
+    r.volume_id = (char *)(uintptr_t) "dir:none";
+    assert_int_equal(run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), NULL, 0), -ENOENT);
+    r.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(
         run(fx, csi_controller_expand_volume, &r, msg, sizeof(msg), &resp, sizeof(resp)), 0);
     assert_int_equal(resp->capacity_bytes, 5000);
@@ -832,13 +838,13 @@ static void test_snapshots(void **state)
     Csi__V1__CreateSnapshotResponse *resp = NULL;
     char msg[256], name[8];
 
-    r.source_volume_id = (char *)(uintptr_t)"testId";
+    r.source_volume_id = (char *)(uintptr_t) "testId";
     assert_int_equal(run(fx, csi_create_snapshot, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "name is required"); /* before the unknown source */
-    r.name = (char *)(uintptr_t)"s1";
-    r.source_volume_id = (char *)(uintptr_t)"";
+    r.name = (char *)(uintptr_t) "s1";
+    r.source_volume_id = (char *)(uintptr_t) "";
     assert_int_equal(run(fx, csi_create_snapshot, &r, msg, sizeof(msg), NULL, 0), -EINVAL);
-    r.source_volume_id = (char *)(uintptr_t)"dir:nope";
+    r.source_volume_id = (char *)(uintptr_t) "dir:nope";
     assert_int_equal(run(fx, csi_create_snapshot, &r, msg, sizeof(msg), NULL, 0), -ENOENT);
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), 0);
     assert_int_equal(create(fx, "v2", NULL, 0, 0, msg, NULL), 0);
@@ -863,19 +869,19 @@ static void test_snapshots(void **state)
     assert_int_equal(run(fx, csi_list_snapshots, &lr, msg, sizeof(msg), &list, sizeof(list)), 0);
     assert_int_equal(list->n_entries, 3);
     protobuf_c_message_free_unpacked(&list->base, NULL);
-    lr.starting_token = (char *)(uintptr_t)"";
-    lr.source_volume_id = (char *)(uintptr_t)"dir:v2";
+    lr.starting_token = (char *)(uintptr_t) "";
+    lr.source_volume_id = (char *)(uintptr_t) "dir:v2";
     assert_int_equal(run(fx, csi_list_snapshots, &lr, msg, sizeof(msg), &list, sizeof(list)), 0);
     assert_int_equal(list->n_entries, 1);
     assert_string_equal(list->entries[0]->snapshot->snapshot_id, "dir:@s4");
     protobuf_c_message_free_unpacked(&list->base, NULL);
-    lr.source_volume_id = (char *)(uintptr_t)"";
-    lr.snapshot_id = (char *)(uintptr_t)"none-exist-id";
+    lr.source_volume_id = (char *)(uintptr_t) "";
+    lr.snapshot_id = (char *)(uintptr_t) "none-exist-id";
     assert_int_equal(run(fx, csi_list_snapshots, &lr, msg, sizeof(msg), &list, sizeof(list)), 0);
     assert_int_equal(list->n_entries, 0);
     protobuf_c_message_free_unpacked(&list->base, NULL);
-    lr.snapshot_id = (char *)(uintptr_t)"";
-    lr.starting_token = (char *)(uintptr_t)"bogus";
+    lr.snapshot_id = (char *)(uintptr_t) "";
+    lr.starting_token = (char *)(uintptr_t) "bogus";
     assert_int_equal(run(fx, csi_list_snapshots, &lr, msg, sizeof(msg), NULL, 0), -EAGAIN);
 }
 
@@ -893,34 +899,33 @@ static void test_node_rules(void **state)
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), 0);
     make_cap(&cs, false, SNW);
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -EINVAL);
-    p.volume_id = (char *)(uintptr_t)"dir:random";
+    p.volume_id = (char *)(uintptr_t) "dir:random";
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "target_path is required");
-    p.target_path = (char *)(uintptr_t)"relative/path";
+    p.target_path = (char *)(uintptr_t) "relative/path";
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -EINVAL);
-    p.target_path = (char *)(uintptr_t)"/mnt/target";
+    p.target_path = (char *)(uintptr_t) "/mnt/target";
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -EINVAL);
     assert_string_equal(msg, "volume_capability is required");
     p.volume_capability = cs.ptr;
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -ENOENT);
-    p.volume_id = (char *)(uintptr_t)"dir:v1";
+    p.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -ENOTCONN);
-    p.staging_target_path = (char *)(uintptr_t)"/mnt/staging";
+    p.staging_target_path = (char *)(uintptr_t) "/mnt/staging";
     make_cap(&cs, true, SNW);
     p.volume_capability = cs.ptr;
-    assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0),
-                     -EMEDIUMTYPE);
+    assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -EMEDIUMTYPE);
     make_cap(&cs, false, CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_READER_ONLY);
     p.volume_capability = cs.ptr;
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), 0);
     assert_true(fx->dir.last_readonly); /* a reader-only mode is always read-only */
     assert_string_equal(fx->dir.last_target, "/mnt/target");
 
-    s.volume_id = (char *)(uintptr_t)"dir:v1";
+    s.volume_id = (char *)(uintptr_t) "dir:v1";
     assert_int_equal(run(fx, csi_node_get_volume_stats, &s, msg, sizeof(msg), NULL, 0), -EINVAL);
-    s.volume_path = (char *)(uintptr_t)"some/path";
+    s.volume_path = (char *)(uintptr_t) "some/path";
     assert_int_equal(run(fx, csi_node_get_volume_stats, &s, msg, sizeof(msg), NULL, 0), -ENOENT);
-    s.volume_path = (char *)(uintptr_t)"/mnt/target";
+    s.volume_path = (char *)(uintptr_t) "/mnt/target";
     assert_int_equal(
         run(fx, csi_node_get_volume_stats, &s, msg, sizeof(msg), &stats, sizeof(stats)), 0);
     assert_int_equal(stats->n_usage, 1); /* no inode figures from this backend */
