@@ -57,8 +57,13 @@ struct csi_call {
     int cancelled;              /* RECV_CLOSE_ON_SERVER result */
     grpc_slice status_details;  /* owned */
     struct arena arena;
-    char msg[512];         /* status message of a failing call */
-    struct csi_call *next; /* work queue link */
+    char msg[512]; /* status message of a failing call */
+    struct csi_call *next;
+        /* work queue link */ /* Set with release by the worker before the reply batch starts, read
+                               * with acquire by the CQ thread before it frees the call: the
+                               * hand-over goes through gRPC's own (uninstrumented) synchronisation,
+                               * which ThreadSanitizer cannot see. */
+    int handed_over;
 };
 
 struct server {
@@ -113,12 +118,16 @@ static int post_request(struct server *s, size_t i)
     if (i < s->cfg.n_methods) {
         c->m = &s->cfg.methods[i];
         c->registered = s->registered[i];
-        e = grpc_server_request_registered_call(s->server, c->registered, &c->call, &c->deadline,
-                                                &c->req_md, &c->payload, s->cq, s->cq, c);
     } else {
         grpc_call_details_init(&c->details);
-        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq, c);
     }
+    /* Publish the initialised context to whichever CQ thread dequeues its tag. */
+    __atomic_store_n(&c->handed_over, 0, __ATOMIC_RELEASE);
+    if (c->m)
+        e = grpc_server_request_registered_call(s->server, c->registered, &c->call, &c->deadline,
+                                                &c->req_md, &c->payload, s->cq, s->cq, c);
+    else
+        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq, c);
     if (e != GRPC_CALL_OK) {
         log_error("grpc: posting a request failed: %d", (int)e);
         call_free(c);
@@ -170,8 +179,11 @@ static void send_reply(struct csi_call *c, grpc_status_code code, const char *me
     ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
     n++;
 
+    /* From the release store on, the CQ thread may free c at any moment: touch nothing of it. */
+    grpc_call *call = c->call;
     c->phase = PHASE_REPLY;
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    __atomic_store_n(&c->handed_over, 1, __ATOMIC_RELEASE);
+    grpc_call_error e = grpc_call_start_batch(call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
         /* No tag will come back: nothing of the call changed, so free it here. */
         log_error("grpc: starting the reply batch failed: %d", (int)e);
@@ -302,7 +314,7 @@ static void *cq_main(void *arg)
         }
 
         struct csi_call *c = ev.tag;
-        if (c->phase == PHASE_REPLY) {
+        if (__atomic_load_n(&c->handed_over, __ATOMIC_ACQUIRE)) {
             call_free(c);
             continue;
         }

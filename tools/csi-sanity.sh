@@ -13,8 +13,8 @@ mkdir -p "$work/root"
 "$binary" --endpoint "unix://$work/csi.sock" --node-id sanity-node --dir-root "$work/root" \
     --log-level info >"$work/daemon.log" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; echo "daemon exit: $?"; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -S "$work/csi.sock" ] && break; sleep 0.05; done
+trap 'kill -TERM $pid 2>/dev/null; rc=0; wait $pid || rc=$?; echo "daemon exit: $rc"; cp "$work/daemon.log" /tmp/ordinal-sanity-daemon.log; rm -rf "$work"' EXIT
+for _ in $(seq 100); do grep -q " ready: " "$work/daemon.log" && break; sleep 0.1; done
 "$sanity" --csi.endpoint "$work/csi.sock" --csi.mountdir "$work/mount" \
     --csi.stagingdir "$work/staging" "$@"
 echo "leftovers under the root after the run:"

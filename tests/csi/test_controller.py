@@ -47,15 +47,12 @@ def test_controller_get_capabilities(csi, pb):
     ("ControllerPublishVolume", "ControllerPublishVolumeRequest"),
     ("ControllerUnpublishVolume", "ControllerUnpublishVolumeRequest"),
     ("ControllerModifyVolume", "ControllerModifyVolumeRequest"),
-    ("GetSnapshot", "GetSnapshotRequest"),
 ])
 def test_unadvertised_controller_rpcs_unimplemented(csi, pb, method, req):
-    # not advertised (no PUBLISH_UNPUBLISH, MODIFY_VOLUME, GET_SNAPSHOT): spec 1.3 UNIMPLEMENTED
+    # not advertised (no PUBLISH_UNPUBLISH, MODIFY_VOLUME): spec 1.3 UNIMPLEMENTED
     r = getattr(pb, req)()
     if hasattr(r, "volume_id"):
         r.volume_id = "dir:_/x"
-    if hasattr(r, "snapshot_id"):
-        r.snapshot_id = "dir:@x"
     if hasattr(r, "node_id"):
         r.node_id = NODE_ID
     expect_error(C.UNIMPLEMENTED, getattr(csi, method), r)
@@ -109,7 +106,7 @@ def test_create_block_among_mount_rejected(csi, pb):
 def test_create_multi_node_rejected(csi, pb, mode):
     Mode = pb.VolumeCapability.AccessMode
     expect_error(C.INVALID_ARGUMENT, csi.CreateVolume,
-                 create_req(pb, "mn", caps=[mount_cap(pb, mode=Mode.Value(mode))]))
+                 create_req(pb, "mn", caps=[mount_cap(pb, mode=Mode.Mode.Value(mode))]))
 
 
 def test_create_single_node_reader_only_ok(csi, pb):
@@ -491,7 +488,7 @@ def test_validate_unsupported(csi, pb, kind):
     elif kind == "mixed":
         caps = [mount_cap(pb), block_cap(pb)]
     else:
-        caps = [mount_cap(pb, mode=Mode.Value(kind))]
+        caps = [mount_cap(pb, mode=Mode.Mode.Value(kind))]
     resp = csi.ValidateVolumeCapabilities(volume_id=v.volume_id, volume_capabilities=caps)
     assert not resp.HasField("confirmed")
     assert resp.message != ""

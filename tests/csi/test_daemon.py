@@ -203,18 +203,21 @@ def test_sigterm_with_idle_client_connection(daemon):
 
 
 def test_sigterm_during_inflight_calls(daemon, pb):
+    # three clones of three 24 MiB sources are still copying when SIGTERM arrives
     csi = daemon.csi
-    src = create(csi, pb, "bigsrc", required=256 * MiB)
     blob = os.urandom(MiB)
-    data = daemon.data_dir("_/bigsrc")
-    for i in range(48):
-        with open(os.path.join(data, "f%02d" % i), "wb") as f:
-            f.write(blob)
+    sources = []
+    for i in range(3):
+        src = create(csi, pb, "bigsrc-%d" % i, required=256 * MiB)
+        for j in range(24):
+            with open(os.path.join(daemon.data_dir("_/bigsrc-%d" % i), "f%02d" % j), "wb") as f:
+                f.write(blob)
+        sources.append(src)
     futures = [csi.future("CreateVolume", create_req(pb, "clone-%d" % i, required=256 * MiB,
                                                      source=("volume", src.volume_id)))
-               for i in range(3)]
-    time.sleep(0.05)
-    daemon.stop(close_channel=False)  # asserts exit 0 within the timeout
+               for i, src in enumerate(sources)]
+    time.sleep(0.02)
+    daemon.stop(close_channel=False)  # asserts exit 0 within the timeout, socket removed
     outcomes = {}
     for i, f in enumerate(futures):
         try:
@@ -225,17 +228,23 @@ def test_sigterm_during_inflight_calls(daemon, pb):
             pytest.fail("a call is still pending after the daemon exited")
     daemon.start()
     listed = {e.volume.volume_id for e in daemon.csi.ListVolumes().entries}
-    src_content = read_tree(data)
     for i, (code, _res) in outcomes.items():
         vid = "dir:_/clone-%d" % i
         if code == C.OK:
             assert vid in listed, "acknowledged CreateVolume lost across a SIGTERM"
         if vid in listed:
-            assert read_tree(daemon.data_dir("_/clone-%d" % i)) == src_content, \
-                "half-copied clone survived"
+            assert read_tree(daemon.data_dir("_/clone-%d" % i)) == read_tree(
+                daemon.data_dir("_/bigsrc-%d" % i)), "half-copied clone survived"
         else:
             assert not os.path.exists(daemon.vol_dir("_/clone-%d" % i)), \
                 "leftover directory of a volume that does not exist"
+        # whatever happened, the CO's retry completes the clone
+        code, res = code_of(daemon.csi.CreateVolume,
+                            create_req(pb, "clone-%d" % i, required=256 * MiB,
+                                       source=("volume", sources[i].volume_id)))
+        assert code == C.OK, res
+        assert read_tree(daemon.data_dir("_/clone-%d" % i)) == read_tree(
+            daemon.data_dir("_/bigsrc-%d" % i))
 
 
 # ---------------------------------------------------------------- persistence
@@ -389,6 +398,22 @@ def test_concurrent_create_distinct_names(csi, pb):
     results = fire(csi, reqs)
     assert [c for c, _ in results] == [C.OK] * 12, [(c, str(r)) for c, r in results]
     assert len(csi.ListVolumes().entries) == 12
+
+
+def test_concurrent_restores_from_one_snapshot(csi, pb, daemon):
+    # a StatefulSet whose claim template has a dataSource: N restores of one snapshot at once.
+    # ABORTED is allowed (the source is busy) but a retry must succeed, and every copy is whole
+    v = create(csi, pb, "golden", required=MiB)
+    write_tree(daemon.data_dir("_/golden"), {"seed": b"golden data"})
+    s = csi.CreateSnapshot(name="golden-snap", source_volume_id=v.volume_id).snapshot
+    reqs = [create_req(pb, "replica-%d" % i, required=MiB, source=("snapshot", s.snapshot_id))
+            for i in range(6)]
+    results = fire(csi, [("CreateVolume", r) for r in reqs])
+    assert {c for c, _ in results} <= {C.OK, C.ABORTED}, [(c, str(r)) for c, r in results]
+    for r in reqs:
+        code, res = retry(csi.CreateVolume, r)
+        assert code == C.OK, res
+        assert read_tree(daemon.data_dir("_/" + r.name)) == {"seed": b"golden data"}
 
 
 def test_concurrent_create_snapshot_same_name(csi, pb):

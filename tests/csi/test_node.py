@@ -60,7 +60,6 @@ class Published:
         csi = daemon.csi
         self.vol = create(csi, pb, name, required=required)
         self.vid = self.vol.volume_id
-        self.key = self.vol.volume_context["ordinal.csi.dev/key"]
         self.staging = staging_dir(daemon, name)
         self.target = target_path(daemon, name)
         csi.NodeStageVolume(stage_req(pb, self.vid, self.staging, context=self.vol.volume_context))
@@ -135,6 +134,35 @@ def test_stage_no_capability(csi, pb, daemon):
     v = create(csi, pb, "st", required=MiB)
     expect_error(C.INVALID_ARGUMENT, csi.NodeStageVolume,
                  stage_req(pb, v.volume_id, staging_dir(daemon), cap=False))
+
+
+@pytest.mark.parametrize("rpc,fields", [
+    ("NodeStageVolume", ["volume_id", "staging_target_path", "volume_capability"]),
+    ("NodePublishVolume", ["volume_id", "target_path", "volume_capability"]),
+    ("NodeUnstageVolume", ["volume_id", "staging_target_path"]),
+    ("NodeUnpublishVolume", ["volume_id", "target_path"]),
+    ("NodeGetVolumeStats", ["volume_id", "volume_path"]),
+    ("NodeExpandVolume", ["volume_id", "volume_path"]),
+])
+def test_required_fields_checked_in_order(csi, pb, daemon, rpc, fields):
+    # all fields missing, then each one supplied in turn: the message names the first missing
+    values = {"volume_id": "fake-vol-id-0123456789",
+              "staging_target_path": staging_dir(daemon),
+              "target_path": target_path(daemon),
+              "volume_path": daemon.workdir,
+              "volume_capability": mount_cap(pb)}
+    req_cls = getattr(pb, rpc + "Request")
+    for i, missing in enumerate(fields):
+        req = req_cls()
+        for f in fields[:i]:
+            if f == "volume_capability":
+                req.volume_capability.CopyFrom(values[f])
+            else:
+                setattr(req, f, values[f])
+        if rpc == "NodePublishVolume":
+            req.staging_target_path = values["staging_target_path"]
+        err = expect_error(C.INVALID_ARGUMENT, getattr(csi, rpc), req)
+        assert missing in err.details(), (missing, err.details())
 
 
 @needs_root
@@ -561,7 +589,8 @@ def test_snapshot_restore_through_published_mount(csi, pb, daemon):
     assert read_tree(target) == {"db/table": b"row 1\n", "log": b"a"}
     # and a clone of the live (published) volume has the current content
     c = create(csi, pb, "app-clone", required=16 * MiB, source=("volume", p.vid))
-    assert read_tree(daemon.data_dir(c.volume_context["ordinal.csi.dev/key"])) == {
+    assert c.volume_id == "dir:_/app-clone"
+    assert read_tree(daemon.data_dir("_/app-clone")) == {
         "db/table": b"row 1\nrow 2\n"}
     csi.NodeUnpublishVolume(volume_id=r.volume_id, target_path=target)
     csi.NodeUnstageVolume(volume_id=r.volume_id, staging_target_path=staging)
