@@ -57,12 +57,11 @@ struct csi_call {
     int cancelled;              /* RECV_CLOSE_ON_SERVER result */
     grpc_slice status_details;  /* owned */
     struct arena arena;
-    char msg[512]; /* status message of a failing call */
-    struct csi_call *next;
-        /* work queue link */ /* Set with release by the worker before the reply batch starts, read
-                               * with acquire by the CQ thread before it frees the call: the
-                               * hand-over goes through gRPC's own (uninstrumented) synchronisation,
-                               * which ThreadSanitizer cannot see. */
+    char msg[512];         /* status message of a failing call */
+    struct csi_call *next; /* work queue link */
+    /* Set with release before the context is handed to gRPC (request posted, reply batch
+     * started) and read with acquire by the CQ thread that dequeues its tag: the hand-over goes
+     * through gRPC's own, uninstrumented synchronisation, which ThreadSanitizer cannot see. */
     int handed_over;
 };
 
