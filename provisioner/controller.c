@@ -135,7 +135,7 @@ CSI_HANDLER(create_volume)
     struct be_volume vol;
     enum be_access access = BE_ACCESS_MOUNT;
     const char *fs_type = "";
-    const char *locks[3] = {NULL, NULL, NULL};
+    struct lock_req locks[3] = {{NULL, false}, {NULL, true}, {NULL, false}};
     int rc;
 
     if (!r->name || !r->name[0])
@@ -172,6 +172,9 @@ CSI_HANDLER(create_volume)
     rc = check_range(call, r->capacity_range);
     if (rc < 0)
         return rc;
+    if ((rc = csi_check_map(call, CSI_KV(r->parameters), r->n_parameters, "parameters")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->secrets), r->n_secrets, "secrets")) < 0)
+        return rc;
     if (r->n_mutable_parameters > 0)
         return csi_call_error(call, -EINVAL,
                               "mutable_parameters: this driver does not support "
@@ -201,8 +204,8 @@ CSI_HANDLER(create_volume)
     creq.source_kind = BE_SOURCE_NONE;
     creq.source_id = "";
 
-    locks[0] = lock_key(call, 'k', creq.key);
-    if (!locks[0])
+    locks[0].key = lock_key(call, 'k', creq.key);
+    if (!locks[0].key)
         return -ENOMEM;
     const Csi__V1__VolumeContentSource *src = r->volume_content_source;
     if (src && src->type_case == CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_SNAPSHOT) {
@@ -223,7 +226,7 @@ CSI_HANDLER(create_volume)
                                   id, sb->ops->name, p.be->ops->name);
         creq.source_kind = BE_SOURCE_SNAPSHOT;
         creq.source_id = id;
-        locks[1] = lock_key(call, 's', snap.name);
+        locks[1].key = lock_key(call, 's', snap.name);
     } else if (src && src->type_case == CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_VOLUME) {
         struct be_volume sv;
         const char *id = src->volume ? src->volume->volume_id : NULL;
@@ -244,17 +247,17 @@ CSI_HANDLER(create_volume)
             return csi_call_error(call, -EINVAL, "a volume cannot be cloned onto itself");
         creq.source_kind = BE_SOURCE_VOLUME;
         creq.source_id = id;
-        locks[1] = lock_key(call, 'k', sv.key);
+        locks[1].key = lock_key(call, 'k', sv.key);
     } else if (src) {
         return csi_call_error(call, -EINVAL,
                               "volume_content_source: snapshot or volume is "
                               "required");
     }
-    if (creq.source_kind != BE_SOURCE_NONE && !locks[1])
+    if (creq.source_kind != BE_SOURCE_NONE && !locks[1].key)
         return -ENOMEM;
     if (creq.key_is_claim) {
-        locks[2] = lock_key(call, 'n', r->name);
-        if (!locks[2])
+        locks[2].key = lock_key(call, 'n', r->name);
+        if (!locks[2].key)
             return -ENOMEM;
     }
 
@@ -292,7 +295,7 @@ CSI_HANDLER(delete_volume)
     const Csi__V1__DeleteVolumeRequest *r = (const Csi__V1__DeleteVolumeRequest *)req;
     struct backend *be;
     struct be_volume vol;
-    const char *locks[1];
+    const char *lock;
     int rc;
 
     if (!r->volume_id || !r->volume_id[0])
@@ -300,14 +303,14 @@ CSI_HANDLER(delete_volume)
     be = csi_backend_for_id(svc, r->volume_id);
     /* An id we never issued, or a volume already gone: deleting it is done. */
     if (be && be->ops->lookup(be, r->volume_id, &vol) == 0) {
-        locks[0] = lock_key(call, 'k', vol.key);
-        if (!locks[0])
+        lock = lock_key(call, 'k', vol.key);
+        if (!lock)
             return -ENOMEM;
-        rc = csi_lock(call, svc, locks, 1);
+        rc = csi_lock_key(call, svc, lock);
         if (rc < 0)
             return rc;
         rc = be->ops->remove(be, r->volume_id);
-        csi_unlock(svc, locks, 1);
+        csi_unlock_key(svc, lock);
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
@@ -608,7 +611,7 @@ CSI_HANDLER(create_snapshot)
     struct backend *be;
     struct be_volume src;
     struct be_snapshot snap;
-    const char *locks[2];
+    struct lock_req locks[2] = {{NULL, false}, {NULL, true}};
     int rc;
 
     if (!r->name || !r->name[0])
@@ -617,6 +620,9 @@ CSI_HANDLER(create_snapshot)
         return csi_call_error(call, -EINVAL, "source_volume_id is required");
     if (!name_ok(r->name))
         return csi_call_error(call, -EINVAL, "name is longer than %d bytes", BE_ID_MAX);
+    if ((rc = csi_check_map(call, CSI_KV(r->parameters), r->n_parameters, "parameters")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->secrets), r->n_secrets, "secrets")) < 0)
+        return rc;
     for (size_t i = 0; i < r->n_parameters; i++)
         if (strncmp(r->parameters[i]->key, K8S_PARAM_PREFIX, strlen(K8S_PARAM_PREFIX)) != 0)
             return csi_call_error(call, -EINVAL, "parameters: unknown snapshot parameter \"%s\"",
@@ -628,9 +634,9 @@ CSI_HANDLER(create_snapshot)
     if (!be->ops->snapshot_create)
         return csi_call_error(call, -ENOTSUP, "backend %s cannot take snapshots on this machine",
                               be->ops->name);
-    locks[0] = lock_key(call, 's', r->name);
-    locks[1] = lock_key(call, 'k', src.key);
-    if (!locks[0] || !locks[1])
+    locks[0].key = lock_key(call, 's', r->name);
+    locks[1].key = lock_key(call, 'k', src.key);
+    if (!locks[0].key || !locks[1].key)
         return -ENOMEM;
     rc = csi_lock(call, svc, locks, 2);
     if (rc < 0)
@@ -672,7 +678,7 @@ CSI_HANDLER(delete_snapshot)
     const Csi__V1__DeleteSnapshotRequest *r = (const Csi__V1__DeleteSnapshotRequest *)req;
     struct backend *be;
     struct be_snapshot snap;
-    const char *locks[1];
+    const char *lock;
     int rc;
 
     if (!r->snapshot_id || !r->snapshot_id[0])
@@ -680,14 +686,14 @@ CSI_HANDLER(delete_snapshot)
     be = csi_backend_for_id(svc, r->snapshot_id);
     if (be && be->ops->snapshot_lookup &&
         be->ops->snapshot_lookup(be, r->snapshot_id, &snap) == 0) {
-        locks[0] = lock_key(call, 's', snap.name);
-        if (!locks[0])
+        lock = lock_key(call, 's', snap.name);
+        if (!lock)
             return -ENOMEM;
-        rc = csi_lock(call, svc, locks, 1);
+        rc = csi_lock_key(call, svc, lock);
         if (rc < 0)
             return rc;
         rc = be->ops->snapshot_remove(be, r->snapshot_id);
-        csi_unlock(svc, locks, 1);
+        csi_unlock_key(svc, lock);
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
@@ -814,7 +820,7 @@ CSI_HANDLER(controller_expand_volume)
     struct backend *be;
     struct be_volume vol;
     bool node_expand = false;
-    const char *locks[1];
+    const char *lock;
     int rc;
 
     if (!r->volume_id || !r->volume_id[0])
@@ -844,10 +850,10 @@ CSI_HANDLER(controller_expand_volume)
     }
     if (!be->ops->expand)
         return csi_call_error(call, -ENOTSUP, "backend %s cannot expand volumes", be->ops->name);
-    locks[0] = lock_key(call, 'k', vol.key);
-    if (!locks[0])
+    lock = lock_key(call, 'k', vol.key);
+    if (!lock)
         return -ENOMEM;
-    rc = csi_lock(call, svc, locks, 1);
+    rc = csi_lock_key(call, svc, lock);
     if (rc < 0)
         return rc;
     int64_t required = r->capacity_range->required_bytes;
@@ -855,7 +861,7 @@ CSI_HANDLER(controller_expand_volume)
         required = r->capacity_range->limit_bytes;
     rc = be->ops->expand(be, r->volume_id, required, r->capacity_range->limit_bytes, &vol,
                          &node_expand);
-    csi_unlock(svc, locks, 1);
+    csi_unlock_key(svc, lock);
     if (rc < 0)
         return rc;
     resp = arena_alloc(csi_call_arena(call), sizeof(*resp));

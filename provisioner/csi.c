@@ -99,6 +99,14 @@ int csi_check_capability(struct csi_call *call, const Csi__V1__VolumeCapability 
         *ret_access = BE_ACCESS_BLOCK;
         return 0;
     case CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT:
+        if (cap->mount) {
+            size_t total = 0;
+            for (size_t i = 0; i < cap->mount->n_mount_flags; i++)
+                total += strlen(cap->mount->mount_flags[i]);
+            if (total > CSI_MAP_MAX)
+                return csi_call_error(call, -EINVAL, "%s.mount.mount_flags is larger than %d bytes",
+                                      field, CSI_MAP_MAX);
+        }
         if (cap->mount && cap->mount->volume_mount_group && cap->mount->volume_mount_group[0])
             return csi_call_error(call, -EINVAL,
                                   "%s.mount.volume_mount_group is not supported by this driver",
@@ -289,28 +297,51 @@ char *csi_token_encode(struct csi_call *call, const char *id)
     return t;
 }
 
-int csi_lock(struct csi_call *call, struct csi_service *svc, const char *const *keys, size_t n)
+int csi_lock(struct csi_call *call, struct csi_service *svc, const struct lock_req *reqs, size_t n)
 {
-    int r = lock_take(svc->locks, keys, n);
+    size_t busy = 0;
+    int r = lock_take(svc->locks, reqs, n, &busy);
 
     if (r == -EAGAIN) {
-        const char *busy = "";
-        for (size_t i = 0; i < n; i++)
-            if (keys[i]) {
-                busy = keys[i];
-                break;
-            }
-        return csi_call_error(call, r, "an operation on %s is already in progress; retry later",
-                              busy);
+        const char *key = reqs[busy].key;
+        const char *what = key[0] == 's' ? "snapshot" : key[0] == 'n' ? "name" : "volume";
+        return csi_call_error(call, r, "an operation on %s %s is already in progress; retry later",
+                              what, key + 2);
     }
     if (r < 0)
         return csi_call_error(call, r, "cannot record the operation: out of memory");
     return 0;
 }
 
-void csi_unlock(struct csi_service *svc, const char *const *keys, size_t n)
+void csi_unlock(struct csi_service *svc, const struct lock_req *reqs, size_t n)
 {
-    lock_give(svc->locks, keys, n);
+    lock_give(svc->locks, reqs, n);
+}
+
+int csi_lock_key(struct csi_call *call, struct csi_service *svc, const char *key)
+{
+    struct lock_req req = {.key = key, .shared = false};
+
+    return csi_lock(call, svc, &req, 1);
+}
+
+void csi_unlock_key(struct csi_service *svc, const char *key)
+{
+    struct lock_req req = {.key = key, .shared = false};
+
+    csi_unlock(svc, &req, 1);
+}
+
+int csi_check_map(struct csi_call *call, struct csi_kv *const *entries, size_t n, const char *field)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += strlen(entries[i]->key ? entries[i]->key : "") +
+                 strlen(entries[i]->value ? entries[i]->value : "");
+    if (total > CSI_MAP_MAX)
+        return csi_call_error(call, -EINVAL, "%s is larger than %d bytes", field, CSI_MAP_MAX);
+    return 0;
 }
 
 int csi_check_path(struct csi_call *call, const char *path, const char *field)

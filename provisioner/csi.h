@@ -80,10 +80,19 @@ Csi__V1__VolumeCondition *csi_condition_msg(struct csi_call *call, bool abnormal
 int csi_token_decode(const char *token, char *ret_id, size_t size);
 char *csi_token_encode(struct csi_call *call, const char *id);
 
-/* Take the operation locks of a volume/snapshot (NULL keys skipped): 0 or -EAGAIN with the
- * message set. Give back with csi_unlock. */
-int csi_lock(struct csi_call *call, struct csi_service *svc, const char *const *keys, size_t n);
-void csi_unlock(struct csi_service *svc, const char *const *keys, size_t n);
+/* Take the operation locks of volumes/snapshots (NULL keys skipped): 0, or -EAGAIN with a
+ * message naming the busy object. Give back with csi_unlock. Keys are "k:<volume key>",
+ * "s:<snapshot name>", "n:<CSI name>". */
+int csi_lock(struct csi_call *call, struct csi_service *svc, const struct lock_req *reqs, size_t n);
+void csi_unlock(struct csi_service *svc, const struct lock_req *reqs, size_t n);
+/* The same for one key taken exclusively. */
+int csi_lock_key(struct csi_call *call, struct csi_service *svc, const char *key);
+void csi_unlock_key(struct csi_service *svc, const char *key);
+
+/* A map<string,string> within CSI's 4 KiB limit (keys plus values): 0 or -EINVAL naming field. */
+int csi_check_map(struct csi_call *call, struct csi_kv *const *entries, size_t n,
+                  const char *field);
+#define CSI_MAP_MAX 4096
 
 /* Path check for node RPCs: absolute, no NUL, fits PATH_MAX. */
 int csi_check_path(struct csi_call *call, const char *path, const char *field);

@@ -48,7 +48,7 @@ static int lock_volume(struct csi_call *call, struct csi_service *svc, const str
     *ret_key = arena_printf(csi_call_arena(call), "k:%s", v->key);
     if (!*ret_key)
         return -ENOMEM;
-    return csi_lock(call, svc, ret_key, 1);
+    return csi_lock_key(call, svc, *ret_key);
 }
 
 /* Fill the mount request from a capability already checked by csi_check_capability. */
@@ -84,6 +84,12 @@ CSI_HANDLER(node_stage_volume)
         return rc;
     if ((rc = csi_check_capability(call, r->volume_capability, "volume_capability", &acc)) < 0)
         return rc;
+    if ((rc = csi_check_map(call, CSI_KV(r->volume_context), r->n_volume_context,
+                            "volume_context")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->publish_context), r->n_publish_context,
+                            "publish_context")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->secrets), r->n_secrets, "secrets")) < 0)
+        return rc;
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
         return rc;
     if (!csi_capability_supported(r->volume_capability, vol.access, &why))
@@ -96,7 +102,7 @@ CSI_HANDLER(node_stage_volume)
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
     rc = be->ops->stage(be, &m);
-    csi_unlock(svc, &key, 1);
+    csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
     *ret_resp = empty_msg(call, &csi__v1__node_stage_volume_response__descriptor);
@@ -123,7 +129,7 @@ CSI_HANDLER(node_unstage_volume)
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
     rc = be->ops->unstage(be, r->volume_id, r->staging_target_path);
-    csi_unlock(svc, &key, 1);
+    csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
     *ret_resp = empty_msg(call, &csi__v1__node_unstage_volume_response__descriptor);
@@ -149,6 +155,12 @@ CSI_HANDLER(node_publish_volume)
         return rc;
     if ((rc = csi_check_capability(call, r->volume_capability, "volume_capability", &acc)) < 0)
         return rc;
+    if ((rc = csi_check_map(call, CSI_KV(r->volume_context), r->n_volume_context,
+                            "volume_context")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->publish_context), r->n_publish_context,
+                            "publish_context")) < 0 ||
+        (rc = csi_check_map(call, CSI_KV(r->secrets), r->n_secrets, "secrets")) < 0)
+        return rc;
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
         return rc;
     /* STAGE_UNSTAGE_VOLUME is advertised, so the CO must have staged the volume. */
@@ -171,7 +183,7 @@ CSI_HANDLER(node_publish_volume)
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
     rc = be->ops->publish(be, &m);
-    csi_unlock(svc, &key, 1);
+    csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
     *ret_resp = empty_msg(call, &csi__v1__node_publish_volume_response__descriptor);
@@ -205,7 +217,7 @@ CSI_HANDLER(node_unpublish_volume)
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
     rc = be->ops->unpublish(be, r->volume_id, r->target_path);
-    csi_unlock(svc, &key, 1);
+    csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
     *ret_resp = empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
@@ -312,7 +324,7 @@ CSI_HANDLER(node_expand_volume)
     rc = r->volume_path[0] == '/'
              ? be->ops->node_expand(be, r->volume_id, r->volume_path, &capacity)
              : -ENOENT;
-    csi_unlock(svc, &key, 1);
+    csi_unlock_key(svc, key);
     if (rc == -ENOENT)
         return csi_call_error(call, -ENOENT, "volume %s is not staged or published at %s",
                               r->volume_id, r->volume_path);

@@ -33,6 +33,7 @@
 #include <grpc/support/time.h>
 
 #include "log.h"
+#include "pbcheck.h"
 #include "status.h"
 #include "util.h"
 
@@ -120,10 +121,12 @@ static int post_request(struct server *s, size_t i)
     } else {
         grpc_call_details_init(&c->details);
     }
-    /* Publish the initialised context to whichever CQ thread dequeues its tag. */
+    /* Publish the initialised context to whichever CQ thread dequeues its tag; from then on c
+     * may be freed by that thread at any moment (shutdown), so read nothing of it after. */
+    void *registered = c->m ? c->registered : NULL;
     __atomic_store_n(&c->handed_over, 0, __ATOMIC_RELEASE);
-    if (c->m)
-        e = grpc_server_request_registered_call(s->server, c->registered, &c->call, &c->deadline,
+    if (registered)
+        e = grpc_server_request_registered_call(s->server, registered, &c->call, &c->deadline,
                                                 &c->req_md, &c->payload, s->cq, s->cq, c);
     else
         e = grpc_server_request_call(s->server, &c->call, &c->details, &c->req_md, s->cq, s->cq, c);
@@ -216,6 +219,13 @@ static void run_call(struct server *s, struct csi_call *c)
     }
     slice = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
+    if (pb_check_strings(c->m->request, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice),
+                         c->msg, sizeof(c->msg)) < 0) {
+        grpc_slice_unref(slice);
+        log_info("rpc %s: INVALID_ARGUMENT: %s", c->m->path, c->msg);
+        send_reply(c, GRPC_STATUS_INVALID_ARGUMENT, c->msg);
+        return;
+    }
     req = protobuf_c_message_unpack(c->m->request, NULL, GRPC_SLICE_LENGTH(slice),
                                     GRPC_SLICE_START_PTR(slice));
     grpc_slice_unref(slice);

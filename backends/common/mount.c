@@ -337,3 +337,30 @@ int mnt_unmount(const char *path)
         return 0;
     return be_error(-errno, "cannot unmount %s: %s", path, strerror(errno));
 }
+
+bool mnt_flags_match(const char *path, const char *src, unsigned long flags, bool readonly)
+{
+    static const struct {
+        unsigned long ms, st;
+    } inherited[] = {
+        {MS_NOSUID, ST_NOSUID},
+        {MS_NODEV, ST_NODEV},
+        {MS_NOEXEC, ST_NOEXEC},
+    };
+    struct statvfs have, from;
+
+    if (statvfs(path, &have) < 0 || statvfs(src, &from) < 0)
+        return false;
+    if (!!(have.f_flag & ST_RDONLY) != readonly)
+        return false;
+    for (size_t i = 0; i < sizeof(inherited) / sizeof(inherited[0]); i++) {
+        bool want = (flags & inherited[i].ms) || (from.f_flag & inherited[i].st);
+        if (!!(have.f_flag & inherited[i].st) != want)
+            return false;
+    }
+    if ((flags & MS_NOATIME) && !(have.f_flag & ST_NOATIME))
+        return false;
+    if ((flags & MS_NODIRATIME) && !(have.f_flag & ST_NODIRATIME))
+        return false;
+    return true;
+}

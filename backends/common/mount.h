@@ -70,4 +70,11 @@ int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonl
  * or does not exist, -errno otherwise. Only the topmost mount is removed. */
 int mnt_unmount(const char *path);
 
+/*
+ * Whether the mount at path carries what mnt_bind(src, path, flags, readonly) would have given
+ * it: the same read-only state, and nosuid/nodev/noexec exactly as requested (or inherited from
+ * src), noatime/nodiratime when requested. Used to tell "already done" from "done differently".
+ */
+bool mnt_flags_match(const char *path, const char *src, unsigned long flags, bool readonly);
+
 #endif

@@ -38,13 +38,6 @@ static bool same_inode(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-static bool is_ro(const char *path)
-{
-    struct statvfs sv;
-
-    return statvfs(path, &sv) == 0 && (sv.f_flag & ST_RDONLY);
-}
-
 /* The volume, healthy, with its data dir path. */
 static int get_volume(struct dir_backend *d, const char *id, struct be_volume *v, char *data,
                       size_t cap)
@@ -119,9 +112,12 @@ int dir__stage(struct backend *b, const struct be_mount_req *req)
     if (mp < 0)
         return be_error(mp, "cannot inspect %s: %s", req->staging_path, strerror(-mp));
     if (mp > 0) {
-        if (same_inode(req->staging_path, data) && is_ro(req->staging_path) == ro)
-            return 0;
-        return be_error(-EEXIST, "staging path %s holds another mount", req->staging_path);
+        if (!same_inode(req->staging_path, data))
+            return be_error(-EEXIST, "staging path %s holds another mount", req->staging_path);
+        if (!mnt_flags_match(req->staging_path, data, flags, ro))
+            return be_error(-EEXIST, "volume %s is already staged at %s with other mount options",
+                            v.id, req->staging_path);
+        return 0;
     }
     return mnt_bind(data, req->staging_path, flags, ro);
 }
@@ -198,9 +194,11 @@ int dir__publish(struct backend *b, const struct be_mount_req *req)
     if (mp > 0) {
         if (!same_inode(req->target_path, data))
             return be_error(-EEXIST, "target path %s holds another mount", req->target_path);
-        if (is_ro(req->target_path) != ro)
-            return be_error(-EEXIST, "volume %s is already published at %s %s", v.id,
-                            req->target_path, ro ? "read-write" : "read-only");
+        if (!mnt_flags_match(req->target_path, src, flags, ro))
+            return be_error(-EEXIST,
+                            "volume %s is already published at %s with other options "
+                            "(read-only or mount flags)",
+                            v.id, req->target_path);
         return 0;
     }
     r = mnt_bind(src, req->target_path, flags, ro);

@@ -5,6 +5,8 @@ Environment (set by ctest; defaults make a hand run from the repo work):
     ORDINAL_BUILD     build dir (default: $ORDINAL_SOURCE/build/debug)
     ORDINAL_CSI       daemon binary (default: $ORDINAL_SOURCE/build/debug/ordinal-csi)
     ORDINAL_SANITIZE  "" or "address": sanitizer builds get longer timeouts
+    ORDINAL_VALGRIND  "1": run every daemon under valgrind memcheck; any memory error or
+                      definite/indirect leak makes the daemon exit 97, which fails its test
 """
 
 import os
@@ -28,7 +30,8 @@ SOURCE = os.environ.get("ORDINAL_SOURCE") or os.path.abspath(
 BUILD = os.environ.get("ORDINAL_BUILD") or os.path.join(SOURCE, "build", "debug")
 BINARY = os.environ.get("ORDINAL_CSI") or os.path.join(SOURCE, "build", "debug", "ordinal-csi")
 SANITIZE = os.environ.get("ORDINAL_SANITIZE", "")
-SLOW = 3.0 if SANITIZE else 1.0
+VALGRIND = os.environ.get("ORDINAL_VALGRIND") == "1"
+SLOW = 10.0 if VALGRIND else 3.0 if SANITIZE else 1.0
 
 START_TIMEOUT = 10.0 * SLOW
 STOP_TIMEOUT = 10.0 * SLOW
@@ -133,7 +136,12 @@ class Daemon:
         self.starts = 0
 
     def argv(self):
-        a = [BINARY, "--endpoint", "unix://" + self.sock]
+        a = []
+        if VALGRIND:
+            a = ["valgrind", "--quiet", "--error-exitcode=97", "--leak-check=full",
+                 "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+                 "--log-file=" + os.path.join(self.workdir, "valgrind.%p.log")]
+        a += [BINARY, "--endpoint", "unix://" + self.sock]
         if self.node_id is not None:
             a += ["--node-id", self.node_id]
         a += ["--dir-root", self.root, "--log-level", self.log_level]
@@ -211,12 +219,23 @@ class Daemon:
                         % (STOP_TIMEOUT, self.log_tail()))
         self.proc = None
         self._close_channel()
-        assert rc == 0, "ordinal-csi exited with %d after SIGTERM\n%s" % (rc, self.log_tail())
+        assert rc == 0, "ordinal-csi exited with %d after SIGTERM\n%s%s" % (
+            rc, self.log_tail(), self.valgrind_report())
         assert not os.path.exists(self.sock), "socket %s left behind after exit" % self.sock
 
     def restart(self):
         self.stop()
         return self.start()
+
+    def valgrind_report(self):
+        if not VALGRIND:
+            return ""
+        out = []
+        for name in sorted(os.listdir(self.workdir)):
+            if name.startswith("valgrind."):
+                with open(os.path.join(self.workdir, name), errors="replace") as f:
+                    out.append("---- %s ----\n%s" % (name, f.read()[-6000:]))
+        return "\n" + "\n".join(out)
 
     def log_text(self):
         try:

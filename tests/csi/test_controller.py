@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from conftest import NODE_ID, create, read_tree, tree, write_tree
-from csi_client import (GiB, KEY_CONTEXT, MiB, PVC_NAME, PVC_NS, TOPOLOGY_KEY, block_cap,
+from csi_client import (GiB, KEY_CONTEXT, MiB, TOPOLOGY_KEY, block_cap,
                         code_of, create_req, expect_error, mount_cap, pvc_params)
 
 C = grpc.StatusCode
@@ -419,6 +419,17 @@ def test_delete_unknown_ok(csi, daemon, vid):
     before = tree(daemon.workdir)
     csi.DeleteVolume(volume_id=vid)
     assert tree(daemon.workdir) == before
+
+
+def test_delete_id_with_nul_does_not_hit_prefix(csi, pb, daemon):
+    # "dir:_/keep\0x" is an unknown id (OK), not "dir:_/keep" cut at the NUL
+    v = create(csi, pb, "keep", required=MiB)
+    code, err = code_of(csi.DeleteVolume, volume_id=v.volume_id + "\x00x")
+    assert code in (C.OK, C.INVALID_ARGUMENT), err
+    assert os.path.isdir(daemon.data_dir("_/keep")), "DeleteVolume removed another volume"
+    assert list_ids(csi) == [v.volume_id]
+    code, err = code_of(csi.ControllerGetVolume, volume_id=v.volume_id + "\x00x")
+    assert code in (C.NOT_FOUND, C.INVALID_ARGUMENT), err
 
 
 def test_delete_removes_directory(csi, pb, daemon):

@@ -14,7 +14,8 @@ import grpc
 import pytest
 
 from conftest import BINARY, NODE_ID, SLOW, create, read_tree, tree, write_tree
-from csi_client import GiB, MiB, code_of, create_req, expect_error, mount_cap, pvc_params
+from csi_client import (MiB, TOPOLOGY_KEY, code_of, create_req, expect_error, mount_cap,
+                        pvc_params)
 
 C = grpc.StatusCode
 
@@ -45,7 +46,11 @@ def base_args(workdir):
     ["--max-volumes-per-node", "-1"],
     ["--max-volumes-per-node", "99999999999999999999999"],
     ["positional-argument"],
-], ids=lambda a: " ".join(a))
+    ["--node-id", "has space"],
+    ["--node-id", "n" * 64],
+    ["--driver-name", "not a driver name"],
+    ["--driver-name", ""],
+], ids=lambda a: " ".join(a)[:40])
 def test_bad_flags_exit_2(workdir, extra):
     res, sock = run_flags(base_args(workdir) + extra, workdir)
     assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
@@ -61,13 +66,24 @@ def test_endpoint_without_value_exit_2(workdir):
     assert res.stderr.strip() != ""
 
 
-def test_node_mode_requires_node_id(workdir):
-    args = ["--endpoint", "unix://" + os.path.join(workdir, "flags.sock"),
-            "--dir-root", os.path.join(workdir, "flags-root")]
-    res, sock = run_flags(args, workdir)
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert "node-id" in res.stderr
-    assert not os.path.exists(sock)
+def test_node_id_defaults_to_host_name(workdir, daemon_factory):
+    """Without --node-id the node id is the host name, as kubelet names the node; a host name
+    that is not a valid topology value is refused with exit 2."""
+    import re
+    import socket
+    host = socket.gethostname()
+    if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", host):
+        d = daemon_factory(node_id=None)
+        info = d.csi.NodeGetInfo()
+        assert info.node_id == host
+        assert dict(info.accessible_topology.segments) == {TOPOLOGY_KEY: host}
+    else:
+        args = ["--endpoint", "unix://" + os.path.join(workdir, "flags.sock"),
+                "--dir-root", os.path.join(workdir, "flags-root")]
+        res, sock = run_flags(args, workdir)
+        assert res.returncode == 2, (res.returncode, res.stderr)
+        assert "node-id" in res.stderr
+        assert not os.path.exists(sock)
 
 
 def test_version(workdir, daemon):

@@ -601,12 +601,12 @@ static void test_create_topology(void **state)
 static void test_create_busy_key_is_aborted(void **state)
 {
     struct fixture *fx = *state;
-    const char *held[] = {"k:v1"};
+    struct lock_req held[] = {{.key = "k:v1", .shared = false}};
     char msg[256];
 
-    assert_int_equal(lock_take(fx->svc.locks, held, 1), 0);
+    assert_int_equal(lock_take(fx->svc.locks, held, 1, NULL), 0);
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), -EAGAIN);
-    assert_non_null(strstr(msg, "in progress"));
+    assert_string_equal(msg, "an operation on volume v1 is already in progress; retry later");
     assert_int_equal(fx->dir.creates, 0);
     lock_give(fx->svc.locks, held, 1);
     assert_int_equal(create(fx, "v1", NULL, 0, 0, msg, NULL), 0);
