@@ -23,6 +23,9 @@
 
 #include "csi.h"
 #include "dir/dir.h"
+#include "kube_client.h"
+#include "kube_side.h"
+#include "lvm/lvm.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -32,14 +35,18 @@
 #define CQ_THREADS 2
 #define WORKERS 4
 #define SHUTDOWN_GRACE_MS 10000
+#define MAX_LVM_VGS 8
 
 struct options {
     const char *endpoint;
     const char *node_id;
     const char *driver_name;
     const char *dir_root;
+    const char *lvm_vgs[MAX_LVM_VGS]; /* borrowed from argv */
+    size_t n_lvm_vgs;
     enum csi_mode mode;
     int64_t max_volumes_per_node;
+    struct kube_side_config kube;
     enum log_level log_level;
     enum log_format log_format;
 };
@@ -57,12 +64,20 @@ static void usage(FILE *f)
         "                               controller serves Identity and Controller (default node)\n"
         "  --dir-root PATH              root of the directory backend\n"
         "                               (default %s in node mode)\n"
+        "  --lvm-vg NAME                volume group the LVM backend may use (repeatable,\n"
+        "                               up to %d); no LVM backend without it\n"
         "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
+        "  --kubeconfig PATH            talk to Kubernetes with this kubeconfig: node mode runs\n"
+        "                               the built-in provisioner, controller mode leader\n"
+        "                               election (in a pod the service account is used)\n"
+        "  --kube-api-qps N             client-side rate limit, requests/s (default 20)\n"
+        "  --kube-api-burst N           client-side burst (default 30)\n"
+        "  --leader-election-namespace NS  namespace of the controller's Lease\n"
         "  --log-level LEVEL            debug, info, warn or error (default info)\n"
         "  --log-format FORMAT          text or json (default text)\n"
         "  --version                    print the version and exit\n"
         "  --help                       print this help and exit\n",
-        DEFAULT_DRIVER_NAME, DEFAULT_DIR_ROOT);
+        DEFAULT_DRIVER_NAME, DEFAULT_DIR_ROOT, MAX_LVM_VGS);
 }
 
 static int bad_flag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -109,6 +124,20 @@ static bool driver_name_ok(const char *s)
     return true;
 }
 
+/* An LVM volume group name as --lvm-vg takes it: 1..32 of [A-Za-z0-9+_.-], not starting with
+ * '-', not "." or "..". */
+static bool vg_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 32 || s[0] == '-' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '+' && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
 /* Returns -1 to go on, or the exit code. */
 static int parse_args(int argc, char **argv, struct options *o, char *hostname, size_t hlen)
 {
@@ -118,7 +147,12 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         O_DRIVER,
         O_MODE,
         O_DIR_ROOT,
+        O_LVM_VG,
         O_MAXVOL,
+        O_KUBECONFIG,
+        O_QPS,
+        O_BURST,
+        O_LEASE_NS,
         O_LEVEL,
         O_FORMAT,
         O_VERSION,
@@ -130,7 +164,12 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         {"driver-name", required_argument, NULL, O_DRIVER},
         {"mode", required_argument, NULL, O_MODE},
         {"dir-root", required_argument, NULL, O_DIR_ROOT},
+        {"lvm-vg", required_argument, NULL, O_LVM_VG},
         {"max-volumes-per-node", required_argument, NULL, O_MAXVOL},
+        {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+        {"kube-api-qps", required_argument, NULL, O_QPS},
+        {"kube-api-burst", required_argument, NULL, O_BURST},
+        {"leader-election-namespace", required_argument, NULL, O_LEASE_NS},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"log-format", required_argument, NULL, O_FORMAT},
         {"version", no_argument, NULL, O_VERSION},
@@ -167,6 +206,15 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         case O_DIR_ROOT:
             o->dir_root = optarg;
             break;
+        case O_LVM_VG:
+            if (!vg_name_ok(optarg))
+                return bad_flag("--lvm-vg %s: must be 1-32 characters of [A-Za-z0-9+_.-], not "
+                                "starting with '-'",
+                                optarg);
+            if (o->n_lvm_vgs == MAX_LVM_VGS)
+                return bad_flag("--lvm-vg: at most %d volume groups", MAX_LVM_VGS);
+            o->lvm_vgs[o->n_lvm_vgs++] = optarg;
+            break;
         case O_MAXVOL: {
             char *end;
             errno = 0;
@@ -176,6 +224,34 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
             o->max_volumes_per_node = v;
             break;
         }
+        case O_KUBECONFIG:
+            if (!optarg[0])
+                return bad_flag("--kubeconfig: a path is required");
+            o->kube.kubeconfig = optarg;
+            break;
+        case O_QPS: {
+            char *end;
+            errno = 0;
+            double v = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(v > 0 && v <= 100000))
+                return bad_flag("--kube-api-qps %s: must be a number in (0, 100000]", optarg);
+            o->kube.qps = v;
+            break;
+        }
+        case O_BURST: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > 100000)
+                return bad_flag("--kube-api-burst %s: must be a number in [1, 100000]", optarg);
+            o->kube.burst = (int)v;
+            break;
+        }
+        case O_LEASE_NS:
+            if (!kube_name_valid(optarg))
+                return bad_flag("--leader-election-namespace %s: not a valid namespace", optarg);
+            o->kube.lease_namespace = optarg;
+            break;
         case O_LEVEL:
             if (log_parse_level(optarg, &o->log_level) < 0)
                 return bad_flag("--log-level %s: must be debug, info, warn or error", optarg);
@@ -237,6 +313,12 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     log_setup(o.log_level, o.log_format);
+    o.kube.identity = o.node_id;
+    o.kube.workers = 4;
+    if (kube_global_init() < 0) {
+        log_error("libcurl initialisation failed");
+        return 1;
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -277,6 +359,38 @@ int main(int argc, char **argv)
         log_info("directory backend at %s recovered", o.dir_root);
     }
 
+    if (o.n_lvm_vgs > 0) {
+        be_error_clear();
+        struct backend *b = be_lvm_new(o.lvm_vgs, o.n_lvm_vgs, o.node_id);
+        if (!b) {
+            log_error("LVM backend: %s", be_last_error());
+            for (size_t i = 0; i < svc.n_backends; i++)
+                svc.backends[i]->ops->free(svc.backends[i]);
+            lock_table_free(svc.locks);
+            return 1;
+        }
+        rc = b->ops->recover(b);
+        if (rc < 0) {
+            log_error("LVM backend: recovery failed: %s",
+                      be_last_error()[0] ? be_last_error() : strerror(-rc));
+            b->ops->free(b);
+            for (size_t i = 0; i < svc.n_backends; i++)
+                svc.backends[i]->ops->free(svc.backends[i]);
+            lock_table_free(svc.locks);
+            return 1;
+        }
+        /* keep svc.backends sorted by name ("dir" < "lvm") */
+        size_t at = svc.n_backends;
+        while (at > 0 && strcmp(svc.backends[at - 1]->ops->name, b->ops->name) > 0) {
+            svc.backends[at] = svc.backends[at - 1];
+            at--;
+        }
+        svc.backends[at] = b;
+        svc.n_backends++;
+        log_info("LVM backend recovered: %zu volume group(s), %zu half-made LV(s) removed",
+                 o.n_lvm_vgs, be_lvm_removed_count(b));
+    }
+
     grpc_init();
     struct server_config cfg = {
         .endpoint = o.endpoint,
@@ -294,6 +408,19 @@ int main(int argc, char **argv)
         lock_table_free(svc.locks);
         return 1;
     }
+    struct kube_side *kube = NULL;
+    if (kube_side_wanted(&o.kube)) {
+        kube = kube_side_start(&o.kube, &svc);
+        if (!kube) {
+            server_stop(srv, 0);
+            grpc_shutdown();
+            for (size_t i = 0; i < svc.n_backends; i++)
+                svc.backends[i]->ops->free(svc.backends[i]);
+            lock_table_free(svc.locks);
+            kube_global_cleanup();
+            return 1;
+        }
+    }
     log_info("ordinal-csi %s ready: driver %s, node %s, mode %s", ORDINAL_VERSION, o.driver_name,
              o.node_id, o.mode == CSI_MODE_NODE ? "node" : "controller");
 
@@ -303,11 +430,13 @@ int main(int argc, char **argv)
     } while (rc != 0);
     log_info("signal %d: shutting down", sig);
 
+    kube_side_stop(kube);
     server_stop(srv, SHUTDOWN_GRACE_MS);
     grpc_shutdown();
     for (size_t i = 0; i < svc.n_backends; i++)
         svc.backends[i]->ops->free(svc.backends[i]);
     lock_table_free(svc.locks);
+    kube_global_cleanup();
     log_info("stopped");
     return 0;
 }

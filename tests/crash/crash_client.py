@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-import grpc
+import grpc  # noqa: F401  (re-exported: test_crash uses cc.grpc)
 
 SOURCE = os.environ.get("ORDINAL_SOURCE") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))

@@ -137,8 +137,12 @@ def manifest_diff(want, got, limit=6):
     if extra:
         parts.append("%d extra (%s)" % (len(extra), ", ".join(extra[:limit])))
     if changed:
+        def desc(t):
+            if t[0] == "f":
+                return "%d bytes mode %o sha256 %s" % (t[1], t[2], t[3][:12])
+            return repr(t)
         parts.append("%d differ (%s)" % (len(changed), "; ".join(
-            "%s: want %s got %s" % (k, want[k][:3], got[k][:3]) for k in changed[:limit])))
+            "%s: want %s, got %s" % (k, desc(want[k]), desc(got[k])) for k in changed[:limit])))
     return ", ".join(parts) or "identical"
 
 
@@ -152,9 +156,7 @@ def tree(path):
 
 
 def short_tree(path, limit=25):
-    t = [p for p in tree(path) if "/data/" not in p and not p.startswith(".tmp/") or
-         p.count("/") <= 2]
-    t = [p for p in t if p.count("/") <= 3]
+    t = [p for p in tree(path) if "/data/" not in p and p.count("/") <= 3]
     s = ", ".join(t[:limit])
     return s + (" ... (%d more)" % (len(t) - limit) if len(t) > limit else "")
 
@@ -204,8 +206,16 @@ class Daemon:
         self.csi = None
         self.starts = 0
 
+    def _sock_ino(self):
+        try:
+            st = os.lstat(self.sock)
+            return (st.st_ino, st.st_ctime_ns)
+        except FileNotFoundError:
+            return None
+
     def start(self):
         assert self.proc is None
+        stale = self._sock_ino()
         with open(self.log_path, "ab") as log:
             log.write(("\n==== start %d root %s\n" % (self.starts, self.root)).encode())
             log.flush()
@@ -215,13 +225,14 @@ class Daemon:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         deadline = time.monotonic() + 15.0 * SLOW
-        while not os.path.exists(self.sock) and time.monotonic() < deadline \
+        # the killed daemon's socket file may still be there: wait for the new one
+        while self._sock_ino() in (None, stale) and time.monotonic() < deadline \
                 and self.proc.poll() is None:
-            time.sleep(0.005)
+            time.sleep(0.002)
         # short reconnect backoff: the socket of the killed daemon may be there for a moment
         self.channel = grpc.insecure_channel("unix://" + self.sock, options=[
             ("grpc.initial_reconnect_backoff_ms", 20), ("grpc.min_reconnect_backoff_ms", 20),
-            ("grpc.max_reconnect_backoff_ms", 100)])
+            ("grpc.max_reconnect_backoff_ms", 100), ("grpc.use_local_subchannel_pool", 1)])
         self.csi = cc.Csi(self.channel, timeout=60.0 * SLOW)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -442,7 +453,6 @@ class Kind:
 
 
 def create_vol(d, name, params=None, source=None):
-    pb = cc.pb()
     req = cc.create_req(name, required=GiB, params=params, source=source)
     return d.csi.call("CreateVolume", req).volume
 
@@ -693,6 +703,23 @@ def check_clean(root):
                         % ", ".join(left[:20]))
 
 
+def wait_stopped(pid, timeout=5.0):
+    """Wait until every thread of pid is in the stopped state (group stop is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.0005)
+    raise Violation("daemon %d did not stop on SIGSTOP (thread states %s)" % (pid, states))
+
+
 def run_once(kind, workdir, it, delay):
     """One iteration. delay None: uncrashed (calibration), returns (duration, outcome, mid).
     Raises Violation with a description of what was found."""
@@ -704,13 +731,24 @@ def run_once(kind, workdir, it, delay):
         ctx = kind.setup(d, it)
         method, req = kind.request(d, ctx)
         d.csi.call("Probe")  # the connection is up: the request goes out at once
+        if delay is not None and delay < 0:
+            # "before": the request reaches a stopped daemon that is killed before it runs
+            os.kill(d.proc.pid, signal.SIGSTOP)
+            wait_stopped(d.proc.pid)
+        duration = None
         t0 = time.perf_counter()
         fut = d.csi.future(method, req)
-        if delay is None:
+        if delay is not None and delay < 0:
+            time.sleep(0.002)
+            d.kill()
+            try:
+                fut.result(timeout=5)
+            except (grpc.RpcError, grpc.FutureTimeoutError, grpc.FutureCancelledError):
+                pass
+        elif delay is None:
             fut.result()
             duration = time.perf_counter() - t0
         else:
-            duration = None
             end = t0 + delay
             while True:
                 left = end - time.perf_counter()
@@ -780,8 +818,9 @@ def workdir():
 
 
 def delays_for(rng, duration, n):
-    """n kill delays covering before, during and after an operation of this duration."""
-    out = [0.0, duration * 3 + 0.005]  # surely before / surely after
+    """n kill delays covering before, during and after an operation of this duration.
+    A negative delay: the daemon is SIGSTOPped, gets the request, and is killed (kill -9)."""
+    out = [-1.0, 0.0, duration * 3 + 0.005]  # stopped daemon (surely before), 0, surely after
     while len(out) < n:
         r = rng.random()
         if r < 0.1:
@@ -811,8 +850,8 @@ def test_crash(kind, workdir):
         try:
             _, outcome, wip = run_once(kind, workdir, it, delay)
         except Violation as e:
-            res["violations"].append("iteration %d, kill after %.2f ms: %s"
-                                     % (it, delay * 1000, e))
+            res["violations"].append("iteration %d, kill %s: %s" % (
+                it, "before (stopped)" if delay < 0 else "after %.2f ms" % (delay * 1000), e))
             continue
         finally:
             res["iterations"] += 1
@@ -828,6 +867,70 @@ def test_crash(kind, workdir):
         missing = [o for o in kind.outcomes if res["outcomes"].get(o, 0) == 0]
         assert not missing, "%s: outcome(s) %s never happened: the kills did not cover the " \
                             "operation (%s)" % (kind.name, missing, line)
+        assert res["mid"] > 0, "%s: no kill landed in the middle of the operation (%s)" % (
+            kind.name, line)
+
+
+def test_checker_detects_half_states(workdir):
+    """The checks above must see a half-made volume: corrupt a whole clone in the ways a broken
+    backend could leave it and expect a Violation each time."""
+    root = os.path.join(workdir, "root-selftest")
+    os.makedirs(root)
+    d = Daemon(workdir, root)
+    kind = Clone()
+    try:
+        d.start()
+        ctx = kind.setup(d, 0)
+        method, req = kind.request(d, ctx)
+        d.csi.call(method, req)
+        vols, snaps = scan_root(d)
+        assert kind.classify(d, ctx, vols, snaps) == "whole"
+        data = os.path.join(root, "_", "vol-clone", "data")
+        meta = os.path.join(root, "_", "vol-clone", "volume.meta")
+        f = os.path.join(data, "d1", "f101.bin")
+        good = open(f, "rb").read()
+        good_meta = open(meta, "rb").read()
+
+        def expect_violation(what, fn, *args):
+            with pytest.raises(Violation) as e:
+                fn(*args)
+            print("[selftest] %s -> %s" % (what, str(e.value)[:160]))
+
+        def classify():
+            v, sn = scan_root(d)
+            kind.classify(d, ctx, v, sn)
+
+        with open(f, "r+b") as fh:  # a partly copied file
+            fh.truncate(FILE_SIZE // 2)
+        expect_violation("truncated file", classify)
+        with open(f, "wb") as fh:  # same size, other content
+            fh.write(good[:-1] + bytes([good[-1] ^ 1]))
+        expect_violation("changed byte", classify)
+        os.unlink(f)
+        expect_violation("missing file", classify)
+        with open(f, "wb") as fh:
+            fh.write(good)
+        classify()
+        with open(meta, "wb") as fh:  # a torn meta write
+            fh.write(good_meta[:len(good_meta) // 2])
+        expect_violation("torn meta", classify)
+        with open(meta, "wb") as fh:
+            fh.write(good_meta)
+        open(meta + ".abc123.tmp", "wb").close()
+        expect_violation("stray meta temporary", classify)
+        os.unlink(meta + ".abc123.tmp")
+        os.mkdir(os.path.join(root, ".tmp", "v-left"))
+        expect_violation("non-empty .tmp", classify)
+        os.rmdir(os.path.join(root, ".tmp", "v-left"))
+        os.makedirs(os.path.join(root, "_", "ghost", "data"))
+        expect_violation("volume dir not known to the daemon", classify)
+        shutil.rmtree(os.path.join(root, "_", "ghost"))
+        classify()
+        open(os.path.join(root, "_", "leak"), "wb").close()
+        expect_violation("leak after delete", check_clean, root)
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def summary_line(name, res):

@@ -1,0 +1,392 @@
+/*
+ * Names, ids and tags of the LVM backend.
+ *
+ * LV name: "ord-" + the key with '/' turned into '.' and every byte outside [A-Za-z0-9.-]
+ * turned into '+', cut to a budget, + "-" + 16 hex digits of SHA-256(key). It never holds '_'
+ * (LVM reserves "_mlog", "_rimage", ... inside names), never starts with '-' and never starts
+ * with "snapshot" or "pvmove". The budget counts '-' twice because device-mapper doubles it in
+ * "<vg>-<lv>" and that name must stay below 128 bytes; with a VG of at most 32 bytes it does.
+ *
+ * Tags: "ordinal.csi.dev/<field>=<value>", values encoded so that any byte survives (a byte
+ * outside [A-Za-z0-9_+.:/-] becomes "#xx"). Fields: key, name, size (bytes requested),
+ * access (mount|block), fs (mount only), mkfs (when given), created (seconds). lvcreate gets
+ * all of them in one command, so LVM's metadata holds an LV either with all of them or not at
+ * all.
+ *
+ * Threading: pure functions.
+ */
+#include "lvm_internal.h"
+
+#include "fsutil.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool lvm_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '_' || c == '.' || c == '-';
+}
+
+bool lvm__valid_vg_name(const char *s)
+{
+    size_t n;
+
+    if (!s)
+        return false;
+    n = strlen(s);
+    if (n < 1 || n > LVM_VG_NAME_MAX || s[0] == '-' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!lvm_name_char(s[i]))
+            return false;
+    return true;
+}
+
+bool lvm__is_our_lv_name(const char *s)
+{
+    size_t n, pl = strlen(LVM_NAME_PREFIX);
+
+    if (!s)
+        return false;
+    n = strlen(s);
+    /* "ord-" + at least nothing + "-" + 16 lower-case hex digits */
+    if (n < pl + 1 + LVM_HASH_HEX || n > LVM_LV_NAME_MAX || strncmp(s, LVM_NAME_PREFIX, pl) != 0 ||
+        s[n - LVM_HASH_HEX - 1] != '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!lvm_name_char(s[i]) || s[i] == '_')
+            return false;
+    for (size_t i = n - LVM_HASH_HEX; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+void lvm__lv_name(const char *key, char *ret)
+{
+    char hex[65];
+    size_t o = 0, budget = LVM_NAME_KEY_BUDGET;
+    size_t pl = strlen(LVM_NAME_PREFIX);
+
+    fsu_sha256_hex(key, strlen(key), hex);
+    memcpy(ret, LVM_NAME_PREFIX, pl);
+    o = pl;
+    for (const char *p = key; *p; p++) {
+        char c = *p;
+        size_t cost;
+
+        if (c == '/')
+            c = '.';
+        else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '.' || c == '-'))
+            c = '+';
+        cost = c == '-' ? 2 : 1;
+        if (cost > budget)
+            break;
+        budget -= cost;
+        ret[o++] = c;
+    }
+    ret[o++] = '-';
+    memcpy(ret + o, hex, LVM_HASH_HEX);
+    o += LVM_HASH_HEX;
+    ret[o] = '\0';
+}
+
+int lvm__vol_id(const char *vg, const char *lv, char *ret)
+{
+    int n = snprintf(ret, BE_ID_MAX + 1, "lvm:%s/%s", vg, lv);
+
+    if (n < 0 || n > BE_ID_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv)
+{
+    const char *p, *slash;
+    size_t vl;
+
+    if (!id || strncmp(id, "lvm:", 4) != 0 || strlen(id) > BE_ID_MAX)
+        return -ENOENT;
+    p = id + 4;
+    slash = strchr(p, '/');
+    if (!slash)
+        return -ENOENT;
+    vl = (size_t)(slash - p);
+    if (vl < 1 || vl > LVM_VG_NAME_MAX)
+        return -ENOENT;
+    memcpy(ret_vg, p, vl);
+    ret_vg[vl] = '\0';
+    if (!lvm__valid_vg_name(ret_vg) || !lvm__is_our_lv_name(slash + 1))
+        return -ENOENT;
+    snprintf(ret_lv, LVM_LV_NAME_MAX + 1, "%s", slash + 1);
+    return 0;
+}
+
+/* ---- tags ---- */
+
+static bool tag_plain(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '+' || c == '.' || c == ':' || c == '/' || c == '-';
+}
+
+int lvm__tag_encode(const char *s, char *ret, size_t cap)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (tag_plain((char)*p)) {
+            if (o + 1 >= cap)
+                return -ENAMETOOLONG;
+            ret[o++] = (char)*p;
+        } else {
+            if (o + 3 >= cap)
+                return -ENAMETOOLONG;
+            ret[o++] = '#';
+            ret[o++] = hexd[*p >> 4];
+            ret[o++] = hexd[*p & 15];
+        }
+    }
+    if (o >= cap)
+        return -ENAMETOOLONG;
+    ret[o] = '\0';
+    return 0;
+}
+
+static int hexv(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int lvm__tag_decode(const char *s, size_t n, char *ret, size_t cap)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (c == '#') {
+            int hi, lo;
+
+            if (i + 2 >= n)
+                return -EINVAL;
+            hi = hexv(s[i + 1]);
+            lo = hexv(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            c = (char)(hi << 4 | lo);
+            if (c == '\0' || tag_plain(c))
+                return -EINVAL; /* not what the encoder makes: one value, one spelling */
+            i += 2;
+        } else if (!tag_plain(c)) {
+            return -EINVAL;
+        }
+        if (o + 1 >= cap)
+            return -ENAMETOOLONG;
+        ret[o++] = c;
+    }
+    if (cap == 0)
+        return -ENAMETOOLONG;
+    ret[o] = '\0';
+    return 0;
+}
+
+bool lvm__parse_u63(const char *s, int64_t *ret)
+{
+    int64_t v = 0;
+
+    if (!s || !*s || strlen(s) > 19)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *ret = v;
+    return true;
+}
+
+static bool valid_plain(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n > BE_ID_MAX || strchr(s, '/'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool dns_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* DNS-1123 label (namespace) and subdomain (claim), as Kubernetes checks them. */
+static bool valid_dns(const char *s, size_t n, bool dots, size_t max)
+{
+    if (n < 1 || n > max || !dns_char(s[0]) || !dns_char(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (dns_char(s[i]) || s[i] == '-')
+            continue;
+        if (dots && s[i] == '.' && dns_char(s[i - 1]) && dns_char(s[i + 1]))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+bool lvm__valid_key(const char *key, bool key_is_claim)
+{
+    const char *slash;
+
+    if (!key)
+        return false;
+    if (!key_is_claim)
+        return valid_plain(key);
+    slash = strchr(key, '/');
+    if (!slash || strchr(slash + 1, '/'))
+        return false;
+    return valid_dns(key, (size_t)(slash - key), false, 63) &&
+           valid_dns(slash + 1, strlen(slash + 1), true, 253);
+}
+
+static int add_tag(char ret[][LVM_TAG_MAX + 1], int *n, const char *field, const char *value,
+                   bool encode)
+{
+    char enc[LVM_TAG_MAX + 1];
+    int w;
+
+    if (*n >= LVM_MAX_TAGS)
+        return -EINVAL;
+    if (encode) {
+        if (lvm__tag_encode(value, enc, sizeof(enc)) < 0)
+            return -ENAMETOOLONG;
+        value = enc;
+    }
+    w = snprintf(ret[*n], LVM_TAG_MAX + 1, "%s%s=%s", LVM_TAG_PREFIX, field, value);
+    if (w < 0 || w > LVM_TAG_MAX)
+        return -ENAMETOOLONG;
+    (*n)++;
+    return 0;
+}
+
+int lvm__tags_build(const struct lvm__meta *m, char ret[][LVM_TAG_MAX + 1])
+{
+    char num[32];
+    int n = 0, r;
+
+    if (!m->key[0] || !m->name[0] || m->requested < 0 || m->created < 0)
+        return -EINVAL;
+    r = add_tag(ret, &n, "key", m->key, true);
+    if (r == 0)
+        r = add_tag(ret, &n, "name", m->name, true);
+    snprintf(num, sizeof(num), "%lld", (long long)m->requested);
+    if (r == 0)
+        r = add_tag(ret, &n, "size", num, false);
+    if (r == 0)
+        r = add_tag(ret, &n, "access", m->access == BE_ACCESS_BLOCK ? "block" : "mount", false);
+    if (r == 0 && m->access == BE_ACCESS_MOUNT)
+        r = add_tag(ret, &n, "fs", m->fs, true);
+    if (r == 0 && m->mkfs[0])
+        r = add_tag(ret, &n, "mkfs", m->mkfs, true);
+    snprintf(num, sizeof(num), "%lld", (long long)m->created);
+    if (r == 0)
+        r = add_tag(ret, &n, "created", num, false);
+    return r < 0 ? r : n;
+}
+
+enum { T_KEY, T_NAME, T_SIZE, T_ACCESS, T_FS, T_MKFS, T_CREATED, T_N };
+
+int lvm__tags_parse(const char *lv_tags, struct lvm__meta *ret)
+{
+    static const char *const names[T_N] = {"key", "name", "size",   "access",
+                                           "fs",  "mkfs", "created"};
+    const char *vals[T_N] = {0};
+    size_t lens[T_N] = {0};
+    size_t pl = strlen(LVM_TAG_PREFIX);
+    struct lvm__meta m = {0};
+    char buf[64];
+    bool any = false;
+    const char *p = lv_tags ? lv_tags : "";
+
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+
+        if (n > pl && strncmp(p, LVM_TAG_PREFIX, pl) == 0) {
+            const char *f = p + pl, *eq = memchr(f, '=', n - pl);
+            size_t fl;
+            int k;
+
+            any = true;
+            if (!eq)
+                return be_error(-EINVAL, "tag %.*s has no value", (int)(n > 80 ? 80 : n), p);
+            fl = (size_t)(eq - f);
+            for (k = 0; k < T_N; k++)
+                if (strlen(names[k]) == fl && strncmp(f, names[k], fl) == 0)
+                    break;
+            if (k < T_N) {
+                if (vals[k])
+                    return be_error(-EINVAL, "tag %s%s given twice", LVM_TAG_PREFIX, names[k]);
+                vals[k] = eq + 1;
+                lens[k] = n - pl - fl - 1;
+            } /* a field of a later version: ignored */
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (!any)
+        return -ENODATA;
+    for (int k = 0; k < T_N; k++)
+        if (!vals[k] && k != T_FS && k != T_MKFS)
+            return be_error(-EINVAL, "tag %s%s missing", LVM_TAG_PREFIX, names[k]);
+    if (lvm__tag_decode(vals[T_KEY], lens[T_KEY], m.key, sizeof(m.key)) < 0 || !m.key[0] ||
+        !lvm__valid_key(m.key, strchr(m.key, '/') != NULL))
+        return be_error(-EINVAL, "tag %skey invalid", LVM_TAG_PREFIX);
+    if (lvm__tag_decode(vals[T_NAME], lens[T_NAME], m.name, sizeof(m.name)) < 0 || !m.name[0])
+        return be_error(-EINVAL, "tag %sname invalid", LVM_TAG_PREFIX);
+    if (lens[T_SIZE] >= sizeof(buf) ||
+        (memcpy(buf, vals[T_SIZE], lens[T_SIZE]), buf[lens[T_SIZE]] = '\0',
+         !lvm__parse_u63(buf, &m.requested)))
+        return be_error(-EINVAL, "tag %ssize invalid", LVM_TAG_PREFIX);
+    if (lens[T_CREATED] >= sizeof(buf) ||
+        (memcpy(buf, vals[T_CREATED], lens[T_CREATED]), buf[lens[T_CREATED]] = '\0',
+         !lvm__parse_u63(buf, &m.created)))
+        return be_error(-EINVAL, "tag %screated invalid", LVM_TAG_PREFIX);
+    if (lens[T_ACCESS] == 5 && strncmp(vals[T_ACCESS], "mount", 5) == 0)
+        m.access = BE_ACCESS_MOUNT;
+    else if (lens[T_ACCESS] == 5 && strncmp(vals[T_ACCESS], "block", 5) == 0)
+        m.access = BE_ACCESS_BLOCK;
+    else
+        return be_error(-EINVAL, "tag %saccess invalid", LVM_TAG_PREFIX);
+    if (m.access == BE_ACCESS_MOUNT) {
+        if (!vals[T_FS] || lvm__tag_decode(vals[T_FS], lens[T_FS], m.fs, sizeof(m.fs)) < 0 ||
+            (strcmp(m.fs, "ext4") != 0 && strcmp(m.fs, "xfs") != 0))
+            return be_error(-EINVAL, "tag %sfs missing or invalid", LVM_TAG_PREFIX);
+    } else if (vals[T_FS]) {
+        return be_error(-EINVAL, "tag %sfs on a block volume", LVM_TAG_PREFIX);
+    }
+    if (vals[T_MKFS] &&
+        (lvm__tag_decode(vals[T_MKFS], lens[T_MKFS], m.mkfs, sizeof(m.mkfs)) < 0 || !m.mkfs[0]))
+        return be_error(-EINVAL, "tag %smkfs invalid", LVM_TAG_PREFIX);
+    *ret = m;
+    return 0;
+}

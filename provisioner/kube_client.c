@@ -1,0 +1,1119 @@
+/*
+ * The Kubernetes API client (kube_client.h): request building, a pool of curl easy handles,
+ * authentication, retries with backoff, the rate limit, and Status decoding.
+ *
+ * Threading: c->mu guards the handle pool and the cached token file contents and pairs with
+ * c->cond for the interruptible sleeps; it is never held across a transfer. The rate limiter has
+ * its own leaf mutex, never taken with c->mu held.
+ */
+#include "kube_client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kube_ratelimit.h"
+#include "kube_util.h"
+#include "log.h"
+#include "util.h"
+
+#define POOL_MAX 8
+#define TOKEN_REREAD_S 60.0
+#define BACKOFF_MIN_S 0.25
+#define BACKOFF_MAX_S 30.0
+#define RETRY_AFTER_MAX_S 60
+#define ERROR_BODY_MAX (1024 * 1024)
+
+struct kube_client {
+    struct kube_config cfg; /* owned deep copy */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    CURL *pool[POOL_MAX]; /* owned idle handles, npool used */
+    size_t npool;
+    char *file_token; /* owned secret: last contents of cfg.token_file */
+    double file_token_at;
+    atomic_bool stopping;
+    atomic_ulong requests;
+    struct kube_ratelimit rl;
+};
+
+int kube_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void kube_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+/* ---- resources ---- */
+
+const struct kube_resource kube_pods = {"", "v1", "pods", "Pod", true};
+const struct kube_resource kube_nodes = {"", "v1", "nodes", "Node", false};
+const struct kube_resource kube_namespaces = {"", "v1", "namespaces", "Namespace", false};
+const struct kube_resource kube_events = {"", "v1", "events", "Event", true};
+const struct kube_resource kube_persistentvolumeclaims = {"", "v1", "persistentvolumeclaims",
+                                                          "PersistentVolumeClaim", true};
+const struct kube_resource kube_persistentvolumes = {"", "v1", "persistentvolumes",
+                                                     "PersistentVolume", false};
+const struct kube_resource kube_statefulsets = {"apps", "v1", "statefulsets", "StatefulSet", true};
+const struct kube_resource kube_storageclasses = {"storage.k8s.io", "v1", "storageclasses",
+                                                  "StorageClass", false};
+const struct kube_resource kube_csinodes = {"storage.k8s.io", "v1", "csinodes", "CSINode", false};
+const struct kube_resource kube_leases = {"coordination.k8s.io", "v1", "leases", "Lease", true};
+
+static const struct kube_resource *const all_resources[] = {
+    &kube_pods,
+    &kube_nodes,
+    &kube_namespaces,
+    &kube_events,
+    &kube_persistentvolumeclaims,
+    &kube_persistentvolumes,
+    &kube_statefulsets,
+    &kube_storageclasses,
+    &kube_csinodes,
+    &kube_leases,
+};
+
+const struct kube_resource *kube_resource_find(const char *plural)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(all_resources); i++)
+        if (strcmp(all_resources[i]->plural, plural) == 0)
+            return all_resources[i];
+    return NULL;
+}
+
+static bool alnum_lower(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+bool kube_name_valid(const char *s)
+{
+    size_t len;
+
+    if (!s)
+        return false;
+    len = strlen(s);
+    if (len == 0 || len > 253 || !alnum_lower(s[0]) || !alnum_lower(s[len - 1]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!alnum_lower(s[i]) && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
+int kube_path(char *buf, size_t n, const struct kube_resource *res, const char *ns,
+              const char *name, const char *subresource)
+{
+    int w;
+
+    if (!res || (ns && !kube_name_valid(ns)) || (name && !kube_name_valid(name)))
+        return -EINVAL;
+    if (ns && !res->namespaced)
+        return -EINVAL;
+    if (name && res->namespaced && !ns)
+        return -EINVAL;
+    if (subresource) {
+        if (!name || !*subresource)
+            return -EINVAL;
+        for (const char *p = subresource; *p; p++)
+            if (*p < 'a' || *p > 'z')
+                return -EINVAL;
+    }
+    w = snprintf(buf, n, "%s%s/%s%s%s/%s%s%s%s%s", res->group[0] ? "/apis/" : "/api", res->group,
+                 res->version, ns ? "/namespaces/" : "", ns ? ns : "", res->plural, name ? "/" : "",
+                 name ? name : "", subresource ? "/" : "", subresource ? subresource : "");
+    if (w < 0 || (size_t)w >= n)
+        return -ENAMETOOLONG;
+    return w;
+}
+
+/* ---- errors ---- */
+
+int kube_errno_from_http(long http, const char *reason)
+{
+    if (reason && *reason) {
+        if (strcmp(reason, "AlreadyExists") == 0)
+            return -EEXIST;
+        if (strcmp(reason, "Conflict") == 0)
+            return KUBE_ECONFLICT;
+        if (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0)
+            return KUBE_EGONE;
+        if (strcmp(reason, "NotFound") == 0)
+            return -ENOENT;
+    }
+    if (http >= 200 && http < 300)
+        return 0;
+    switch (http) {
+    case 400:
+    case 422:
+        return -EINVAL;
+    case 401:
+        return -EACCES;
+    case 403:
+        return -EPERM;
+    case 404:
+        return -ENOENT;
+    case 405:
+        return -EOPNOTSUPP;
+    case 409:
+        return KUBE_ECONFLICT;
+    case 410:
+        return KUBE_EGONE;
+    case 413:
+        return -EMSGSIZE;
+    case 429:
+        return -EBUSY;
+    case 503:
+        return -EAGAIN;
+    case 504:
+        return -ETIMEDOUT;
+    default:
+        break;
+    }
+    if (reason && strcmp(reason, "Timeout") == 0)
+        return -ETIMEDOUT;
+    if (http >= 500 && http < 600)
+        return -EIO;
+    return -EPROTO;
+}
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    size_t i = 0;
+
+    for (; src && src[i] && i + 1 < n; i++)
+        dst[i] = (unsigned char)src[i] < 0x20 ? ' ' : src[i];
+    dst[i] = 0;
+}
+
+int kube_status_decode(long http, const cJSON *body, struct kube_status *st)
+{
+    struct kube_status tmp;
+    long eff;
+
+    if (!st)
+        st = &tmp;
+    memset(st, 0, sizeof(*st));
+    st->http = http;
+    st->code = (int)http;
+    if (cJSON_IsObject(body)) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(body, "kind");
+        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(body, "reason");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(body, "code");
+        const cJSON *details = cJSON_GetObjectItemCaseSensitive(body, "details");
+
+        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Status") == 0) {
+            if (cJSON_IsString(reason))
+                copy_str(st->reason, sizeof(st->reason), reason->valuestring);
+            if (cJSON_IsString(msg))
+                copy_str(st->message, sizeof(st->message), msg->valuestring);
+            if (cJSON_IsNumber(code) && code->valuedouble >= 100 && code->valuedouble < 600)
+                st->code = (int)code->valuedouble;
+            if (cJSON_IsObject(details)) {
+                const cJSON *ra = cJSON_GetObjectItemCaseSensitive(details, "retryAfterSeconds");
+
+                if (cJSON_IsNumber(ra) && ra->valuedouble > 0 && ra->valuedouble <= 3600)
+                    st->retry_after = (int)ra->valuedouble;
+            }
+        }
+    }
+    eff = http ? http : st->code;
+    if (http >= 200 && http < 300)
+        return 0;
+    if (!st->message[0])
+        snprintf(st->message, sizeof(st->message), "HTTP %ld", eff);
+    return kube_errno_from_http(eff, st->reason);
+}
+
+const char *kube_obj_name(const cJSON *obj)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, "name");
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *kube_obj_namespace(const cJSON *obj)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, "namespace");
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *kube_obj_rv(const cJSON *obj)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, "resourceVersion");
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- client lifecycle ---- */
+
+static int blob_dup(struct kube_blob *dst, const struct kube_blob *src)
+{
+    dst->data = NULL;
+    dst->len = 0;
+    if (!src->data)
+        return 0;
+    dst->data = malloc(src->len + 1);
+    if (!dst->data)
+        return -ENOMEM;
+    memcpy(dst->data, src->data, src->len);
+    dst->data[src->len] = 0;
+    dst->len = src->len;
+    return 0;
+}
+
+static int strdup_opt(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? -ENOMEM : 0;
+}
+
+struct kube_client *kube_client_new(const struct kube_config *cfg)
+{
+    struct kube_client *c;
+
+    if (!cfg->server) {
+        be_error(-EINVAL, "kube client: no server configured");
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    kube_config_init(&c->cfg);
+    c->cfg.qps = cfg->qps;
+    c->cfg.burst = cfg->burst;
+    c->cfg.timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+    c->cfg.connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+    c->cfg.max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 0;
+    c->cfg.insecure_skip_tls_verify = cfg->insecure_skip_tls_verify;
+    if (strdup_opt(&c->cfg.server, cfg->server) < 0 ||
+        strdup_opt(&c->cfg.namespace, cfg->namespace ? cfg->namespace : "default") < 0 ||
+        strdup_opt(&c->cfg.context, cfg->context) < 0 ||
+        strdup_opt(&c->cfg.token, cfg->token) < 0 ||
+        strdup_opt(&c->cfg.token_file, cfg->token_file) < 0 || blob_dup(&c->cfg.ca, &cfg->ca) < 0 ||
+        blob_dup(&c->cfg.client_cert, &cfg->client_cert) < 0 ||
+        blob_dup(&c->cfg.client_key, &cfg->client_key) < 0) {
+        kube_config_release(&c->cfg);
+        free(c);
+        return NULL;
+    }
+    if (kube_ratelimit_init(&c->rl, cfg->qps, cfg->burst) < 0) {
+        be_error(-EINVAL, "kube client: burst must be at least 1");
+        kube_config_release(&c->cfg);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    kube__cond_init(&c->cond);
+    atomic_init(&c->stopping, false);
+    atomic_init(&c->requests, 0);
+    return c;
+}
+
+void kube_client_free(struct kube_client *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->npool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    if (c->file_token) {
+        memset(c->file_token, 0, strlen(c->file_token));
+        free(c->file_token);
+    }
+    kube_ratelimit_release(&c->rl);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+    kube_config_release(&c->cfg);
+    free(c);
+}
+
+void kube_client_shutdown(struct kube_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->stopping, true);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool kube_client_stopping(const struct kube_client *c)
+{
+    return atomic_load(&c->stopping);
+}
+
+const char *kube_client_namespace(const struct kube_client *c)
+{
+    return c->cfg.namespace;
+}
+
+unsigned long kube_client_request_count(struct kube_client *c)
+{
+    return atomic_load(&c->requests);
+}
+
+bool kube__sleep(struct kube_client *c, double seconds, const atomic_bool *stop)
+{
+    double deadline = kube__now() + seconds;
+    bool ok = true;
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (atomic_load(&c->stopping) || (stop && atomic_load(stop))) {
+            ok = false;
+            break;
+        }
+        if (kube__now() >= deadline)
+            break;
+        kube__cond_wait_until(&c->cond, &c->mu, deadline);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+void kube__wake(struct kube_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- transfers ---- */
+
+static CURL *handle_get(struct kube_client *c)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->npool > 0)
+        h = c->pool[--c->npool];
+    pthread_mutex_unlock(&c->mu);
+    return h ? h : curl_easy_init();
+}
+
+static void handle_put(struct kube_client *c, CURL *h)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->npool < POOL_MAX) {
+        c->pool[c->npool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* The bearer token to send (owned copy, caller wipes and frees), or NULL for none. */
+static char *token_get(struct kube_client *c)
+{
+    char *tok = NULL;
+
+    if (!c->cfg.token_file)
+        return c->cfg.token ? strdup(c->cfg.token) : NULL;
+    pthread_mutex_lock(&c->mu);
+    if (!c->file_token || kube__now() - c->file_token_at > TOKEN_REREAD_S) {
+        char *buf;
+        size_t len;
+        int r = kube__read_file(c->cfg.token_file, 64 * 1024, &buf, &len);
+
+        if (r == 0) {
+            while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+                buf[--len] = 0;
+            if (c->file_token) {
+                memset(c->file_token, 0, strlen(c->file_token));
+                free(c->file_token);
+            }
+            c->file_token = buf;
+            c->file_token_at = kube__now();
+        } else {
+            log_warn("kube: cannot read token file %s: %s%s", c->cfg.token_file, strerror(-r),
+                     c->file_token ? "; keeping the previous token" : "");
+            c->file_token_at = kube__now();
+        }
+    }
+    if (c->file_token && *c->file_token)
+        tok = strdup(c->file_token);
+    else if (c->cfg.token)
+        tok = strdup(c->cfg.token);
+    pthread_mutex_unlock(&c->mu);
+    return tok;
+}
+
+struct xfer {
+    struct kube_client *c;
+    CURL *h;
+    const atomic_bool *stop;
+    char *body; /* owned, NUL-terminated */
+    size_t len, cap, max;
+    bool overflow;
+    int retry_after;
+    int (*on_data)(void *ud, const char *data, size_t n);
+    void *ud;
+    int stream_r; /* the -errno that on_data aborted with */
+    long http;    /* known once the body starts */
+};
+
+static void xfer_release(struct xfer *x)
+{
+    free(x->body);
+}
+
+static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const struct xfer *x = ud;
+
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&x->c->stopping) || (x->stop && atomic_load(x->stop)) ? 1 : 0;
+}
+
+static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+
+    if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+        long v = 0;
+        size_t i = 12;
+
+        while (i < len && buf[i] == ' ')
+            i++;
+        for (; i < len && buf[i] >= '0' && buf[i] <= '9' && v < 100000; i++)
+            v = v * 10 + (buf[i] - '0');
+        x->retry_after = (int)(v > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : v);
+    }
+    return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+
+    if (x->http == 0)
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->http);
+    if (x->on_data && x->http == 200) {
+        int r = x->on_data(x->ud, data, len);
+
+        if (r < 0) {
+            x->stream_r = r;
+            return 0; /* anything but len aborts with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
+    if (x->overflow || x->len + len > x->max) {
+        x->overflow = true;
+        return len; /* keep reading; the caller reports -EMSGSIZE */
+    }
+    if (x->len + len + 1 > x->cap) {
+        size_t ncap = x->cap ? x->cap : 16384;
+        char *nb;
+
+        while (ncap < x->len + len + 1)
+            ncap *= 2;
+        nb = realloc(x->body, ncap);
+        if (!nb) {
+            x->overflow = true;
+            return len;
+        }
+        x->body = nb;
+        x->cap = ncap;
+    }
+    memcpy(x->body + x->len, data, len);
+    x->len += len;
+    x->body[x->len] = 0;
+    return len;
+}
+
+static int curl_errno(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return -ECANCELED;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+        return -EKEYREJECTED;
+    case CURLE_WRITE_ERROR:
+        return -ECONNABORTED;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+        return -ECONNRESET;
+    default:
+        return -EIO;
+    }
+}
+
+/* Set every option of one transfer on h (freshly reset). headers is filled for the caller to
+ * free after the transfer. */
+static int setup(struct kube_client *c, struct xfer *x, const char *method, const char *url,
+                 const char *body, const char *ctype, long timeout_ms, struct curl_slist **headers,
+                 char *errbuf)
+{
+    CURL *h = x->h;
+    char *tok;
+    struct curl_slist *hl = NULL, *t;
+    char ct[128];
+
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
+    if (timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "ordinal/" ORDINAL_VERSION);
+    if (c->cfg.ca.data) {
+        struct curl_blob b = {c->cfg.ca.data, c->cfg.ca.len, CURL_BLOB_COPY};
+
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (c->cfg.client_cert.data) {
+        struct curl_blob cb = {c->cfg.client_cert.data, c->cfg.client_cert.len, CURL_BLOB_COPY};
+        struct curl_blob kb = {c->cfg.client_key.data, c->cfg.client_key.len, CURL_BLOB_COPY};
+
+        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (c->cfg.insecure_skip_tls_verify) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    tok = token_get(c);
+    if (tok) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok); /* curl copies it */
+        memset(tok, 0, strlen(tok));
+        free(tok);
+    }
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
+    }
+    snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
+    t = curl_slist_append(hl, "Accept: application/json");
+    if (t)
+        hl = t;
+    if (t && body)
+        t = curl_slist_append(hl, ct);
+    if (t)
+        t = curl_slist_append(hl, "Expect:");
+    if (!t) {
+        curl_slist_free_all(hl);
+        return -ENOMEM;
+    }
+    *headers = hl;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    return 0;
+}
+
+/* One transfer. 0 when an HTTP answer arrived (x->http, x->body), else a transport -errno with
+ * st->message set. */
+static int perform(struct kube_client *c, struct xfer *x, const char *method,
+                   const char *path_query, const char *body, const char *ctype, long timeout_ms,
+                   struct kube_status *st)
+{
+    _cleanup_free_ char *url = NULL;
+    struct curl_slist *headers = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode rc;
+    int r;
+
+    if (asprintf(&url, "%s%s", c->cfg.server, path_query) < 0) {
+        url = NULL;
+        return -ENOMEM;
+    }
+    x->h = handle_get(c);
+    if (!x->h)
+        return -ENOMEM;
+    r = setup(c, x, method, url, body, ctype, timeout_ms, &headers, errbuf);
+    if (r < 0) {
+        handle_put(c, x->h);
+        return r;
+    }
+    atomic_fetch_add(&c->requests, 1);
+    rc = curl_easy_perform(x->h);
+    if (x->http == 0)
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->http);
+    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(headers);
+    handle_put(c, x->h);
+    x->h = NULL;
+    if (rc == CURLE_WRITE_ERROR && x->stream_r < 0)
+        return x->stream_r;
+    if (rc != CURLE_OK) {
+        r = curl_errno(rc);
+        if (st) {
+            memset(st, 0, sizeof(*st));
+            copy_str(st->message, sizeof(st->message), errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        }
+        return r;
+    }
+    return 0;
+}
+
+static double backoff_s(int attempt)
+{
+    double d = BACKOFF_MIN_S;
+
+    for (int i = 0; i < attempt && d < BACKOFF_MAX_S; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX_S)
+        d = BACKOFF_MAX_S;
+    return d * (0.5 + kube__rand() / 2); /* jitter: [d/2, d) */
+}
+
+static bool rate_wait(struct kube_client *c, const atomic_bool *stop)
+{
+    double wait = kube_ratelimit_reserve(&c->rl, kube__now());
+
+    return wait <= 0 || kube__sleep(c, wait, stop);
+}
+
+int kube_request(struct kube_client *c, const char *method, const char *path_query,
+                 const char *body, const char *content_type, cJSON **ret_body,
+                 struct kube_status *st)
+{
+    bool idempotent = strcmp(method, "GET") == 0;
+    struct kube_status tmp;
+    int r = -EIO;
+
+    if (!st)
+        st = &tmp;
+    for (int attempt = 0;; attempt++) {
+        struct xfer x = {.c = c, .max = KUBE_MAX_BODY};
+        cJSON *parsed = NULL;
+        bool retry;
+        double wait;
+
+        if (atomic_load(&c->stopping) || !rate_wait(c, NULL)) {
+            memset(st, 0, sizeof(*st));
+            snprintf(st->message, sizeof(st->message), "client shut down");
+            return -ECANCELED;
+        }
+        r = perform(c, &x, method, path_query, body, content_type, c->cfg.timeout_ms, st);
+        if (r < 0) {
+            xfer_release(&x);
+            if (r == -ECANCELED || r == -ENOMEM || !idempotent || attempt >= c->cfg.max_retries)
+                return r;
+            log_debug("kube: %s %s: %s; retrying", method, path_query, st->message);
+            if (!kube__sleep(c, backoff_s(attempt), NULL))
+                return -ECANCELED;
+            continue;
+        }
+        if (x.overflow) {
+            xfer_release(&x);
+            memset(st, 0, sizeof(*st));
+            st->http = x.http;
+            snprintf(st->message, sizeof(st->message), "response larger than %d bytes",
+                     KUBE_MAX_BODY);
+            return -EMSGSIZE;
+        }
+        if (x.len > 0)
+            parsed = cJSON_ParseWithLength(x.body, x.len);
+        xfer_release(&x);
+        r = kube_status_decode(x.http, parsed, st);
+        if (st->retry_after == 0)
+            st->retry_after = x.retry_after;
+        if (r == 0) {
+            if (!parsed) {
+                snprintf(st->message, sizeof(st->message), "response is not JSON");
+                return -EBADMSG;
+            }
+            if (ret_body)
+                *ret_body = parsed;
+            else
+                cJSON_Delete(parsed);
+            return 0;
+        }
+        cJSON_Delete(parsed);
+        retry = (x.http == 429 || x.http >= 500) && attempt < c->cfg.max_retries;
+        if (!retry)
+            return r;
+        wait = backoff_s(attempt);
+        if (st->retry_after > 0)
+            wait = st->retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : st->retry_after;
+        log_debug("kube: %s %s: HTTP %ld %s; retrying in %.1fs", method, path_query, x.http,
+                  st->reason, wait);
+        if (!kube__sleep(c, wait, NULL))
+            return -ECANCELED;
+    }
+}
+
+int kube__stream(struct kube_client *c, const char *path_query, const atomic_bool *stop,
+                 long timeout_ms, int (*on_data)(void *ud, const char *data, size_t n), void *ud,
+                 struct kube_status *st)
+{
+    struct xfer x = {.c = c, .stop = stop, .max = ERROR_BODY_MAX, .on_data = on_data, .ud = ud};
+    struct kube_status tmp;
+    cJSON *parsed = NULL;
+    int r;
+
+    if (!st)
+        st = &tmp;
+    memset(st, 0, sizeof(*st));
+    if (atomic_load(&c->stopping) || !rate_wait(c, stop))
+        return -ECANCELED;
+    r = perform(c, &x, "GET", path_query, NULL, NULL, timeout_ms, st);
+    if (r < 0 || x.http == 200) {
+        xfer_release(&x);
+        st->http = x.http;
+        return r;
+    }
+    if (x.len > 0 && !x.overflow)
+        parsed = cJSON_ParseWithLength(x.body, x.len);
+    xfer_release(&x);
+    r = kube_status_decode(x.http, parsed, st);
+    cJSON_Delete(parsed);
+    return r < 0 ? r : -EPROTO;
+}
+
+/* ---- verbs ---- */
+
+static int percent_append(char *buf, size_t n, size_t *len, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+
+        if (*len + (plain ? 1 : 3) >= n)
+            return -ENAMETOOLONG;
+        if (plain) {
+            buf[(*len)++] = (char)*p;
+        } else {
+            buf[(*len)++] = '%';
+            buf[(*len)++] = hex[*p >> 4];
+            buf[(*len)++] = hex[*p & 15];
+        }
+    }
+    buf[*len] = 0;
+    return 0;
+}
+
+static int param_append(char *buf, size_t n, const char *key, const char *val)
+{
+    size_t len = strlen(buf);
+    int w;
+
+    w = snprintf(buf + len, n - len, "%c%s=", strchr(buf, '?') ? '&' : '?', key);
+    if (w < 0 || (size_t)w >= n - len)
+        return -ENAMETOOLONG;
+    len += (size_t)w;
+    return percent_append(buf, n, &len, val);
+}
+
+int kube_list_query(char *buf, size_t n, const struct kube_list_opts *opts)
+{
+    char num[32];
+    int r = 0;
+
+    if (!opts)
+        return 0;
+    if (opts->label_selector && *opts->label_selector)
+        r = param_append(buf, n, "labelSelector", opts->label_selector);
+    if (r == 0 && opts->field_selector && *opts->field_selector)
+        r = param_append(buf, n, "fieldSelector", opts->field_selector);
+    if (r == 0 && opts->resource_version)
+        r = param_append(buf, n, "resourceVersion", opts->resource_version);
+    if (r == 0 && opts->continue_token && *opts->continue_token)
+        r = param_append(buf, n, "continue", opts->continue_token);
+    if (r == 0 && opts->limit > 0) {
+        snprintf(num, sizeof(num), "%ld", opts->limit);
+        r = param_append(buf, n, "limit", num);
+    }
+    return r;
+}
+
+#define PATH_MAX_ 4096
+
+int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns,
+             const char *name, cJSON **ret_obj, struct kube_status *st)
+{
+    char path[PATH_MAX_];
+    int r;
+
+    if (!name)
+        return -EINVAL;
+    r = kube_path(path, sizeof(path), res, ns, name, NULL);
+    if (r < 0)
+        return r;
+    return kube_request(c, "GET", path, NULL, NULL, ret_obj, st);
+}
+
+int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
+              const struct kube_list_opts *opts, cJSON **ret_list, struct kube_status *st)
+{
+    char path[PATH_MAX_];
+    cJSON *list = NULL;
+    int r;
+
+    r = kube_path(path, sizeof(path), res, ns, NULL, NULL);
+    if (r < 0)
+        return r;
+    r = kube_list_query(path, sizeof(path), opts);
+    if (r < 0)
+        return r;
+    r = kube_request(c, "GET", path, NULL, NULL, &list, st);
+    if (r < 0)
+        return r;
+    if (!cJSON_IsObject(list)) {
+        cJSON_Delete(list);
+        return -EBADMSG;
+    }
+    if (ret_list)
+        *ret_list = list;
+    else
+        cJSON_Delete(list);
+    return 0;
+}
+
+static const char *list_continue(const cJSON *list)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(list, "metadata");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, "continue");
+
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* Check a list page: an object with an items array (null = empty) of objects with a name. */
+static int list_check(cJSON *page)
+{
+    cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items");
+    const cJSON *it;
+
+    if (!items || cJSON_IsNull(items)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(page, "items");
+        return cJSON_AddItemToObject(page, "items", cJSON_CreateArray()) ? 0 : -ENOMEM;
+    }
+    if (!cJSON_IsArray(items))
+        return -EBADMSG;
+    cJSON_ArrayForEach(it, items) if (!cJSON_IsObject(it) || !kube_obj_name(it)) return -EBADMSG;
+    return 0;
+}
+
+int kube_list_all(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                  const struct kube_list_opts *opts, cJSON **ret_list, struct kube_status *st)
+{
+    struct kube_list_opts o = {0};
+    bool restarted = false;
+    cJSON *first, *items;
+    char *token;
+    int r;
+
+    if (opts)
+        o = *opts;
+    if (o.limit <= 0)
+        o.limit = 500;
+restart:
+    first = NULL;
+    o.continue_token = NULL;
+    r = kube_list(c, res, ns, &o, &first, st);
+    if (r == 0)
+        r = list_check(first);
+    if (r < 0) {
+        cJSON_Delete(first);
+        return r;
+    }
+    items = cJSON_GetObjectItemCaseSensitive(first, "items");
+    token = list_continue(first) ? strdup(list_continue(first)) : NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "metadata"),
+                                            "continue");
+    while (token) {
+        cJSON *page = NULL, *pitems, *it;
+
+        o.continue_token = token;
+        r = kube_list(c, res, ns, &o, &page, st);
+        if (r == KUBE_EGONE && !restarted) {
+            /* the continue token expired: the pages would not be one snapshot */
+            free(token);
+            cJSON_Delete(first);
+            restarted = true;
+            goto restart;
+        }
+        if (r == 0)
+            r = list_check(page);
+        free(token);
+        if (r < 0) {
+            cJSON_Delete(page);
+            cJSON_Delete(first);
+            return r;
+        }
+        pitems = cJSON_GetObjectItemCaseSensitive(page, "items");
+        while ((it = cJSON_DetachItemFromArray(pitems, 0)))
+            cJSON_AddItemToArray(items, it);
+        token = list_continue(page) ? strdup(list_continue(page)) : NULL;
+        cJSON_Delete(page);
+    }
+    if (ret_list)
+        *ret_list = first;
+    else
+        cJSON_Delete(first);
+    return 0;
+}
+
+static int write_obj(struct kube_client *c, const char *method, const char *path, const cJSON *obj,
+                     const char *ctype, cJSON **ret_obj, struct kube_status *st)
+{
+    _cleanup_free_ char *body = NULL;
+
+    if (obj) {
+        body = cJSON_PrintUnformatted(obj);
+        if (!body)
+            return -ENOMEM;
+    }
+    return kube_request(c, method, path, body, ctype, ret_obj, st);
+}
+
+int kube_create(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+{
+    char path[PATH_MAX_];
+    int r;
+
+    if (!cJSON_IsObject(obj))
+        return -EINVAL;
+    r = kube_path(path, sizeof(path), res, ns, NULL, NULL);
+    if (r < 0)
+        return r;
+    return write_obj(c, "POST", path, obj, NULL, ret_obj, st);
+}
+
+int kube_update(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                const char *subresource, const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+{
+    const char *name = kube_obj_name(obj), *ons = kube_obj_namespace(obj);
+    char path[PATH_MAX_];
+    int r;
+
+    if (!name || (ons && ns && strcmp(ons, ns) != 0))
+        return -EINVAL;
+    r = kube_path(path, sizeof(path), res, ns, name, subresource);
+    if (r < 0)
+        return r;
+    return write_obj(c, "PUT", path, obj, NULL, ret_obj, st);
+}
+
+int kube_update_retry(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                      const char *name, const char *subresource, kube_mutate_fn mutate, void *ud,
+                      cJSON **ret_obj, struct kube_status *st)
+{
+    int r = KUBE_ECONFLICT;
+
+    for (int attempt = 0; attempt < 10 && r == KUBE_ECONFLICT; attempt++) {
+        cJSON *obj = NULL;
+
+        r = kube_get(c, res, ns, name, &obj, st);
+        if (r < 0)
+            return r;
+        r = mutate(obj, ud);
+        if (r == KUBE_MUTATE_SKIP) {
+            if (ret_obj)
+                *ret_obj = obj;
+            else
+                cJSON_Delete(obj);
+            return 0;
+        }
+        if (r == 0)
+            r = kube_update(c, res, ns, subresource, obj, ret_obj, st);
+        cJSON_Delete(obj);
+    }
+    return r;
+}
+
+int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,
+               const char *name, const char *subresource, const cJSON *patch, cJSON **ret_obj,
+               struct kube_status *st)
+{
+    char path[PATH_MAX_];
+    int r;
+
+    if (!name || !cJSON_IsObject(patch))
+        return -EINVAL;
+    r = kube_path(path, sizeof(path), res, ns, name, subresource);
+    if (r < 0)
+        return r;
+    return write_obj(c, "PATCH", path, patch, "application/merge-patch+json", ret_obj, st);
+}
+
+int kube_delete(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                const char *name, const struct kube_delete_opts *opts, cJSON **ret_obj,
+                struct kube_status *st)
+{
+    char path[PATH_MAX_];
+    cJSON *o = NULL;
+    int r;
+
+    if (!name)
+        return -EINVAL;
+    r = kube_path(path, sizeof(path), res, ns, name, NULL);
+    if (r < 0)
+        return r;
+    o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "kind", "DeleteOptions") ||
+        !cJSON_AddStringToObject(o, "apiVersion", "v1"))
+        goto nomem;
+    if (opts && opts->propagation_policy &&
+        !cJSON_AddStringToObject(o, "propagationPolicy", opts->propagation_policy))
+        goto nomem;
+    if (opts && opts->grace_period_seconds >= 0 &&
+        !cJSON_AddNumberToObject(o, "gracePeriodSeconds", (double)opts->grace_period_seconds))
+        goto nomem;
+    if (opts && (opts->precondition_uid || opts->precondition_rv)) {
+        cJSON *pre = cJSON_AddObjectToObject(o, "preconditions");
+
+        if (!pre || (opts->precondition_uid &&
+                     !cJSON_AddStringToObject(pre, "uid", opts->precondition_uid)))
+            goto nomem;
+        if (opts->precondition_rv &&
+            !cJSON_AddStringToObject(pre, "resourceVersion", opts->precondition_rv))
+            goto nomem;
+    }
+    r = write_obj(c, "DELETE", path, o, NULL, ret_obj, st);
+    cJSON_Delete(o);
+    return r;
+nomem:
+    cJSON_Delete(o);
+    return -ENOMEM;
+}

@@ -1,0 +1,464 @@
+/*
+ * The store and the informer thread (kube_informer.h).
+ *
+ * Threading: only the informer thread (or, for a bare store, its one owner) mutates the store;
+ * it reads the map without the lock and takes s->mu only to change it, so other threads always
+ * see a whole state and objects a handler borrows cannot be freed under it. Locks: s->mu and
+ * inf->mu are leaves, never held together, never across a request.
+ */
+#include "kube_informer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_util.h"
+#include "log.h"
+#include "util.h"
+
+#define KEY_MAX 512
+
+struct kube_store {
+    pthread_mutex_t mu;
+    struct kube__map objs; /* key -> owned cJSON */
+    bool namespaced;
+};
+
+static void obj_free(void *p)
+{
+    cJSON_Delete(p);
+}
+
+struct kube_store *kube_store_new(bool namespaced)
+{
+    struct kube_store *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    kube__map_init(&s->objs);
+    s->namespaced = namespaced;
+    return s;
+}
+
+void kube_store_free(struct kube_store *s)
+{
+    if (!s)
+        return;
+    kube__map_release(&s->objs, obj_free);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int make_key(bool namespaced, const char *ns, const char *name, char *buf, size_t n)
+{
+    int w;
+
+    if (!name || !*name)
+        return -EINVAL;
+    if (namespaced)
+        w = snprintf(buf, n, "%s/%s", ns ? ns : "", name);
+    else
+        w = snprintf(buf, n, "%s", name);
+    return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
+}
+
+int kube_store_key(const struct kube_store *s, const cJSON *obj, char *buf, size_t n)
+{
+    return make_key(s->namespaced, kube_obj_namespace(obj), kube_obj_name(obj), buf, n);
+}
+
+static bool same_rv(const cJSON *a, const cJSON *b)
+{
+    const char *ra = kube_obj_rv(a), *rb = kube_obj_rv(b);
+
+    return ra && rb && strcmp(ra, rb) == 0;
+}
+
+int kube_store_apply(struct kube_store *s, struct kube_event *ev,
+                     const struct kube_informer_handlers *h)
+{
+    char key[KEY_MAX];
+    cJSON *old = NULL;
+    int r;
+
+    if (ev->type != KUBE_EVENT_ADDED && ev->type != KUBE_EVENT_MODIFIED &&
+        ev->type != KUBE_EVENT_DELETED)
+        return 0;
+    r = kube_store_key(s, ev->object, key, sizeof(key));
+    if (r < 0)
+        return r;
+    if (ev->type == KUBE_EVENT_DELETED) {
+        pthread_mutex_lock(&s->mu);
+        old = kube__map_del(&s->objs, key);
+        pthread_mutex_unlock(&s->mu);
+        if (old && h && h->on_delete)
+            h->on_delete(h->ud, ev->object);
+        cJSON_Delete(old);
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    r = kube__map_put(&s->objs, key, ev->object, (void **)&old);
+    pthread_mutex_unlock(&s->mu);
+    if (r < 0)
+        return r;
+    if (old && h && h->on_update)
+        h->on_update(h->ud, old, ev->object);
+    else if (!old && h && h->on_add)
+        h->on_add(h->ud, ev->object);
+    ev->object = NULL; /* the store owns it now */
+    cJSON_Delete(old);
+    return 0;
+}
+
+int kube_store_replace(struct kube_store *s, cJSON *items, const struct kube_informer_handlers *h)
+{
+    struct kube__map fresh, old;
+    struct kube__map_node *it = NULL;
+    size_t b = 0;
+    cJSON *obj;
+    char key[KEY_MAX];
+    int r = 0;
+
+    if (!cJSON_IsArray(items))
+        return -EINVAL;
+    cJSON_ArrayForEach(obj,
+                       items) if (kube_store_key(s, obj, key, sizeof(key)) < 0) return -EBADMSG;
+    kube__map_init(&fresh);
+    while ((obj = cJSON_DetachItemFromArray(items, 0))) {
+        cJSON *dup = NULL;
+
+        kube_store_key(s, obj, key, sizeof(key));
+        r = kube__map_put(&fresh, key, obj, (void **)&dup);
+        cJSON_Delete(dup); /* a duplicate key in a list: the last one wins */
+        if (r < 0) {
+            cJSON_Delete(obj);
+            kube__map_release(&fresh, obj_free);
+            return r;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    old = s->objs;
+    s->objs = fresh;
+    pthread_mutex_unlock(&s->mu);
+
+    /* Handlers: the new objects are in the store (stable, only we mutate it), the old ones in
+     * `old` until the end. */
+    while ((it = kube__map_next(&s->objs, &b, it))) {
+        cJSON *prev = kube__map_get(&old, it->key);
+
+        if (!prev) {
+            if (h && h->on_add)
+                h->on_add(h->ud, it->val);
+        } else if (!same_rv(prev, it->val)) {
+            if (h && h->on_update)
+                h->on_update(h->ud, prev, it->val);
+        }
+    }
+    it = NULL;
+    b = 0;
+    while ((it = kube__map_next(&old, &b, it)))
+        if (!kube__map_get(&s->objs, it->key) && h && h->on_delete)
+            h->on_delete(h->ud, it->val);
+    kube__map_release(&old, obj_free);
+    return 0;
+}
+
+cJSON *kube_store_get(struct kube_store *s, const char *ns, const char *name)
+{
+    char key[KEY_MAX];
+    cJSON *copy = NULL;
+    const cJSON *obj;
+
+    if (make_key(s->namespaced, ns, name, key, sizeof(key)) < 0)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    obj = kube__map_get(&s->objs, key);
+    if (obj)
+        copy = cJSON_Duplicate(obj, true);
+    pthread_mutex_unlock(&s->mu);
+    return copy;
+}
+
+cJSON *kube_store_list(struct kube_store *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    struct kube__map_node *it = NULL;
+    size_t b = 0;
+
+    if (!arr)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    while ((it = kube__map_next(&s->objs, &b, it))) {
+        cJSON *copy = cJSON_Duplicate(it->val, true);
+
+        if (!copy || !cJSON_AddItemToArray(arr, copy)) {
+            cJSON_Delete(copy);
+            cJSON_Delete(arr);
+            arr = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return arr;
+}
+
+size_t kube_store_count(struct kube_store *s)
+{
+    size_t n;
+
+    pthread_mutex_lock(&s->mu);
+    n = s->objs.count;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- informer ---- */
+
+struct kube_informer {
+    struct kube_client *client; /* borrowed */
+    const struct kube_resource *res;
+    char *ns, *label, *field; /* owned, may be NULL */
+    struct kube_informer_handlers h;
+    struct kube_store *store; /* owned */
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    pthread_mutex_t mu; /* guards synced, pairs with cond */
+    pthread_cond_t cond;
+    bool synced;
+    char rv[128];
+    atomic_uint lists, watches;
+};
+
+struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube_resource *res,
+                                        const char *ns, const char *label_selector,
+                                        const char *field_selector,
+                                        const struct kube_informer_handlers *h)
+{
+    struct kube_informer *inf = calloc(1, sizeof(*inf));
+
+    if (!inf)
+        return NULL;
+    inf->client = c;
+    inf->res = res;
+    if (h)
+        inf->h = *h;
+    inf->store = kube_store_new(res->namespaced);
+    if ((ns && !(inf->ns = strdup(ns))) ||
+        (label_selector && !(inf->label = strdup(label_selector))) ||
+        (field_selector && !(inf->field = strdup(field_selector))) || !inf->store) {
+        kube_store_free(inf->store);
+        free(inf->ns);
+        free(inf->label);
+        free(inf->field);
+        free(inf);
+        return NULL;
+    }
+    pthread_mutex_init(&inf->mu, NULL);
+    kube__cond_init(&inf->cond);
+    atomic_init(&inf->stop, false);
+    atomic_init(&inf->lists, 0);
+    atomic_init(&inf->watches, 0);
+    return inf;
+}
+
+static int relist(struct kube_informer *inf)
+{
+    struct kube_list_opts o = {.label_selector = inf->label, .field_selector = inf->field};
+    struct kube_status st;
+    cJSON *list = NULL;
+    const char *rv;
+    int r;
+
+    r = kube_list_all(inf->client, inf->res, inf->ns, &o, &list, &st);
+    if (r < 0) {
+        log_warn("kube: list %s failed: %s (%s)", inf->res->plural, strerror(-r), st.message);
+        return r;
+    }
+    atomic_fetch_add(&inf->lists, 1);
+    rv = kube_obj_rv(list);
+    if (!rv || strlen(rv) >= sizeof(inf->rv)) {
+        cJSON_Delete(list);
+        log_warn("kube: list %s has no usable resourceVersion", inf->res->plural);
+        return -EBADMSG;
+    }
+    snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
+    r = kube_store_replace(inf->store, cJSON_GetObjectItemCaseSensitive(list, "items"), &inf->h);
+    cJSON_Delete(list);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&inf->mu);
+    inf->synced = true;
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
+    return 0;
+}
+
+static int on_event(void *ud, struct kube_event *ev)
+{
+    struct kube_informer *inf = ud;
+    const char *rv = kube_obj_rv(ev->object);
+    char saved[sizeof(inf->rv)];
+    int r;
+
+    if (!rv || strlen(rv) >= sizeof(inf->rv))
+        return -EBADMSG;
+    snprintf(saved, sizeof(saved), "%s", rv); /* ev->object may be taken by the store */
+    r = kube_store_apply(inf->store, ev, &inf->h);
+    if (r < 0)
+        return r == -ENOMEM ? r : -EBADMSG;
+    memcpy(inf->rv, saved, sizeof(saved));
+    return 0;
+}
+
+static double backoff(int failures, double base, double max)
+{
+    double d = base;
+
+    for (int i = 0; i < failures && d < max; i++)
+        d *= 2;
+    if (d > max)
+        d = max;
+    return d * (0.5 + kube__rand() / 2); /* jitter: [d/2, d) */
+}
+
+static void *informer_main(void *arg)
+{
+    struct kube_informer *inf = arg;
+    int list_failures = 0;
+
+    while (!atomic_load(&inf->stop) && !kube_client_stopping(inf->client)) {
+        int watch_failures = 0;
+
+        if (relist(inf) < 0) {
+            kube__sleep(inf->client, backoff(list_failures++, 1.0, 30.0), &inf->stop);
+            continue;
+        }
+        list_failures = 0;
+        while (!atomic_load(&inf->stop)) {
+            struct kube_watch_opts o = {.label_selector = inf->label,
+                                        .field_selector = inf->field,
+                                        .resource_version = inf->rv,
+                                        .stop = &inf->stop};
+            struct kube_status st;
+            int r;
+
+            atomic_fetch_add(&inf->watches, 1);
+            r = kube_watch(inf->client, inf->res, inf->ns, &o, on_event, inf, &st);
+            if (r == -ECANCELED || atomic_load(&inf->stop) || kube_client_stopping(inf->client))
+                break;
+            if (r == 0) {
+                watch_failures = 0;
+                continue;
+            }
+            if (r == KUBE_EGONE || r == -EMSGSIZE || r == -EBADMSG || r == -ENOMEM) {
+                log_info("kube: watch %s: %s; relisting", inf->res->plural,
+                         st.message[0] ? st.message : strerror(-r));
+                break;
+            }
+            log_warn("kube: watch %s: %s (%s); reconnecting", inf->res->plural, strerror(-r),
+                     st.message);
+            kube__sleep(inf->client, backoff(watch_failures++, 0.5, 30.0), &inf->stop);
+        }
+    }
+    pthread_mutex_lock(&inf->mu);
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
+    return NULL;
+}
+
+int kube_informer_start(struct kube_informer *inf)
+{
+    int r;
+
+    if (inf->running)
+        return -EALREADY;
+    atomic_store(&inf->stop, false);
+    r = pthread_create(&inf->thread, NULL, informer_main, inf);
+    if (r != 0)
+        return -r;
+    inf->running = true;
+    return 0;
+}
+
+void kube_informer_stop(struct kube_informer *inf)
+{
+    if (!inf->running)
+        return;
+    atomic_store(&inf->stop, true);
+    kube__wake(inf->client);
+    pthread_mutex_lock(&inf->mu);
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
+    pthread_join(inf->thread, NULL);
+    inf->running = false;
+}
+
+void kube_informer_free(struct kube_informer *inf)
+{
+    if (!inf)
+        return;
+    kube_informer_stop(inf);
+    kube_store_free(inf->store);
+    pthread_cond_destroy(&inf->cond);
+    pthread_mutex_destroy(&inf->mu);
+    free(inf->ns);
+    free(inf->label);
+    free(inf->field);
+    free(inf);
+}
+
+bool kube_informer_has_synced(struct kube_informer *inf)
+{
+    bool s;
+
+    pthread_mutex_lock(&inf->mu);
+    s = inf->synced;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
+}
+
+int kube_informer_wait_synced(struct kube_informer *inf, double timeout_s)
+{
+    double deadline = kube__now() + timeout_s;
+    int r = 0;
+
+    pthread_mutex_lock(&inf->mu);
+    while (!inf->synced) {
+        if (atomic_load(&inf->stop)) {
+            r = -ECANCELED;
+            break;
+        }
+        if (kube__now() >= deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        kube__cond_wait_until(&inf->cond, &inf->mu, deadline);
+    }
+    pthread_mutex_unlock(&inf->mu);
+    return r;
+}
+
+cJSON *kube_informer_get(struct kube_informer *inf, const char *ns, const char *name)
+{
+    return kube_store_get(inf->store, ns, name);
+}
+
+cJSON *kube_informer_list(struct kube_informer *inf)
+{
+    return kube_store_list(inf->store);
+}
+
+unsigned kube_informer_lists(struct kube_informer *inf)
+{
+    return atomic_load(&inf->lists);
+}
+
+unsigned kube_informer_watches(struct kube_informer *inf)
+{
+    return atomic_load(&inf->watches);
+}

@@ -1,0 +1,91 @@
+/*
+ * Informers: a list+watch of one resource feeding an in-memory store of its objects, keyed by
+ * "namespace/name" (or "name" for cluster-scoped resources), with add/update/delete handlers.
+ *
+ * The informer thread lists (all pages), replaces the store, then watches from the list's
+ * resourceVersion. A watch that ends normally is resumed from the last resourceVersion seen
+ * (events and bookmarks); a dropped connection is resumed after a jittered backoff (0.5 s
+ * doubling to 30 s); 410 Gone, an over-long or malformed event relist. A relist replaces the
+ * store and emits the differences as handler calls: adds for new objects, updates for objects
+ * whose resourceVersion changed, synthetic deletes (with the last known state) for objects that
+ * are gone, so the cache is never left stale after a gap.
+ *
+ * Threading: handlers run on the informer thread, one at a time, without any lock held; they
+ * may call kube_informer_get/list (which copy under the store's mutex) but must not block for
+ * long (hand keys to a kube_queue). Objects passed to handlers are borrowed for the call. The
+ * store's mutex is a leaf lock.
+ */
+#ifndef ORDINAL_KUBE_INFORMER_H
+#define ORDINAL_KUBE_INFORMER_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kube_client.h"
+#include "kube_watch.h"
+
+struct kube_informer_handlers {
+    void (*on_add)(void *ud, const cJSON *obj);                          /* may be NULL */
+    void (*on_update)(void *ud, const cJSON *old_obj, const cJSON *obj); /* may be NULL */
+    void (*on_delete)(void *ud, const cJSON *obj);                       /* may be NULL */
+    void *ud;
+};
+
+/* ---- the store, usable on its own ---- */
+
+struct kube_store;
+
+struct kube_store *kube_store_new(bool namespaced);
+void kube_store_free(struct kube_store *s);
+/* The store key of obj ("ns/name" or "name") into buf; -EINVAL without a name. */
+int kube_store_key(const struct kube_store *s, const cJSON *obj, char *buf, size_t n);
+/*
+ * Apply one watch event (ADDED, MODIFIED, DELETED; others are ignored) and call the handler.
+ * ADDED of a known key is an update, MODIFIED of an unknown key an add, DELETED of an unknown key
+ * does nothing. Takes ev->object for ADDED/MODIFIED. 0 or -errno. Only one thread may mutate.
+ */
+int kube_store_apply(struct kube_store *s, struct kube_event *ev,
+                     const struct kube_informer_handlers *h);
+/* Replace the contents by the items of list (an array; its items are taken, the array is left
+ * empty) and call the handlers for the differences. 0 or -errno (-EBADMSG for an item without
+ * a name, in which case the store is unchanged). */
+int kube_store_replace(struct kube_store *s, cJSON *items, const struct kube_informer_handlers *h);
+/* A deep copy of the object (owned by the caller) or NULL. ns ignored for cluster scope. */
+cJSON *kube_store_get(struct kube_store *s, const char *ns, const char *name);
+/* A new array of deep copies of every object (owned by the caller), or NULL on -ENOMEM. */
+cJSON *kube_store_list(struct kube_store *s);
+size_t kube_store_count(struct kube_store *s);
+
+/* ---- the informer ---- */
+
+struct kube_informer;
+
+/*
+ * An informer over res in ns (NULL = all namespaces) with optional selectors (copied). The
+ * client and the handlers' ud are borrowed and must outlive the informer. NULL on -ENOMEM.
+ */
+struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube_resource *res,
+                                        const char *ns, const char *label_selector,
+                                        const char *field_selector,
+                                        const struct kube_informer_handlers *h);
+/* Start the informer thread. 0 or -errno. */
+int kube_informer_start(struct kube_informer *inf);
+/* Stop and join the thread: within about a second while watching or backing off; a list in
+ * flight finishes first (bounded by the request timeout) unless the client is shut down.
+ * Idempotent. */
+void kube_informer_stop(struct kube_informer *inf);
+/* Stop if running and free everything. */
+void kube_informer_free(struct kube_informer *inf);
+/* True once the first list has been stored. */
+bool kube_informer_has_synced(struct kube_informer *inf);
+/* Wait up to timeout_s for the first sync: 0, -ETIMEDOUT or -ECANCELED (stopped). */
+int kube_informer_wait_synced(struct kube_informer *inf, double timeout_s);
+/* Copies from the store, owned by the caller (see kube_store_get/list). */
+cJSON *kube_informer_get(struct kube_informer *inf, const char *ns, const char *name);
+cJSON *kube_informer_list(struct kube_informer *inf);
+/* Counters for tests and metrics: lists done (1 + relists), watches started. */
+unsigned kube_informer_lists(struct kube_informer *inf);
+unsigned kube_informer_watches(struct kube_informer *inf);
+
+#endif

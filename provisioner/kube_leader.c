@@ -1,0 +1,407 @@
+/*
+ * Lease leader election (kube_leader.h). The elector thread alternates between acquiring and
+ * renewing; each attempt is one GET and at most one write, so a failed attempt costs at most two
+ * requests per retry period.
+ *
+ * Threading: l->mu guards `leading` and pairs with no condition (sleeps use the client's
+ * kube__sleep with l->stop); it is a leaf lock never held across a request or a callback.
+ */
+#include "kube_leader.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_util.h"
+#include "log.h"
+#include "util.h"
+
+#define JITTER 1.2
+
+struct kube_leader {
+    struct kube_client *client;    /* borrowed */
+    char *ns, *name, *identity;    /* owned */
+    struct kube_leader_config cfg; /* strings point to the owned copies */
+    struct kube_lease_observation obs;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    bool leading;
+};
+
+static const cJSON *spec_of(const cJSON *lease)
+{
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(lease, "spec");
+
+    return cJSON_IsObject(spec) ? spec : NULL;
+}
+
+static const char *spec_str(const cJSON *spec, const char *field)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, field);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* An integer field in [0, max], else 0. */
+static long spec_int(const cJSON *spec, const char *field, long max)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, field);
+
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > (double)max)
+        return 0;
+    return (long)v->valuedouble;
+}
+
+enum kube_leader_action kube_leader_decide(const cJSON *lease, const char *identity, double now,
+                                           struct kube_lease_observation *obs)
+{
+    const cJSON *spec;
+    const char *holder;
+    long duration;
+    char record[sizeof(obs->record)];
+
+    if (!lease)
+        return KUBE_LEADER_CREATE;
+    spec = spec_of(lease);
+    holder = spec_str(spec, "holderIdentity");
+    duration = spec_int(spec, "leaseDurationSeconds", 86400L * 365);
+    snprintf(record, sizeof(record), "%.200s|%ld|%.40s|%.40s|%ld", holder, duration,
+             spec_str(spec, "acquireTime"), spec_str(spec, "renewTime"),
+             spec_int(spec, "leaseTransitions", 1L << 30));
+    if (strcmp(record, obs->record) != 0) {
+        memcpy(obs->record, record, sizeof(record));
+        obs->observed_at = now;
+    }
+    if (holder[0] && strcmp(holder, identity) == 0)
+        return KUBE_LEADER_RENEW;
+    if (holder[0] && obs->observed_at + (double)duration > now)
+        return KUBE_LEADER_WAIT;
+    return KUBE_LEADER_ACQUIRE;
+}
+
+static int set_field(cJSON *obj, const char *field, cJSON *v)
+{
+    if (!v)
+        return -ENOMEM;
+    if (cJSON_GetObjectItemCaseSensitive(obj, field))
+        return cJSON_ReplaceItemInObjectCaseSensitive(obj, field, v) ? 0 : -ENOMEM;
+    return cJSON_AddItemToObject(obj, field, v) ? 0 : -ENOMEM;
+}
+
+static cJSON *spec_get_or_add(cJSON *lease)
+{
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(lease, "spec");
+
+    if (cJSON_IsObject(spec))
+        return spec;
+    spec = cJSON_CreateObject();
+    if (set_field(lease, "spec", spec) < 0)
+        return NULL;
+    return spec;
+}
+
+int kube_lease_fill(cJSON *lease, enum kube_leader_action action, const char *identity,
+                    double lease_duration, double wall)
+{
+    char now[32];
+    cJSON *spec;
+    bool was_me;
+    long transitions;
+    int r;
+
+    if (action != KUBE_LEADER_ACQUIRE && action != KUBE_LEADER_RENEW)
+        return -EINVAL;
+    r = kube__format_microtime(wall, now, sizeof(now));
+    if (r < 0)
+        return r;
+    spec = spec_get_or_add(lease);
+    if (!spec)
+        return -ENOMEM;
+    was_me = strcmp(spec_str(spec, "holderIdentity"), identity) == 0;
+    transitions = spec_int(spec, "leaseTransitions", 1L << 30);
+    if ((r = set_field(spec, "holderIdentity", cJSON_CreateString(identity))) < 0 ||
+        (r = set_field(spec, "leaseDurationSeconds",
+                       cJSON_CreateNumber((double)(long)(lease_duration + 0.5)))) < 0 ||
+        (r = set_field(spec, "renewTime", cJSON_CreateString(now))) < 0)
+        return r;
+    if (was_me && spec_str(spec, "acquireTime")[0])
+        return 0;
+    if ((r = set_field(spec, "acquireTime", cJSON_CreateString(now))) < 0)
+        return r;
+    return set_field(spec, "leaseTransitions",
+                     cJSON_CreateNumber((double)(was_me ? transitions : transitions + 1)));
+}
+
+cJSON *kube_lease_new(const char *ns, const char *name, const char *identity, double lease_duration,
+                      double wall)
+{
+    cJSON *l = cJSON_CreateObject(), *md, *spec;
+    char now[32];
+
+    if (!l || kube__format_microtime(wall, now, sizeof(now)) < 0)
+        goto fail;
+    if (!cJSON_AddStringToObject(l, "apiVersion", "coordination.k8s.io/v1") ||
+        !cJSON_AddStringToObject(l, "kind", "Lease"))
+        goto fail;
+    md = cJSON_AddObjectToObject(l, "metadata");
+    if (!md || !cJSON_AddStringToObject(md, "name", name) ||
+        !cJSON_AddStringToObject(md, "namespace", ns))
+        goto fail;
+    spec = cJSON_AddObjectToObject(l, "spec");
+    if (!spec || !cJSON_AddStringToObject(spec, "holderIdentity", identity) ||
+        !cJSON_AddNumberToObject(spec, "leaseDurationSeconds",
+                                 (double)(long)(lease_duration + 0.5)) ||
+        !cJSON_AddStringToObject(spec, "acquireTime", now) ||
+        !cJSON_AddStringToObject(spec, "renewTime", now) ||
+        !cJSON_AddNumberToObject(spec, "leaseTransitions", 0))
+        goto fail;
+    return l;
+fail:
+    cJSON_Delete(l);
+    return NULL;
+}
+
+int kube_lease_release(cJSON *lease, double wall)
+{
+    char now[32];
+    cJSON *spec;
+    int r;
+
+    r = kube__format_microtime(wall, now, sizeof(now));
+    if (r < 0)
+        return r;
+    spec = spec_get_or_add(lease);
+    if (!spec)
+        return -ENOMEM;
+    if ((r = set_field(spec, "holderIdentity", cJSON_CreateString(""))) < 0 ||
+        (r = set_field(spec, "leaseDurationSeconds", cJSON_CreateNumber(1))) < 0)
+        return r;
+    return set_field(spec, "renewTime", cJSON_CreateString(now));
+}
+
+/* ---- the elector ---- */
+
+struct kube_leader *kube_leader_new(struct kube_client *c, const struct kube_leader_config *cfg)
+{
+    struct kube_leader *l;
+    struct kube_leader_config k = *cfg;
+
+    if (k.lease_duration <= 0)
+        k.lease_duration = 15;
+    if (k.renew_deadline <= 0)
+        k.renew_deadline = 10;
+    if (k.retry_period <= 0)
+        k.retry_period = 5;
+    if (!(k.lease_duration > k.renew_deadline && k.renew_deadline > JITTER * k.retry_period) ||
+        k.lease_duration < 1) {
+        be_error(-EINVAL, "leader election: need lease duration > renew deadline > 1.2 x retry "
+                          "period");
+        return NULL;
+    }
+    if (!kube_name_valid(k.namespace) || !kube_name_valid(k.name) || !k.identity ||
+        !k.identity[0] || strlen(k.identity) > 200) {
+        be_error(-EINVAL, "leader election: bad lease namespace, name or identity");
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->ns = strdup(k.namespace);
+    l->name = strdup(k.name);
+    l->identity = strdup(k.identity);
+    if (!l->ns || !l->name || !l->identity) {
+        free(l->ns);
+        free(l->name);
+        free(l->identity);
+        free(l);
+        return NULL;
+    }
+    k.namespace = l->ns;
+    k.name = l->name;
+    k.identity = l->identity;
+    l->cfg = k;
+    l->client = c;
+    pthread_mutex_init(&l->mu, NULL);
+    atomic_init(&l->stop, false);
+    return l;
+}
+
+/* One attempt: 1 when we hold the lease afterwards, 0 when not, -errno on a request error. */
+static int try_acquire_or_renew(struct kube_leader *l)
+{
+    cJSON *lease = NULL;
+    enum kube_leader_action a;
+    struct kube_status st;
+    int r;
+
+    r = kube_get(l->client, &kube_leases, l->ns, l->name, &lease, &st);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    a = kube_leader_decide(r == -ENOENT ? NULL : lease, l->identity, kube__now(), &l->obs);
+    if (a == KUBE_LEADER_WAIT) {
+        cJSON_Delete(lease);
+        return 0;
+    }
+    if (a == KUBE_LEADER_CREATE) {
+        cJSON *created = NULL;
+
+        lease = kube_lease_new(l->ns, l->name, l->identity, l->cfg.lease_duration, kube__wall());
+        if (!lease)
+            return -ENOMEM;
+        r = kube_create(l->client, &kube_leases, l->ns, lease, &created, &st);
+        cJSON_Delete(lease);
+        if (r == 0)
+            kube_leader_decide(created, l->identity, kube__now(), &l->obs);
+        cJSON_Delete(created);
+        return r == 0 ? 1 : r == -EEXIST ? 0 : r;
+    }
+    r = kube_lease_fill(lease, a, l->identity, l->cfg.lease_duration, kube__wall());
+    if (r == 0) {
+        cJSON *updated = NULL;
+
+        r = kube_update(l->client, &kube_leases, l->ns, NULL, lease, &updated, &st);
+        if (r == 0)
+            kube_leader_decide(updated, l->identity, kube__now(), &l->obs);
+        cJSON_Delete(updated);
+    }
+    cJSON_Delete(lease);
+    if (r == 0 && a == KUBE_LEADER_ACQUIRE)
+        log_info("leader election: %s acquired lease %s/%s", l->identity, l->ns, l->name);
+    return r == 0 ? 1 : r == KUBE_ECONFLICT ? 0 : r;
+}
+
+static int release(struct kube_leader *l)
+{
+    cJSON *lease = NULL;
+    int r;
+
+    r = kube_get(l->client, &kube_leases, l->ns, l->name, &lease, NULL);
+    if (r < 0)
+        return r;
+    if (strcmp(spec_str(spec_of(lease), "holderIdentity"), l->identity) != 0) {
+        cJSON_Delete(lease);
+        return 0;
+    }
+    r = kube_lease_release(lease, kube__wall());
+    if (r == 0)
+        r = kube_update(l->client, &kube_leases, l->ns, NULL, lease, NULL, NULL);
+    cJSON_Delete(lease);
+    return r;
+}
+
+static void set_leading(struct kube_leader *l, bool v)
+{
+    pthread_mutex_lock(&l->mu);
+    l->leading = v;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static bool stopping(struct kube_leader *l)
+{
+    return atomic_load(&l->stop) || kube_client_stopping(l->client);
+}
+
+static void *leader_main(void *arg)
+{
+    struct kube_leader *l = arg;
+
+    while (!stopping(l)) {
+        double last_renew;
+        int r;
+
+        /* acquire */
+        for (;;) {
+            r = try_acquire_or_renew(l);
+            if (r == 1 || stopping(l))
+                break;
+            if (r < 0)
+                log_warn("leader election: lease %s/%s: %s", l->ns, l->name, strerror(-r));
+            kube__sleep(l->client, l->cfg.retry_period * (1 + (JITTER - 1) * kube__rand()),
+                        &l->stop);
+            if (stopping(l))
+                break;
+        }
+        if (r != 1)
+            break;
+        set_leading(l, true);
+        log_info("leader election: %s is the leader", l->identity);
+        if (l->cfg.on_started_leading)
+            l->cfg.on_started_leading(l->cfg.ud);
+        /* renew */
+        last_renew = kube__now();
+        while (!stopping(l)) {
+            if (!kube__sleep(l->client, l->cfg.retry_period, &l->stop))
+                break;
+            r = try_acquire_or_renew(l);
+            if (r == 1) {
+                last_renew = kube__now();
+                continue;
+            }
+            if (kube__now() - last_renew >= l->cfg.renew_deadline) {
+                log_warn("leader election: %s lost lease %s/%s", l->identity, l->ns, l->name);
+                break;
+            }
+        }
+        if (atomic_load(&l->stop) && !kube_client_stopping(l->client)) {
+            r = release(l);
+            if (r < 0)
+                log_warn("leader election: release of %s/%s failed: %s", l->ns, l->name,
+                         strerror(-r));
+        }
+        set_leading(l, false);
+        if (l->cfg.on_stopped_leading)
+            l->cfg.on_stopped_leading(l->cfg.ud);
+    }
+    return NULL;
+}
+
+int kube_leader_start(struct kube_leader *l)
+{
+    int r;
+
+    if (l->running)
+        return -EALREADY;
+    atomic_store(&l->stop, false);
+    r = pthread_create(&l->thread, NULL, leader_main, l);
+    if (r != 0)
+        return -r;
+    l->running = true;
+    return 0;
+}
+
+void kube_leader_stop(struct kube_leader *l)
+{
+    if (!l->running)
+        return;
+    atomic_store(&l->stop, true);
+    kube__wake(l->client);
+    pthread_join(l->thread, NULL);
+    l->running = false;
+}
+
+void kube_leader_free(struct kube_leader *l)
+{
+    if (!l)
+        return;
+    kube_leader_stop(l);
+    pthread_mutex_destroy(&l->mu);
+    free(l->ns);
+    free(l->name);
+    free(l->identity);
+    free(l);
+}
+
+bool kube_leader_is_leader(struct kube_leader *l)
+{
+    bool v;
+
+    pthread_mutex_lock(&l->mu);
+    v = l->leading;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}

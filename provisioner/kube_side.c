@@ -1,0 +1,135 @@
+/* The daemon's Kubernetes side (see kube_side.h). */
+#include "kube_side.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_client.h"
+#include "kube_config.h"
+#include "kube_leader.h"
+#include "log.h"
+#include "provision.h"
+#include "util.h"
+
+struct kube_side {
+    struct kube_client *client;
+    struct prov *prov;
+    struct kube_leader *leader;
+};
+
+bool kube_side_wanted(const struct kube_side_config *cfg)
+{
+    return cfg->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
+}
+
+static void started_leading(void *ud)
+{
+    (void)ud;
+    log_info("leader election: this instance leads");
+}
+
+static void stopped_leading(void *ud)
+{
+    (void)ud;
+    log_info("leader election: this instance no longer leads");
+}
+
+/* The Lease name for a driver: every character outside [a-zA-Z0-9-] becomes '-'. */
+static void lease_name(char *buf, size_t n, const char *driver)
+{
+    size_t i;
+
+    for (i = 0; driver[i] && i + 1 < n; i++) {
+        char c = driver[i];
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+        buf[i] = ok ? c : '-';
+    }
+    buf[i] = '\0';
+    if (i > 0 && buf[i - 1] == '-' && i + 1 < n) {
+        buf[i] = 'X';
+        buf[i + 1] = '\0';
+    }
+}
+
+struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi_service *svc)
+{
+    struct kube_side *k = calloc(1, sizeof(*k));
+    struct kube_config kc;
+    int r;
+
+    if (!k)
+        return NULL;
+    kube_config_init(&kc);
+    if (cfg->qps > 0)
+        kc.qps = cfg->qps;
+    if (cfg->burst > 0)
+        kc.burst = cfg->burst;
+    be_error_clear();
+    r = kube_config_load(&kc, cfg->kubeconfig, NULL);
+    if (r < 0) {
+        log_error("Kubernetes configuration: %s",
+                  be_last_error()[0] ? be_last_error() : strerror(-r));
+        goto fail;
+    }
+    /* Tuning survives the load. */
+    if (cfg->qps > 0)
+        kc.qps = cfg->qps;
+    if (cfg->burst > 0)
+        kc.burst = cfg->burst;
+    k->client = kube_client_new(&kc);
+    if (!k->client) {
+        log_error("Kubernetes client: %s", be_last_error());
+        goto fail;
+    }
+    log_info("Kubernetes API at %s (context %s, qps %.1f, burst %d)", kc.server,
+             kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
+
+    if (svc->mode == CSI_MODE_NODE) {
+        struct prov_config pc = {.client = k->client, .svc = svc, .workers = cfg->workers};
+        k->prov = prov_start(&pc);
+        if (!k->prov)
+            goto fail;
+    } else {
+        char name[80];
+        lease_name(name, sizeof(name), svc->driver_name);
+        struct kube_leader_config lc = {
+            .namespace =
+                cfg->lease_namespace ? cfg->lease_namespace : kube_client_namespace(k->client),
+            .name = name,
+            .identity = cfg->identity,
+            .on_started_leading = started_leading,
+            .on_stopped_leading = stopped_leading,
+        };
+        k->leader = kube_leader_new(k->client, &lc);
+        if (!k->leader || kube_leader_start(k->leader) < 0) {
+            log_error("leader election: %s", be_last_error());
+            goto fail;
+        }
+        log_info("leader election: candidate %s for Lease %s/%s", cfg->identity, lc.namespace,
+                 name);
+    }
+    kube_config_release(&kc);
+    return k;
+fail:
+    kube_config_release(&kc);
+    kube_side_stop(k);
+    return NULL;
+}
+
+void kube_side_stop(struct kube_side *k)
+{
+    if (!k)
+        return;
+    prov_stop(k->prov);
+    if (k->leader) {
+        kube_leader_stop(k->leader); /* releases the lease: before the client shuts down */
+        kube_leader_free(k->leader);
+    }
+    if (k->client) {
+        kube_client_shutdown(k->client);
+        kube_client_free(k->client);
+    }
+    free(k);
+}

@@ -1,0 +1,1060 @@
+/*
+ * The built-in provisioner (see provision.h for the rules it follows).
+ *
+ * Keys in the work queue: "c:<namespace>/<name>" for a claim, "v:<name>" for a PV. A claim sync
+ * provisions (finalizer, CreateVolume, PV, finalizer off, events) or, for a claim deleted while
+ * it was being provisioned, cleans up; a PV sync releases the volume of a Released PV with
+ * reclaim policy Delete (DeleteVolume, PV delete, finalizer off) and keeps the PV's protection
+ * finalizer in line with its policy.
+ *
+ * Threading: informer handlers (informer threads) only queue keys. Workers (kube_queue_run) sync
+ * one key each at a time; the queue never hands one key to two workers. Objects read from the
+ * informers are copies owned by the worker. No lock of ours is held across an API call.
+ */
+#include "provision.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kube_informer.h"
+#include "kube_queue.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+#define PROV_IDENTITY_KEY "storage.kubernetes.io/csiProvisionerIdentity"
+#define PROV_CLASS_ANN "volume.beta.kubernetes.io/storage-class"
+#define PROV_DEFAULT_SIZE (1LL << 30)
+
+struct prov {
+    struct prov_config cfg;
+    struct kube_informer *claims, *pvs, *classes;
+    struct kube_queue *queue;
+    char identity[160]; /* PROV_IDENTITY_KEY value: start time, driver, node */
+};
+
+/* ---- small cJSON helpers: all return borrowed pointers or NULL ---- */
+
+static const cJSON *jget(const cJSON *o, ...)
+{
+    va_list ap;
+    const char *k;
+
+    va_start(ap, o);
+    while (o && (k = va_arg(ap, const char *)) != NULL)
+        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    va_end(ap);
+    return o;
+}
+
+#define JGET(o, ...) jget((o), __VA_ARGS__, (const char *)NULL)
+
+static const char *jstr(const cJSON *o)
+{
+    return cJSON_IsString(o) && o->valuestring ? o->valuestring : NULL;
+}
+
+#define JSTR(o, ...) jstr(JGET((o), __VA_ARGS__))
+
+static bool has_finalizer(const cJSON *obj, const char *name)
+{
+    const cJSON *f = JGET(obj, "metadata", "finalizers"), *e;
+
+    cJSON_ArrayForEach(e, f) if (jstr(e) && strcmp(jstr(e), name) == 0) return true;
+    return false;
+}
+
+/* ---- quantities ---- */
+
+int prov_parse_quantity(const char *s, int64_t *ret)
+{
+    static const struct {
+        const char *suffix;
+        long double mult;
+    } suffixes[] = {
+        {"Ki", 1024.0L},
+        {"Mi", 1048576.0L},
+        {"Gi", 1073741824.0L},
+        {"Ti", 1099511627776.0L},
+        {"Pi", 1125899906842624.0L},
+        {"Ei", 1152921504606846976.0L},
+        {"k", 1e3L},
+        {"M", 1e6L},
+        {"G", 1e9L},
+        {"T", 1e12L},
+        {"P", 1e15L},
+        {"E", 1e18L},
+        {"m", 1e-3L},
+        {"", 1.0L},
+    };
+    long double mant = 0, frac_scale = 1, mult = 1;
+    const char *p = s;
+    bool digits = false;
+
+    if (!s || !*s || strlen(s) > 64)
+        return -EINVAL;
+    if (*p == '+')
+        p++;
+    while (isdigit((unsigned char)*p)) {
+        mant = mant * 10 + (*p++ - '0');
+        digits = true;
+    }
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            frac_scale /= 10;
+            mant += (*p++ - '0') * frac_scale;
+            digits = true;
+        }
+    }
+    if (!digits)
+        return -EINVAL;
+    if ((*p == 'e' || *p == 'E') &&
+        (isdigit((unsigned char)p[1]) ||
+         ((p[1] == '+' || p[1] == '-') && isdigit((unsigned char)p[2])))) {
+        int sign = 1, exp = 0;
+        p++;
+        if (*p == '+' || *p == '-')
+            sign = *p++ == '-' ? -1 : 1;
+        while (isdigit((unsigned char)*p)) {
+            exp = exp * 10 + (*p++ - '0');
+            if (exp > 40)
+                return -EINVAL;
+        }
+        for (int i = 0; i < exp; i++)
+            mult = sign > 0 ? mult * 10 : mult / 10;
+    } else {
+        size_t i;
+        for (i = 0; i < ARRAY_SIZE(suffixes); i++)
+            if (strcmp(p, suffixes[i].suffix) == 0)
+                break;
+        if (i == ARRAY_SIZE(suffixes))
+            return -EINVAL;
+        mult = suffixes[i].mult;
+        p += strlen(suffixes[i].suffix);
+    }
+    if (*p)
+        return -EINVAL;
+    long double v = mant * mult;
+    if (v > (long double)INT64_MAX)
+        return -EINVAL;
+    int64_t n = (int64_t)v;
+    if ((long double)n < v)
+        n++; /* round up to a whole byte */
+    *ret = n;
+    return 0;
+}
+
+/* ---- API writes ---- */
+
+static void now_rfc3339(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Record an Event on the claim. Failures are logged only: events are best effort. */
+static void claim_event(struct prov *p, const cJSON *claim, const char *type, const char *reason,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void claim_event(struct prov *p, const cJSON *claim, const char *type, const char *reason,
+                        const char *fmt, ...)
+{
+    const char *ns = JSTR(claim, "metadata", "namespace"), *name = JSTR(claim, "metadata", "name");
+    char msg[512], ts[32], ename[320], component[128];
+    struct timespec now;
+    va_list ap;
+    int r;
+
+    if (!ns || !name)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(ename, sizeof(ename), "%.240s.%llx%05lx", name, (unsigned long long)now.tv_sec,
+             (unsigned long)(now.tv_nsec / 10000) & 0xfffff);
+    now_rfc3339(ts, sizeof(ts));
+    snprintf(component, sizeof(component), "%s_%s", p->cfg.svc->driver_name, p->cfg.svc->node_id);
+
+    cJSON *ev = cJSON_CreateObject();
+    cJSON *md = cJSON_AddObjectToObject(ev, "metadata");
+    cJSON_AddStringToObject(md, "name", ename);
+    cJSON_AddStringToObject(md, "namespace", ns);
+    cJSON *io = cJSON_AddObjectToObject(ev, "involvedObject");
+    cJSON_AddStringToObject(io, "kind", "PersistentVolumeClaim");
+    cJSON_AddStringToObject(io, "apiVersion", "v1");
+    cJSON_AddStringToObject(io, "namespace", ns);
+    cJSON_AddStringToObject(io, "name", name);
+    if (JSTR(claim, "metadata", "uid"))
+        cJSON_AddStringToObject(io, "uid", JSTR(claim, "metadata", "uid"));
+    if (JSTR(claim, "metadata", "resourceVersion"))
+        cJSON_AddStringToObject(io, "resourceVersion", JSTR(claim, "metadata", "resourceVersion"));
+    cJSON_AddStringToObject(ev, "reason", reason);
+    cJSON_AddStringToObject(ev, "message", msg);
+    cJSON_AddStringToObject(ev, "type", type);
+    cJSON *src = cJSON_AddObjectToObject(ev, "source");
+    cJSON_AddStringToObject(src, "component", component);
+    cJSON_AddStringToObject(ev, "firstTimestamp", ts);
+    cJSON_AddStringToObject(ev, "lastTimestamp", ts);
+    cJSON_AddNumberToObject(ev, "count", 1);
+    cJSON_AddStringToObject(ev, "reportingComponent", p->cfg.svc->driver_name);
+    cJSON_AddStringToObject(ev, "reportingInstance", p->cfg.svc->node_id);
+    r = kube_create(p->cfg.client, &kube_events, ns, ev, NULL, NULL);
+    if (r < 0)
+        log_debug("event %s on claim %s/%s not recorded: %s", reason, ns, name, strerror(-r));
+    cJSON_Delete(ev);
+}
+
+struct finalizer_edit {
+    const char *name;
+    bool add;
+};
+
+/* kube_update_retry mutation: add or remove one finalizer. Adding to an object being deleted is
+ * refused (the API server forbids it): -ECANCELED. */
+static int edit_finalizer(cJSON *obj, void *ud)
+{
+    const struct finalizer_edit *e = ud;
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(md, "finalizers");
+    bool present = has_finalizer(obj, e->name);
+
+    if (!cJSON_IsObject(md))
+        return -EBADMSG;
+    if (e->add) {
+        if (present)
+            return KUBE_MUTATE_SKIP;
+        if (cJSON_GetObjectItemCaseSensitive(md, "deletionTimestamp"))
+            return -ECANCELED;
+        if (!cJSON_IsArray(f)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(md, "finalizers");
+            f = cJSON_AddArrayToObject(md, "finalizers");
+        }
+        if (!f || !cJSON_AddItemToArray(f, cJSON_CreateString(e->name)))
+            return -ENOMEM;
+        return 0;
+    }
+    if (!present)
+        return KUBE_MUTATE_SKIP;
+    for (int i = cJSON_GetArraySize(f) - 1; i >= 0; i--) {
+        const char *v = jstr(cJSON_GetArrayItem(f, i));
+        if (v && strcmp(v, e->name) == 0)
+            cJSON_DeleteItemFromArray(f, i);
+    }
+    return 0;
+}
+
+static int set_finalizer(struct prov *p, const struct kube_resource *res, const char *ns,
+                         const char *name, const char *finalizer, bool add)
+{
+    struct finalizer_edit e = {.name = finalizer, .add = add};
+    int r = kube_update_retry(p->cfg.client, res, ns, name, NULL, edit_finalizer, &e, NULL, NULL);
+
+    if (r == -ENOENT && !add)
+        return 0; /* gone: nothing holds it any more */
+    return r;
+}
+
+struct node_edit {
+    const char *node; /* NULL = remove the annotation */
+};
+
+/* Set selected-node to our node unless another node got there first (then SKIP), or remove it. */
+static int edit_selected_node(cJSON *obj, void *ud)
+{
+    const struct node_edit *e = ud;
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+    const char *cur = jstr(cJSON_GetObjectItemCaseSensitive(ann, PROV_ANN_SELECTED_NODE));
+
+    if (!cJSON_IsObject(md))
+        return -EBADMSG;
+    if (!e->node) {
+        if (!cur)
+            return KUBE_MUTATE_SKIP;
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, PROV_ANN_SELECTED_NODE);
+        return 0;
+    }
+    if (cur || JSTR(obj, "spec", "volumeName") ||
+        cJSON_GetObjectItemCaseSensitive(md, "deletionTimestamp"))
+        return KUBE_MUTATE_SKIP; /* someone else won, or it no longer needs a node */
+    if (!cJSON_IsObject(ann)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
+        ann = cJSON_AddObjectToObject(md, "annotations");
+    }
+    if (!ann || !cJSON_AddStringToObject(ann, PROV_ANN_SELECTED_NODE, e->node))
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- CSI calls, in process ---- */
+
+/* Run a handler; on failure log-worthy text in msg. Returns the handler's result. */
+static int run_csi(struct prov *p, csi_handler_fn fn, const ProtobufCMessage *req,
+                   struct csi_call **ret_call, ProtobufCMessage **ret_resp, char *msg,
+                   size_t msglen)
+{
+    struct csi_call *call = csi_call_new_detached();
+    int r;
+
+    if (!call)
+        return -ENOMEM;
+    be_error_clear();
+    r = fn(call, p->cfg.svc, req, ret_resp);
+    if (r < 0) {
+        const char *m = csi_call_message(call);
+        snprintf(msg, msglen, "%s", m[0] ? m : be_last_error()[0] ? be_last_error() : strerror(-r));
+    }
+    *ret_call = call;
+    return r;
+}
+
+/* The id of the volume whose key is key, from any backend: 0 or -ENOENT. */
+static int find_volume_by_key(struct prov *p, const char *key, char *id, size_t n)
+{
+    struct csi_service *svc = p->cfg.svc;
+
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        struct backend *be = svc->backends[i];
+        struct be_volume_page page = {0};
+
+        if (be->ops->list(be, "", 0, &page) < 0)
+            continue;
+        for (size_t k = 0; k < page.n; k++)
+            if (strcmp(page.items[k].key, key) == 0) {
+                snprintf(id, n, "%s", page.items[k].id);
+                be_volume_page_free(&page);
+                return 0;
+            }
+        be_volume_page_free(&page);
+    }
+    return -ENOENT;
+}
+
+static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_t msglen)
+{
+    Csi__V1__DeleteVolumeRequest req = CSI__V1__DELETE_VOLUME_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    struct csi_call *call = NULL;
+    int r;
+
+    req.volume_id = (char *)(uintptr_t)volume_id;
+    r = run_csi(p, csi_delete_volume, &req.base, &call, &resp, msg, msglen);
+    csi_call_free_detached(call);
+    return r;
+}
+
+/* ---- claims ---- */
+
+static const char *claim_class(const cJSON *claim)
+{
+    const char *c = JSTR(claim, "metadata", "annotations", PROV_CLASS_ANN);
+
+    return c ? c : JSTR(claim, "spec", "storageClassName");
+}
+
+static bool names_us(struct prov *p, const cJSON *claim)
+{
+    const char *a = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER);
+    const char *b = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER_BETA);
+    const char *d = p->cfg.svc->driver_name;
+
+    return (a && strcmp(a, d) == 0) || (!a && b && strcmp(b, d) == 0);
+}
+
+static const char *reclaim_policy(const cJSON *sc)
+{
+    const char *r = JSTR(sc, "reclaimPolicy");
+
+    return r ? r : "Delete";
+}
+
+/* A claim deleted while we provisioned it: drop the volume if the class says Delete and no PV
+ * was made for it, then let the claim go. */
+static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, const char *ns,
+                         const char *name, const char *uid)
+{
+    char pvname[320], key[320], id[BE_ID_MAX + 1], msg[512];
+    cJSON *pv = NULL;
+    int r;
+
+    snprintf(pvname, sizeof(pvname), "pvc-%s", uid);
+    r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL, pvname, &pv, NULL);
+    cJSON_Delete(pv);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    if (r == -ENOENT && strcmp(reclaim_policy(sc), "Delete") == 0) {
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+        if (find_volume_by_key(p, key, id, sizeof(id)) == 0) {
+            r = delete_volume(p, id, msg, sizeof(msg));
+            if (r < 0) {
+                log_warn("claim %s/%s deleted during provisioning: deleting volume %s: %s", ns,
+                         name, id, msg);
+                return r;
+            }
+            log_info("claim %s/%s deleted during provisioning: volume %s deleted", ns, name, id);
+        }
+    }
+    (void)claim;
+    return set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+}
+
+/* A Released PV with policy Retain whose claimRef names ns/name and whose volume is ours on this
+ * node: the retained volume of an earlier claim of the same name. */
+static cJSON *find_retained_pv(struct prov *p, const char *ns, const char *name)
+{
+    cJSON *all = kube_informer_list(p->pvs), *pv, *found = NULL;
+
+    cJSON_ArrayForEach(pv, all)
+    {
+        const char *cns = JSTR(pv, "spec", "claimRef", "namespace");
+        const char *cname = JSTR(pv, "spec", "claimRef", "name");
+        const char *drv = JSTR(pv, "spec", "csi", "driver");
+        const char *phase = JSTR(pv, "status", "phase");
+        const char *policy = JSTR(pv, "spec", "persistentVolumeReclaimPolicy");
+        const char *handle = JSTR(pv, "spec", "csi", "volumeHandle");
+        struct be_volume v;
+        struct backend *be;
+
+        if (!cns || !cname || !drv || !phase || !policy || !handle || strcmp(cns, ns) != 0 ||
+            strcmp(cname, name) != 0 || strcmp(drv, p->cfg.svc->driver_name) != 0 ||
+            strcmp(phase, "Released") != 0 || strcmp(policy, "Retain") != 0 ||
+            JGET(pv, "metadata", "deletionTimestamp"))
+            continue;
+        be = csi_backend_for_id(p->cfg.svc, handle);
+        if (!be || be->ops->lookup(be, handle, &v) < 0)
+            continue; /* not a volume of this node */
+        found = cJSON_Duplicate(pv, true);
+        break;
+    }
+    cJSON_Delete(all);
+    return found;
+}
+
+struct claimref_edit {
+    const cJSON *claim;
+};
+
+/* Point a retained PV at the new claim: the PV binder then binds the two. */
+static int edit_claimref(cJSON *pv, void *ud)
+{
+    const struct claimref_edit *e = ud;
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(pv, "spec");
+    cJSON *ref;
+
+    if (!cJSON_IsObject(spec) ||
+        strcmp(JSTR(pv, "status", "phase") ? JSTR(pv, "status", "phase") : "", "Released") != 0)
+        return -ESTALE; /* changed under us: look again */
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "claimRef");
+    ref = cJSON_AddObjectToObject(spec, "claimRef");
+    if (!ref)
+        return -ENOMEM;
+    cJSON_AddStringToObject(ref, "kind", "PersistentVolumeClaim");
+    cJSON_AddStringToObject(ref, "apiVersion", "v1");
+    cJSON_AddStringToObject(ref, "namespace", JSTR(e->claim, "metadata", "namespace"));
+    cJSON_AddStringToObject(ref, "name", JSTR(e->claim, "metadata", "name"));
+    cJSON_AddStringToObject(ref, "uid", JSTR(e->claim, "metadata", "uid"));
+    cJSON_AddStringToObject(ref, "resourceVersion", JSTR(e->claim, "metadata", "resourceVersion"));
+    return 0;
+}
+
+static int access_mode(const char *m, Csi__V1__VolumeCapability__AccessMode__Mode *ret)
+{
+    if (strcmp(m, "ReadWriteOnce") == 0 || strcmp(m, "ReadWriteOncePod") == 0)
+        *ret = CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER;
+    else if (strcmp(m, "ReadOnlyMany") == 0)
+        *ret = CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_READER_ONLY;
+    else if (strcmp(m, "ReadWriteMany") == 0)
+        *ret = CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__MULTI_NODE_MULTI_WRITER;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* Everything CreateVolume needs, owned by one struct so it lives on the worker's stack. */
+struct create_args {
+    Csi__V1__CreateVolumeRequest req;
+    Csi__V1__CapacityRange range;
+    Csi__V1__VolumeCapability cap, *caps[1];
+    Csi__V1__VolumeCapability__AccessMode mode;
+    Csi__V1__VolumeCapability__MountVolume mount;
+    Csi__V1__VolumeCapability__BlockVolume block;
+    char *flags[32];
+    Csi__V1__CreateVolumeRequest__ParametersEntry params[72], *pparams[72];
+    Csi__V1__TopologyRequirement topo_req;
+    Csi__V1__Topology topo, *ptopo[1];
+    Csi__V1__Topology__SegmentsEntry seg, *pseg[1];
+    Csi__V1__VolumeContentSource src;
+    Csi__V1__VolumeContentSource__VolumeSource vsrc;
+    char name[300], pvname[300], fs_type[32];
+};
+
+static void add_param(struct create_args *a, const char *k, const char *v)
+{
+    size_t i = a->req.n_parameters;
+
+    if (i >= ARRAY_SIZE(a->params))
+        return;
+    csi__v1__create_volume_request__parameters_entry__init(&a->params[i]);
+    a->params[i].key = (char *)(uintptr_t)k;
+    a->params[i].value = (char *)(uintptr_t)v;
+    a->pparams[i] = &a->params[i];
+    a->req.n_parameters = i + 1;
+}
+
+/* Fill a CreateVolume request from the claim and class. 0, or -EINVAL with msg set. */
+static int build_create(struct prov *p, const cJSON *claim, const cJSON *sc, struct create_args *a,
+                        char *msg, size_t msglen)
+{
+    const char *ns = JSTR(claim, "metadata", "namespace"), *name = JSTR(claim, "metadata", "name");
+    const char *uid = JSTR(claim, "metadata", "uid");
+    const char *req_s = JSTR(claim, "spec", "resources", "requests", "storage");
+    const char *lim_s = JSTR(claim, "spec", "resources", "limits", "storage");
+    const char *mode = JSTR(claim, "spec", "volumeMode");
+    const cJSON *modes = JGET(claim, "spec", "accessModes"), *e;
+    const cJSON *params = JGET(sc, "parameters");
+    int64_t required = 0, limit = 0;
+
+    memset(a, 0, sizeof(*a));
+    csi__v1__create_volume_request__init(&a->req);
+    snprintf(a->name, sizeof(a->name), "pvc-%s", uid);
+    a->req.name = a->name;
+    if (req_s && prov_parse_quantity(req_s, &required) < 0) {
+        snprintf(msg, msglen, "spec.resources.requests.storage \"%s\" is not a quantity", req_s);
+        return -EINVAL;
+    }
+    if (lim_s && prov_parse_quantity(lim_s, &limit) < 0) {
+        snprintf(msg, msglen, "spec.resources.limits.storage \"%s\" is not a quantity", lim_s);
+        return -EINVAL;
+    }
+    csi__v1__capacity_range__init(&a->range);
+    a->range.required_bytes = required ? required : PROV_DEFAULT_SIZE;
+    a->range.limit_bytes = limit;
+    a->req.capacity_range = &a->range;
+
+    csi__v1__volume_capability__init(&a->cap);
+    csi__v1__volume_capability__access_mode__init(&a->mode);
+    a->mode.mode = CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER;
+    cJSON_ArrayForEach(e, modes)
+    {
+        Csi__V1__VolumeCapability__AccessMode__Mode m;
+        if (!jstr(e) || access_mode(jstr(e), &m) < 0) {
+            snprintf(msg, msglen, "spec.accessModes: unknown access mode");
+            return -EINVAL;
+        }
+        if (m != CSI__V1__VOLUME_CAPABILITY__ACCESS_MODE__MODE__SINGLE_NODE_WRITER) {
+            snprintf(msg, msglen, "access mode %s is not supported: volumes are local to one node",
+                     jstr(e));
+            return -EINVAL;
+        }
+    }
+    a->cap.access_mode = &a->mode;
+    if (mode && strcmp(mode, "Block") == 0) {
+        csi__v1__volume_capability__block_volume__init(&a->block);
+        a->cap.access_type_case = CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK;
+        a->cap.block = &a->block;
+    } else {
+        const cJSON *opts = JGET(sc, "mountOptions");
+        const char *fs =
+            jstr(cJSON_GetObjectItemCaseSensitive(params, "csi.storage.k8s.io/fstype"));
+        csi__v1__volume_capability__mount_volume__init(&a->mount);
+        snprintf(a->fs_type, sizeof(a->fs_type), "%s", fs ? fs : "");
+        a->mount.fs_type = a->fs_type;
+        cJSON_ArrayForEach(e, opts) if (jstr(e) && a->mount.n_mount_flags < ARRAY_SIZE(a->flags))
+            a->flags[a->mount.n_mount_flags++] = (char *)(uintptr_t)jstr(e);
+        a->mount.mount_flags = a->flags;
+        a->cap.access_type_case = CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT;
+        a->cap.mount = &a->mount;
+    }
+    a->caps[0] = &a->cap;
+    a->req.n_volume_capabilities = 1;
+    a->req.volume_capabilities = a->caps;
+
+    /* Class parameters, less the CO's own prefixed ones, plus the claim's identity. */
+    a->req.parameters = a->pparams;
+    cJSON_ArrayForEach(e, params)
+    {
+        if (!e->string || strncmp(e->string, "csi.storage.k8s.io/", 19) == 0)
+            continue;
+        if (!jstr(e)) {
+            snprintf(msg, msglen, "StorageClass parameter %s is not a string", e->string);
+            return -EINVAL;
+        }
+        add_param(a, e->string, jstr(e));
+    }
+    snprintf(a->pvname, sizeof(a->pvname), "pvc-%s", uid);
+    add_param(a, CSI_PARAM_PVC_NAMESPACE, ns);
+    add_param(a, CSI_PARAM_PVC_NAME, name);
+    add_param(a, "csi.storage.k8s.io/pv/name", a->pvname);
+
+    csi__v1__topology_requirement__init(&a->topo_req);
+    csi__v1__topology__init(&a->topo);
+    csi__v1__topology__segments_entry__init(&a->seg);
+    a->seg.key = (char *)(uintptr_t)CSI_TOPOLOGY_KEY;
+    a->seg.value = (char *)(uintptr_t)p->cfg.svc->node_id;
+    a->pseg[0] = &a->seg;
+    a->topo.n_segments = 1;
+    a->topo.segments = a->pseg;
+    a->ptopo[0] = &a->topo;
+    a->topo_req.n_requisite = 1;
+    a->topo_req.requisite = a->ptopo;
+    a->topo_req.n_preferred = 1;
+    a->topo_req.preferred = a->ptopo;
+    a->req.accessibility_requirements = &a->topo_req;
+    return 0;
+}
+
+/* The PV for a provisioned claim (owned by the caller). */
+static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, const char *class_name,
+                       const Csi__V1__Volume *vol, const struct create_args *a)
+{
+    cJSON *pv = cJSON_CreateObject(), *md, *ann, *spec, *csi, *attrs, *ref, *terms, *term, *exprs,
+          *expr, *values;
+    char cap[32];
+    const char *policy = reclaim_policy(sc);
+    const cJSON *e;
+
+    if (!pv)
+        return NULL;
+    cJSON_AddStringToObject(pv, "apiVersion", "v1");
+    cJSON_AddStringToObject(pv, "kind", "PersistentVolume");
+    md = cJSON_AddObjectToObject(pv, "metadata");
+    cJSON_AddStringToObject(md, "name", a->pvname);
+    ann = cJSON_AddObjectToObject(md, "annotations");
+    cJSON_AddStringToObject(ann, PROV_ANN_PROVISIONED_BY, p->cfg.svc->driver_name);
+    if (strcmp(policy, "Delete") == 0)
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "finalizers"),
+                             cJSON_CreateString(PROV_PV_FINALIZER));
+    spec = cJSON_AddObjectToObject(pv, "spec");
+    cJSON_AddItemToObject(spec, "accessModes",
+                          cJSON_Duplicate(JGET(claim, "spec", "accessModes"), true));
+    if (!cJSON_GetObjectItemCaseSensitive(spec, "accessModes") ||
+        cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(spec, "accessModes"))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(spec, "accessModes");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "accessModes"),
+                             cJSON_CreateString("ReadWriteOnce"));
+    }
+    snprintf(cap, sizeof(cap), "%" PRId64,
+             vol->capacity_bytes ? vol->capacity_bytes : a->range.required_bytes);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(spec, "capacity"), "storage", cap);
+    csi = cJSON_AddObjectToObject(spec, "csi");
+    cJSON_AddStringToObject(csi, "driver", p->cfg.svc->driver_name);
+    cJSON_AddStringToObject(csi, "volumeHandle", vol->volume_id);
+    if (a->cap.access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT)
+        cJSON_AddStringToObject(csi, "fsType", a->fs_type[0] ? a->fs_type : "ext4");
+    attrs = cJSON_AddObjectToObject(csi, "volumeAttributes");
+    cJSON_AddStringToObject(attrs, PROV_IDENTITY_KEY, p->identity);
+    for (size_t i = 0; i < vol->n_volume_context; i++)
+        cJSON_AddStringToObject(attrs, vol->volume_context[i]->key, vol->volume_context[i]->value);
+    ref = cJSON_AddObjectToObject(spec, "claimRef");
+    cJSON_AddStringToObject(ref, "kind", "PersistentVolumeClaim");
+    cJSON_AddStringToObject(ref, "apiVersion", "v1");
+    cJSON_AddStringToObject(ref, "namespace", JSTR(claim, "metadata", "namespace"));
+    cJSON_AddStringToObject(ref, "name", JSTR(claim, "metadata", "name"));
+    cJSON_AddStringToObject(ref, "uid", JSTR(claim, "metadata", "uid"));
+    if (JSTR(claim, "metadata", "resourceVersion"))
+        cJSON_AddStringToObject(ref, "resourceVersion", JSTR(claim, "metadata", "resourceVersion"));
+    cJSON_AddStringToObject(spec, "persistentVolumeReclaimPolicy", policy);
+    cJSON_AddStringToObject(spec, "storageClassName", class_name);
+    if (cJSON_IsArray(JGET(sc, "mountOptions")) && cJSON_GetArraySize(JGET(sc, "mountOptions")))
+        cJSON_AddItemToObject(spec, "mountOptions",
+                              cJSON_Duplicate(JGET(sc, "mountOptions"), true));
+    cJSON_AddStringToObject(spec, "volumeMode",
+                            a->cap.access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_BLOCK
+                                ? "Block"
+                                : "Filesystem");
+    terms = cJSON_AddArrayToObject(
+        cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "nodeAffinity"), "required"),
+        "nodeSelectorTerms");
+    for (size_t t = 0; t < vol->n_accessible_topology; t++) {
+        term = cJSON_CreateObject();
+        exprs = cJSON_AddArrayToObject(term, "matchExpressions");
+        for (size_t s = 0; s < vol->accessible_topology[t]->n_segments; s++) {
+            expr = cJSON_CreateObject();
+            cJSON_AddStringToObject(expr, "key", vol->accessible_topology[t]->segments[s]->key);
+            cJSON_AddStringToObject(expr, "operator", "In");
+            values = cJSON_AddArrayToObject(expr, "values");
+            cJSON_AddItemToArray(
+                values, cJSON_CreateString(vol->accessible_topology[t]->segments[s]->value));
+            cJSON_AddItemToArray(exprs, expr);
+        }
+        cJSON_AddItemToArray(terms, term);
+    }
+    (void)e;
+    return pv;
+}
+
+static int sync_claim(struct prov *p, const char *ns, const char *name)
+{
+    struct csi_service *svc = p->cfg.svc;
+    cJSON *claim = kube_informer_get(p->claims, ns, name), *sc = NULL, *pv = NULL;
+    const char *uid, *class_name, *selected, *mode;
+    struct create_args *a = NULL;
+    struct csi_call *call = NULL;
+    ProtobufCMessage *resp = NULL;
+    char msg[512], pvname[320];
+    int r = 0;
+
+    if (!claim)
+        return 0;
+    uid = JSTR(claim, "metadata", "uid");
+    class_name = claim_class(claim);
+    if (!uid)
+        goto out;
+    if (class_name)
+        sc = kube_informer_get(p->classes, NULL, class_name);
+    if (!sc || !JSTR(sc, "provisioner") || strcmp(JSTR(sc, "provisioner"), svc->driver_name) != 0)
+        goto out; /* not our class */
+
+    if (JGET(claim, "metadata", "deletionTimestamp")) {
+        if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
+            r = claim_cleanup(p, claim, sc, ns, name, uid);
+        goto out;
+    }
+    if (JSTR(claim, "spec", "volumeName") && JSTR(claim, "spec", "volumeName")[0]) {
+        if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
+            r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
+                              false);
+        goto out;
+    }
+    if (!names_us(p, claim))
+        goto out; /* the PV controller has not handed it to an external provisioner */
+
+    selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
+    mode = JSTR(sc, "volumeBindingMode");
+    if (!selected || !selected[0]) {
+        struct node_edit ne = {.node = svc->node_id};
+        cJSON *after = NULL;
+
+        if (mode && strcmp(mode, "WaitForFirstConsumer") == 0)
+            goto out; /* the scheduler picks the node */
+        /* Immediate: race the other nodes for it; the resourceVersion decides. */
+        r = kube_update_retry(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
+                              edit_selected_node, &ne, &after, NULL);
+        if (r < 0)
+            goto out;
+        selected = JSTR(after, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
+        bool ours = selected && strcmp(selected, svc->node_id) == 0;
+        cJSON_Delete(after);
+        if (!ours)
+            goto out; /* another node won */
+        log_info("claim %s/%s: this node takes it (Immediate binding)", ns, name);
+    } else if (strcmp(selected, svc->node_id) != 0) {
+        goto out; /* another node's */
+    }
+
+    /* A PV already made for this claim (a restart after its creation): finish. */
+    snprintf(pvname, sizeof(pvname), "pvc-%s", uid);
+    r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL, pvname, &pv, NULL);
+    if (r == 0) {
+        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+        goto out;
+    }
+    if (r != -ENOENT)
+        goto out;
+
+    /* The retained volume of an earlier claim with this name: give it back. */
+    cJSON *retained = find_retained_pv(p, ns, name);
+    if (retained) {
+        struct claimref_edit ce = {.claim = claim};
+        const char *rname = JSTR(retained, "metadata", "name");
+        r = kube_update_retry(p->cfg.client, &kube_persistentvolumes, NULL, rname, NULL,
+                              edit_claimref, &ce, NULL, NULL);
+        if (r == 0) {
+            log_info("claim %s/%s: re-adopted retained volume %s", ns, name, rname);
+            claim_event(p, claim, "Normal", "ProvisioningSucceeded",
+                        "Re-adopted retained volume %s (PersistentVolume %s)",
+                        JSTR(retained, "spec", "csi", "volumeHandle"), rname);
+        }
+        cJSON_Delete(retained);
+        goto out;
+    }
+
+    /* Leak protection: the claim cannot vanish while its volume is being made. */
+    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true);
+    if (r == -ECANCELED) {
+        r = 0; /* being deleted: the next sync cleans up */
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+
+    a = malloc(sizeof(*a));
+    if (!a) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = build_create(p, claim, sc, a, msg, sizeof(msg));
+    if (r < 0) {
+        claim_event(p, claim, "Warning", "ProvisioningFailed", "%s", msg);
+        goto out;
+    }
+    claim_event(p, claim, "Normal", "Provisioning",
+                "External provisioner is provisioning volume for claim \"%s/%s\"", ns, name);
+    r = run_csi(p, csi_create_volume, &a->req.base, &call, &resp, msg, sizeof(msg));
+    if (r < 0) {
+        grpc_status_code code = csi_status_from_errno(r);
+        claim_event(p, claim, "Warning", "ProvisioningFailed",
+                    "failed to provision volume with StorageClass \"%s\": rpc error: code = %s "
+                    "desc = %s",
+                    class_name, csi_status_name(code), msg);
+        log_warn("claim %s/%s: CreateVolume: %s: %s", ns, name, csi_status_name(code), msg);
+        if (code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+            /* No room here: let the scheduler choose another node. */
+            struct node_edit ne = {.node = NULL};
+            int r2 = kube_update_retry(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
+                                       edit_selected_node, &ne, NULL, NULL);
+            if (r2 == 0)
+                r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
+                                  false);
+            else
+                r = r2;
+        }
+        goto out;
+    }
+
+    const Csi__V1__Volume *vol = ((const Csi__V1__CreateVolumeResponse *)resp)->volume;
+    pv = build_pv(p, claim, sc, class_name, vol, a);
+    if (!pv) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = kube_create(p->cfg.client, &kube_persistentvolumes, NULL, pv, NULL, NULL);
+    if (r == -EEXIST)
+        r = 0; /* made before a restart, or by a retry that did get through */
+    if (r < 0) {
+        log_warn("claim %s/%s: creating PersistentVolume %s: %s", ns, name, a->pvname,
+                 strerror(-r));
+        goto out;
+    }
+    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+    log_info("claim %s/%s: provisioned volume %s as PersistentVolume %s", ns, name, vol->volume_id,
+             a->pvname);
+    claim_event(p, claim, "Normal", "ProvisioningSucceeded", "Successfully provisioned volume %s",
+                a->pvname);
+out:
+    if (call)
+        csi_call_free_detached(call);
+    free(a);
+    cJSON_Delete(pv);
+    cJSON_Delete(sc);
+    cJSON_Delete(claim);
+    return r;
+}
+
+/* ---- persistent volumes ---- */
+
+static bool pv_on_this_node(struct prov *p, const cJSON *pv)
+{
+    const cJSON *terms = JGET(pv, "spec", "nodeAffinity", "required", "nodeSelectorTerms"), *t, *x,
+                *v;
+
+    cJSON_ArrayForEach(t, terms) cJSON_ArrayForEach(x, JGET(t, "matchExpressions"))
+    {
+        if (!JSTR(x, "key") || strcmp(JSTR(x, "key"), CSI_TOPOLOGY_KEY) != 0)
+            continue;
+        cJSON_ArrayForEach(v,
+                           JGET(x, "values")) if (jstr(v) && strcmp(jstr(v), p->cfg.svc->node_id) ==
+                                                                 0) return true;
+    }
+    return false;
+}
+
+static int sync_pv(struct prov *p, const char *name)
+{
+    struct csi_service *svc = p->cfg.svc;
+    cJSON *pv = kube_informer_get(p->pvs, NULL, name);
+    const char *policy, *phase, *handle, *by;
+    char msg[512];
+    int r = 0;
+
+    if (!pv)
+        return 0;
+    by = JSTR(pv, "metadata", "annotations", PROV_ANN_PROVISIONED_BY);
+    handle = JSTR(pv, "spec", "csi", "volumeHandle");
+    if (!by || strcmp(by, svc->driver_name) != 0 || !handle || !JSTR(pv, "spec", "csi", "driver") ||
+        strcmp(JSTR(pv, "spec", "csi", "driver"), svc->driver_name) != 0 || !pv_on_this_node(p, pv))
+        goto out;
+    policy = JSTR(pv, "spec", "persistentVolumeReclaimPolicy");
+    phase = JSTR(pv, "status", "phase");
+    if (!policy || strcmp(policy, "Delete") != 0) {
+        /* Retain (or Recycle): the data stays; an administrator may delete the PV freely. */
+        if (has_finalizer(pv, PROV_PV_FINALIZER))
+            r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false);
+        goto out;
+    }
+    if (phase && strcmp(phase, "Released") == 0) {
+        if (JGET(pv, "metadata", "deletionTimestamp") && !has_finalizer(pv, PROV_PV_FINALIZER))
+            goto out; /* done already; the API server removes it */
+        r = delete_volume(p, handle, msg, sizeof(msg));
+        if (r < 0) {
+            log_warn("PersistentVolume %s released: DeleteVolume %s: %s", name, handle, msg);
+            goto out;
+        }
+        log_info("PersistentVolume %s released (policy Delete): volume %s deleted", name, handle);
+        if (!JGET(pv, "metadata", "deletionTimestamp")) {
+            r = kube_delete(p->cfg.client, &kube_persistentvolumes, NULL, name, NULL, NULL, NULL);
+            if (r < 0 && r != -ENOENT)
+                goto out;
+        }
+        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false);
+        goto out;
+    }
+    if (phase && strcmp(phase, "Bound") == 0 && !JGET(pv, "metadata", "deletionTimestamp") &&
+        !has_finalizer(pv, PROV_PV_FINALIZER))
+        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, true);
+out:
+    cJSON_Delete(pv);
+    return r == -ECANCELED ? 0 : r;
+}
+
+/* ---- wiring ---- */
+
+static int sync_key(void *ud, const char *key)
+{
+    struct prov *p = ud;
+    char ns[256], name[320];
+    int r;
+
+    if (strncmp(key, "c:", 2) == 0) {
+        const char *slash = strchr(key + 2, '/');
+        if (!slash || (size_t)(slash - key - 2) >= sizeof(ns))
+            return 0;
+        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key - 2), key + 2);
+        snprintf(name, sizeof(name), "%s", slash + 1);
+        r = sync_claim(p, ns, name);
+    } else if (strncmp(key, "v:", 2) == 0) {
+        r = sync_pv(p, key + 2);
+    } else {
+        return 0;
+    }
+    if (r < 0 && r != -ECANCELED)
+        log_debug("sync %s: %s; retrying with backoff", key, strerror(-r));
+    return r;
+}
+
+static void queue_obj(struct prov *p, char kind, const cJSON *obj)
+{
+    const char *ns = JSTR(obj, "metadata", "namespace"), *name = JSTR(obj, "metadata", "name");
+    char key[600];
+
+    if (!name)
+        return;
+    if (kind == 'c') {
+        if (!ns)
+            return;
+        snprintf(key, sizeof(key), "c:%s/%s", ns, name);
+    } else {
+        snprintf(key, sizeof(key), "v:%s", name);
+    }
+    kube_queue_add(p->queue, key);
+}
+
+static void claim_add(void *ud, const cJSON *obj)
+{
+    queue_obj(ud, 'c', obj);
+}
+
+static void claim_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    queue_obj(ud, 'c', obj);
+}
+
+static void pv_add(void *ud, const cJSON *obj)
+{
+    queue_obj(ud, 'v', obj);
+}
+
+static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    const char *cns = JSTR(obj, "spec", "claimRef", "namespace");
+    const char *cname = JSTR(obj, "spec", "claimRef", "name");
+    char key[600];
+
+    (void)old_obj;
+    queue_obj(ud, 'v', obj);
+    /* A PV that changed may finish its claim's provisioning (finalizer to drop). */
+    if (cns && cname) {
+        snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
+        kube_queue_add(((struct prov *)ud)->queue, key);
+    }
+}
+
+/* A class that appears late makes its waiting claims provisionable. */
+static void class_changed(void *ud, const cJSON *obj)
+{
+    struct prov *p = ud;
+    cJSON *all = kube_informer_list(p->claims), *c;
+
+    (void)obj;
+    cJSON_ArrayForEach(c, all) queue_obj(p, 'c', c);
+    cJSON_Delete(all);
+}
+
+static void class_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    class_changed(ud, obj);
+}
+
+void prov_stop(struct prov *p)
+{
+    if (!p)
+        return;
+    if (p->queue)
+        kube_queue_shutdown(p->queue);
+    kube_informer_free(p->claims);
+    kube_informer_free(p->pvs);
+    kube_informer_free(p->classes);
+    kube_queue_free(p->queue);
+    free(p);
+}
+
+struct prov *prov_start(const struct prov_config *cfg)
+{
+    struct prov *p = calloc(1, sizeof(*p));
+    struct kube_informer_handlers hc, hv, hs;
+    struct timespec now;
+
+    if (!p)
+        return NULL;
+    p->cfg = *cfg;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(p->identity, sizeof(p->identity), "%lld-%ld-%s-%s",
+             (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, (long)(now.tv_nsec % 10000),
+             cfg->svc->driver_name, cfg->svc->node_id);
+    p->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
+    hc = (struct kube_informer_handlers){claim_add, claim_update, NULL, p};
+    hv = (struct kube_informer_handlers){pv_add, pv_update, NULL, p};
+    hs = (struct kube_informer_handlers){class_changed, class_update, NULL, p};
+    if (!p->queue)
+        goto fail;
+    p->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hs);
+    p->pvs = kube_informer_new(cfg->client, &kube_persistentvolumes, NULL, NULL, NULL, &hv);
+    p->claims = kube_informer_new(cfg->client, &kube_persistentvolumeclaims, NULL, NULL, NULL, &hc);
+    if (!p->classes || !p->pvs || !p->claims)
+        goto fail;
+    if (kube_informer_start(p->classes) < 0 || kube_informer_start(p->pvs) < 0 ||
+        kube_informer_start(p->claims) < 0)
+        goto fail;
+    if (kube_queue_run(p->queue, cfg->workers > 0 ? cfg->workers : 4, sync_key, p) < 0)
+        goto fail;
+    log_info("provisioner started for driver %s on node %s", cfg->svc->driver_name,
+             cfg->svc->node_id);
+    return p;
+fail:
+    log_error("provisioner: start-up failed");
+    prov_stop(p);
+    return NULL;
+}

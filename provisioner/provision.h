@@ -1,0 +1,55 @@
+/*
+ * The built-in provisioner, node-deployment fashion: each node's ordinal-csi watches claims,
+ * persistent volumes and storage classes, provisions the claims that belong to it, creates their
+ * PersistentVolumes, and releases volumes whose claims are gone, as the reclaim policy says.
+ *
+ * Which claims are this node's: the claim names our driver in its storage-provisioner
+ * annotation, its class's provisioner is ours, it is unbound, and its selected-node annotation
+ * is this node. For classes with Immediate binding and no selected node, nodes race to set
+ * selected-node with a resourceVersion-checked update; the loser backs off.
+ *
+ * Crash safety, leak protection: before CreateVolume the claim gets the finalizer
+ * ordinal.csi.dev/provisioning, so a claim deleted while its volume is being made stays visible
+ * until the provisioner has either made the PV (then the PV's reclaim policy decides) or deleted
+ * the volume again (reclaim policy Delete). The PV name is pvc-<claim uid> and the volume key is
+ * <namespace>/<claim>, so a restart at any instant makes neither a second PV nor a second volume.
+ *
+ * Threading: informer threads only queue keys; several worker threads sync them, one key at a
+ * time. CSI work goes through the same in-process handlers as gRPC calls, with their locks.
+ */
+#ifndef ORDINAL_PROVISION_H
+#define ORDINAL_PROVISION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "csi.h"
+#include "kube_client.h"
+
+#define PROV_CLAIM_FINALIZER "ordinal.csi.dev/provisioning"
+#define PROV_PV_FINALIZER "ordinal.csi.dev/volume-protection"
+#define PROV_ANN_SELECTED_NODE "volume.kubernetes.io/selected-node"
+#define PROV_ANN_PROVISIONER "volume.kubernetes.io/storage-provisioner"
+#define PROV_ANN_PROVISIONER_BETA "volume.beta.kubernetes.io/storage-provisioner"
+#define PROV_ANN_PROVISIONED_BY "pv.kubernetes.io/provisioned-by"
+
+struct prov_config {
+    struct kube_client *client; /* borrowed */
+    struct csi_service *svc;    /* borrowed: backends, locks, node id, driver name */
+    int workers;                /* >= 1 */
+};
+
+struct prov;
+
+/* Start the informers and workers. NULL on failure (logged). */
+struct prov *prov_start(const struct prov_config *cfg);
+/* Stop everything and free. The client must still be usable (shut it down after). */
+void prov_stop(struct prov *p);
+
+/*
+ * Parse a Kubernetes quantity ("10Gi", "500M", "1.5Gi", "1e9", "1000") into bytes, rounded up
+ * to a whole byte. 0, or -EINVAL for anything malformed, negative or over INT64_MAX.
+ */
+int prov_parse_quantity(const char *s, int64_t *ret);
+
+#endif

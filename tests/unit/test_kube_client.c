@@ -1,0 +1,262 @@
+/* Unit tests: provisioner/kube_client.c without a server (paths, Status decoding, queries) and
+ * kube_ratelimit.c (token bucket with an injected clock). */
+#include <errno.h>
+#include <stdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kube_client.h"
+#include "kube_ratelimit.h"
+
+static void test_paths(void **state)
+{
+    char buf[256];
+
+    (void)state;
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", "p", NULL), 28);
+    assert_string_equal(buf, "/api/v1/namespaces/ns/pods/p");
+    kube_path(buf, sizeof(buf), &kube_persistentvolumeclaims, "ns", "c", "status");
+    assert_string_equal(buf, "/api/v1/namespaces/ns/persistentvolumeclaims/c/status");
+    kube_path(buf, sizeof(buf), &kube_persistentvolumeclaims, NULL, NULL, NULL);
+    assert_string_equal(buf, "/api/v1/persistentvolumeclaims");
+    kube_path(buf, sizeof(buf), &kube_statefulsets, "db", "pg", NULL);
+    assert_string_equal(buf, "/apis/apps/v1/namespaces/db/statefulsets/pg");
+    kube_path(buf, sizeof(buf), &kube_storageclasses, NULL, "fast", NULL);
+    assert_string_equal(buf, "/apis/storage.k8s.io/v1/storageclasses/fast");
+    kube_path(buf, sizeof(buf), &kube_leases, "kube-system", "ordinal", NULL);
+    assert_string_equal(buf, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/ordinal");
+    kube_path(buf, sizeof(buf), &kube_csinodes, NULL, "node-1", NULL);
+    assert_string_equal(buf, "/apis/storage.k8s.io/v1/csinodes/node-1");
+    kube_path(buf, sizeof(buf), &kube_nodes, NULL, NULL, NULL);
+    assert_string_equal(buf, "/api/v1/nodes");
+    kube_path(buf, sizeof(buf), &kube_events, "ns", NULL, NULL);
+    assert_string_equal(buf, "/api/v1/namespaces/ns/events");
+    kube_path(buf, sizeof(buf), &kube_namespaces, NULL, "ns", NULL);
+    assert_string_equal(buf, "/api/v1/namespaces/ns");
+    kube_path(buf, sizeof(buf), &kube_persistentvolumes, NULL, "pv-1", NULL);
+    assert_string_equal(buf, "/api/v1/persistentvolumes/pv-1");
+
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", "../x", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", "a/b", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", "a?b", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "NS", "a", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, NULL, "a", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_nodes, "ns", "a", NULL), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", "a", "St/x"), -EINVAL);
+    assert_int_equal(kube_path(buf, sizeof(buf), &kube_pods, "ns", NULL, "status"), -EINVAL);
+    assert_int_equal(kube_path(buf, 10, &kube_pods, "ns", "a", NULL), -ENAMETOOLONG);
+
+    assert_ptr_equal(kube_resource_find("leases"), &kube_leases);
+    assert_null(kube_resource_find("secrets"));
+    assert_true(kube_name_valid("pvc-0.data-1"));
+    assert_false(kube_name_valid(""));
+    assert_false(kube_name_valid("-a"));
+    assert_false(kube_name_valid("a-"));
+    assert_false(kube_name_valid("a b"));
+}
+
+static void test_query(void **state)
+{
+    char buf[256] = "/api/v1/pods";
+    struct kube_list_opts o = {.label_selector = "app in (a,b),!x",
+                               .field_selector = "spec.nodeName=n1",
+                               .continue_token = "eyJ2Ijoi+/=",
+                               .limit = 500};
+
+    (void)state;
+    assert_int_equal(kube_list_query(buf, sizeof(buf), &o), 0);
+    assert_string_equal(buf, "/api/v1/pods?labelSelector=app%20in%20%28a%2Cb%29%2C%21x"
+                             "&fieldSelector=spec.nodeName%3Dn1&continue=eyJ2Ijoi%2B%2F%3D"
+                             "&limit=500");
+    strcpy(buf, "/p?watch=1");
+    o = (struct kube_list_opts){.resource_version = "0"};
+    assert_int_equal(kube_list_query(buf, sizeof(buf), &o), 0);
+    assert_string_equal(buf, "/p?watch=1&resourceVersion=0");
+    strcpy(buf, "/p");
+    o = (struct kube_list_opts){.label_selector = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    assert_int_equal(kube_list_query(buf, 30, &o), -ENAMETOOLONG);
+}
+
+static cJSON *status(const char *reason, int code, const char *msg)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+             "\"message\":\"%s\",\"reason\":\"%s\",\"code\":%d}",
+             msg, reason, code);
+    return cJSON_Parse(buf);
+}
+
+static void test_status_decode(void **state)
+{
+    struct {
+        long http;
+        const char *reason;
+        int want;
+    } cases[] = {
+        {404, "NotFound", -ENOENT},
+        {409, "AlreadyExists", -EEXIST},
+        {409, "Conflict", KUBE_ECONFLICT},
+        {410, "Expired", KUBE_EGONE},
+        {410, "Gone", KUBE_EGONE},
+        {422, "Invalid", -EINVAL},
+        {400, "BadRequest", -EINVAL},
+        {401, "Unauthorized", -EACCES},
+        {403, "Forbidden", -EPERM},
+        {405, "MethodNotAllowed", -EOPNOTSUPP},
+        {415, "UnsupportedMediaType", -EPROTO},
+        {429, "TooManyRequests", -EBUSY},
+        {500, "InternalError", -EIO},
+        {503, "ServiceUnavailable", -EAGAIN},
+        {504, "Timeout", -ETIMEDOUT},
+        {413, "RequestEntityTooLarge", -EMSGSIZE},
+    };
+    struct kube_status st;
+    cJSON *b;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        b = status(cases[i].reason, (int)cases[i].http, "m");
+        assert_int_equal(kube_status_decode(cases[i].http, b, &st), cases[i].want);
+        assert_string_equal(st.reason, cases[i].reason);
+        assert_int_equal(st.code, cases[i].http);
+        assert_string_equal(st.message, "m");
+        cJSON_Delete(b);
+        /* without a body the code decides (409 alone is a conflict) */
+        if (strcmp(cases[i].reason, "AlreadyExists") != 0)
+            assert_int_equal(kube_status_decode(cases[i].http, NULL, &st), cases[i].want);
+    }
+    assert_int_equal(kube_status_decode(200, NULL, &st), 0);
+    assert_int_equal(kube_status_decode(201, NULL, NULL), 0);
+    assert_int_equal(kube_status_decode(418, NULL, &st), -EPROTO);
+    assert_string_equal(st.message, "HTTP 418");
+
+    /* details.retryAfterSeconds and control characters in the message */
+    b = cJSON_Parse("{\"kind\":\"Status\",\"reason\":\"TooManyRequests\",\"code\":429,"
+                    "\"message\":\"slow\\ndown\",\"details\":{\"retryAfterSeconds\":3}}");
+    assert_int_equal(kube_status_decode(429, b, &st), -EBUSY);
+    assert_int_equal(st.retry_after, 3);
+    assert_string_equal(st.message, "slow down");
+    cJSON_Delete(b);
+
+    /* hostile Status: wrong types and huge numbers are ignored field by field */
+    b = cJSON_Parse("{\"kind\":\"Status\",\"reason\":7,\"code\":1e300,\"message\":[],"
+                    "\"details\":{\"retryAfterSeconds\":-5}}");
+    assert_int_equal(kube_status_decode(404, b, &st), -ENOENT);
+    assert_int_equal(st.code, 404);
+    assert_string_equal(st.reason, "");
+    assert_int_equal(st.retry_after, 0);
+    cJSON_Delete(b);
+    /* not a Status at all */
+    b = cJSON_Parse("{\"kind\":\"Pod\",\"reason\":\"AlreadyExists\"}");
+    assert_int_equal(kube_status_decode(409, b, &st), KUBE_ECONFLICT);
+    cJSON_Delete(b);
+    /* an over-long message is truncated */
+    {
+        char big[2000];
+        cJSON *s;
+
+        memset(big, 'm', sizeof(big) - 1);
+        big[sizeof(big) - 1] = 0;
+        s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "kind", "Status");
+        cJSON_AddStringToObject(s, "message", big);
+        assert_int_equal(kube_status_decode(500, s, &st), -EIO);
+        assert_int_equal(strlen(st.message), sizeof(st.message) - 1);
+        cJSON_Delete(s);
+    }
+    /* a watch ERROR event: code comes from the body */
+    b = status("Expired", 410, "too old");
+    assert_int_equal(kube_status_decode(0, b, &st), KUBE_EGONE);
+    cJSON_Delete(b);
+}
+
+static void test_obj_fields(void **state)
+{
+    cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"n\",\"namespace\":5}}");
+
+    (void)state;
+    assert_string_equal(kube_obj_name(o), "n");
+    assert_null(kube_obj_namespace(o));
+    assert_null(kube_obj_rv(o));
+    assert_null(kube_obj_name(NULL));
+    cJSON_Delete(o);
+}
+
+static void test_ratelimit(void **state)
+{
+    struct kube_ratelimit rl;
+
+    (void)state;
+    assert_int_equal(kube_ratelimit_init(&rl, 10, 3), 0);
+    /* a burst of 3 goes at once */
+    assert_true(kube_ratelimit_reserve(&rl, 100.0) == 0);
+    assert_true(kube_ratelimit_reserve(&rl, 100.0) == 0);
+    assert_true(kube_ratelimit_reserve(&rl, 100.0) == 0);
+    /* then one every 100 ms, reserved in order */
+    assert_float_equal(kube_ratelimit_reserve(&rl, 100.0), 0.1, 1e-9);
+    assert_float_equal(kube_ratelimit_reserve(&rl, 100.0), 0.2, 1e-9);
+    /* 0.25 s later: 2.5 tokens refilled, 2 owed, so 0.5 left → the next waits 0.05 s */
+    assert_float_equal(kube_ratelimit_reserve(&rl, 100.25), 0.05, 1e-9);
+    /* a long pause refills only up to the burst */
+    assert_true(kube_ratelimit_reserve(&rl, 200.0) == 0);
+    assert_true(kube_ratelimit_reserve(&rl, 200.0) == 0);
+    assert_true(kube_ratelimit_reserve(&rl, 200.0) == 0);
+    assert_true(kube_ratelimit_reserve(&rl, 200.0) > 0);
+    /* time going backwards does not mint tokens */
+    assert_true(kube_ratelimit_reserve(&rl, 150.0) > 0);
+    kube_ratelimit_release(&rl);
+
+    assert_int_equal(kube_ratelimit_init(&rl, 0, 0), 0); /* unlimited */
+    for (int i = 0; i < 1000; i++)
+        assert_true(kube_ratelimit_reserve(&rl, 1.0) == 0);
+    kube_ratelimit_release(&rl);
+    assert_int_equal(kube_ratelimit_init(&rl, 5, 0), -EINVAL);
+}
+
+static void test_client_offline(void **state)
+{
+    struct kube_config cfg;
+    struct kube_client *c;
+    struct kube_status st;
+    cJSON *obj = NULL;
+
+    (void)state;
+    assert_int_equal(kube_global_init(), 0);
+    kube_config_init(&cfg);
+    assert_null(kube_client_new(&cfg));        /* no server */
+    cfg.server = strdup("http://127.0.0.1:9"); /* discard port: nothing listens */
+    cfg.max_retries = 1;
+    cfg.connect_timeout_ms = 1000;
+    c = kube_client_new(&cfg);
+    kube_config_release(&cfg);
+    assert_non_null(c);
+    assert_string_equal(kube_client_namespace(c), "default");
+    assert_int_equal(kube_get(c, &kube_pods, "ns", "p", &obj, &st), -ECONNREFUSED);
+    assert_null(obj);
+    assert_int_equal(st.http, 0);
+    assert_true(st.message[0] != 0);
+    assert_int_equal(kube_client_request_count(c), 2); /* GET is retried */
+    assert_int_equal(kube_get(c, &kube_pods, "ns", "Bad", &obj, &st), -EINVAL);
+    kube_client_shutdown(c);
+    assert_int_equal(kube_get(c, &kube_pods, "ns", "p", &obj, &st), -ECANCELED);
+    kube_client_free(c);
+    kube_global_cleanup();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paths),         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_status_decode), cmocka_unit_test(test_obj_fields),
+        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_client_offline),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
