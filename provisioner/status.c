@@ -7,8 +7,8 @@
  *   EEXIST                          ALREADY_EXISTS    (exists, incompatible)
  *   ERANGE                          OUT_OF_RANGE      (capacity range)
  *   ENOSPC, EDQUOT                  RESOURCE_EXHAUSTED
- *   EBUSY, EMEDIUMTYPE, ENOTCONN    FAILED_PRECONDITION (in use; capability beyond the volume;
- *                                                      not staged)
+ *   EBUSY, EMEDIUMTYPE, ENOTCONN,   FAILED_PRECONDITION (in use; capability beyond the volume;
+ *   ENODEV                                            not staged; no device node on this node)
  *   EAGAIN                          ABORTED           (another operation pending; bad token)
  *   ENOSYS                          UNIMPLEMENTED
  *   ETIMEDOUT                       DEADLINE_EXCEEDED
@@ -40,6 +40,7 @@ grpc_status_code csi_status_from_errno(int r)
     case EBUSY:
     case EMEDIUMTYPE:
     case ENOTCONN:
+    case ENODEV:
         return GRPC_STATUS_FAILED_PRECONDITION;
     case EAGAIN:
         return GRPC_STATUS_ABORTED;

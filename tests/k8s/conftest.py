@@ -27,7 +27,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fakeapi import FakeApiServer, wait_for  # noqa: E402,F401
+from fakeapi import FakeApiServer  # noqa: E402
 
 HAVE_KUBECTL = shutil.which(os.environ.get("KUBECTL", "kubectl")) is not None
 needs_kubectl = pytest.mark.skipif(not HAVE_KUBECTL, reason="kubectl not installed")

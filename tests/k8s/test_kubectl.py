@@ -154,8 +154,8 @@ def test_apply_client_side(apiserver, tmp_path):
                              "jsonpath={.spec.replicas}").stdout == "4"
     # Server-side apply is not supported: 415.
     p = apiserver.kubectl("apply", "--server-side", "-f", f, check=False)
-    assert p.returncode != 0 and "415" in p.stderr + p.stdout or \
-        "UnsupportedMediaType" in p.stderr + p.stdout or "unknown format" in p.stderr
+    assert p.returncode != 0
+    assert "Server-side apply not available on the server" in p.stderr
 
 
 def test_patch_scale_label_and_status(apiserver, tmp_path):
@@ -225,16 +225,20 @@ def test_errors_as_kubectl_prints_them(apiserver, tmp_path):
     assert 'Error from server (NotFound): persistentvolumeclaims "nothere" not found' in p.stderr
     apiserver.kubectl("create", "configmap", "dup")
     p = apiserver.kubectl("create", "configmap", "dup", check=False)
-    assert 'Error from server (AlreadyExists): configmaps "dup" already exists' in p.stderr
+    assert 'configmaps "dup" already exists' in p.stderr
+    cmf = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dup"}})
+    p = apiserver.kubectl("create", "-f", "-", input=cmf, check=False)
+    assert 'Error from server (AlreadyExists): error when creating "STDIN": configmaps "dup" ' \
+        'already exists' in p.stderr
     bad = tmp_path / "kubeconfig-bad"
     bad.write_text(open(apiserver.kubeconfig).read().replace(apiserver.token, "wrong"))
     p = subprocess.run(["kubectl", "--kubeconfig", str(bad), "--cache-dir",
                         str(tmp_path / "c2"), "get", "pvc"], capture_output=True, text=True,
                        timeout=30)
-    assert p.returncode != 0 and "Unauthorized" in p.stderr
+    assert p.returncode != 0 and "You must be logged in to the server" in p.stderr
     apiserver.fault(error_rate=100, error_code=500, match="configmaps")
     p = apiserver.kubectl("get", "configmap", "dup", check=False)
-    assert p.returncode != 0 and "InternalError" in p.stderr or "Internal error" in p.stderr
+    assert p.returncode != 0 and "Internal error occurred: injected fault" in p.stderr
     apiserver.reset_faults()
     assert "dup" in apiserver.kubectl("get", "cm").stdout
 
