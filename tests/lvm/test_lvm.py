@@ -354,7 +354,7 @@ def test_node_side_needs_device_mapper(csi, pb, vg, workdir):
     v = create(csi, pb, "n1", required=4 * MiB)
     stage = os.path.join(workdir, "stage")
     os.makedirs(stage)
-    err = csi_client.expect_error(Code.INTERNAL, csi.NodeStageVolume, volume_id=v.volume_id,
+    err = csi_client.expect_error(Code.FAILED_PRECONDITION, csi.NodeStageVolume, volume_id=v.volume_id,
                                   staging_target_path=stage,
                                   volume_capability=csi_client.mount_cap(pb))
     assert "device-mapper" in err.details()
