@@ -384,7 +384,7 @@ static const char *reclaim_policy(const cJSON *sc)
 static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, const char *ns,
                          const char *name, const char *uid)
 {
-    char pvname[320], key[320], id[BE_ID_MAX + 1], msg[512];
+    char pvname[320], key[BE_KEY_MAX + 1], id[BE_ID_MAX + 1], msg[512];
     cJSON *pv = NULL;
     int r;
 
@@ -394,8 +394,8 @@ static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, co
     if (r < 0 && r != -ENOENT)
         return r;
     if (r == -ENOENT && strcmp(reclaim_policy(sc), "Delete") == 0) {
-        snprintf(key, sizeof(key), "%s/%s", ns, name);
-        if (find_volume_by_key(p, key, id, sizeof(id)) == 0) {
+        int n = snprintf(key, sizeof(key), "%s/%s", ns, name);
+        if (n > 0 && (size_t)n < sizeof(key) && find_volume_by_key(p, key, id, sizeof(id)) == 0) {
             r = delete_volume(p, id, msg, sizeof(msg));
             if (r < 0) {
                 log_warn("claim %s/%s deleted during provisioning: deleting volume %s: %s", ns,

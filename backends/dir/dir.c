@@ -935,6 +935,10 @@ static int dir_remove(struct backend *b, const char *id)
     if (r < 0)
         return r;
     r = fsu_fsync_dir(parent);
+    /* A concurrent delete may have removed the namespace directory, empty after our rename,
+     * in between (drop_parent, which fsyncs the root): the rename is then durable already. */
+    if (r == -ENOENT)
+        r = 0;
     if (r == 0)
         r = dir__path(parent, sizeof(parent), "%s/.trash", d->root);
     if (r == 0)

@@ -609,7 +609,7 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     struct lvm__lv lv;
     struct vg_info vi;
     struct exec_result res;
-    int64_t size;
+    int64_t size = 0;
     int r, nt;
 
     if (!req || !req->name || !req->name[0] || strlen(req->name) > BE_ID_MAX)

@@ -416,6 +416,20 @@ def test_concurrent_create_distinct_names(csi, pb):
     assert len(csi.ListVolumes().entries) == 12
 
 
+def test_concurrent_deletes_in_one_namespace_leave_nothing(csi, pb, daemon):
+    """Deletes racing in one namespace: the last one removes the namespace directory while the
+    others still sync it. Every volume must be gone for good, nothing left in .trash."""
+    for rnd in range(3):
+        ids = [csi.CreateVolume(create_req(pb, "pvc-%d-%d" % (rnd, i), required=MiB,
+                                           params=pvc_params("race", "www-web-%d" % i)))
+               .volume.volume_id for i in range(16)]
+        results = fire(csi, [("DeleteVolume", pb.DeleteVolumeRequest(volume_id=v)) for v in ids])
+        assert [c for c, _ in results] == [C.OK] * 16, [(c, str(r)) for c, r in results]
+        assert os.listdir(os.path.join(daemon.root, ".trash")) == []
+        assert not os.path.exists(os.path.join(daemon.root, "race"))
+        assert len(csi.ListVolumes().entries) == 0
+
+
 def test_concurrent_restores_from_one_snapshot(csi, pb, daemon):
     # a StatefulSet whose claim template has a dataSource: N restores of one snapshot at once.
     # ABORTED is allowed (the source is busy) but a retry must succeed, and every copy is whole
