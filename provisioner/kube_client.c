@@ -1035,16 +1035,24 @@ int kube_update(struct kube_client *c, const struct kube_resource *res, const ch
     return write_obj(c, "PUT", path, obj, NULL, ret_obj, st);
 }
 
-int kube_update_retry(struct kube_client *c, const struct kube_resource *res, const char *ns,
-                      const char *name, const char *subresource, kube_mutate_fn mutate, void *ud,
-                      cJSON **ret_obj, struct kube_status *st)
+int kube_update_retry_from(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                           const char *name, const char *subresource, const cJSON *base,
+                           kube_mutate_fn mutate, void *ud, cJSON **ret_obj, struct kube_status *st)
 {
     int r = KUBE_ECONFLICT;
 
     for (int attempt = 0; attempt < 10 && r == KUBE_ECONFLICT; attempt++) {
         cJSON *obj = NULL;
 
-        r = kube_get(c, res, ns, name, &obj, st);
+        if (attempt == 0 && base) {
+            /* A cached copy saves the GET; a stale one costs a 409 and a fresh read. */
+            obj = cJSON_Duplicate(base, true);
+            if (!obj)
+                return -ENOMEM;
+            r = 0;
+        } else {
+            r = kube_get(c, res, ns, name, &obj, st);
+        }
         if (r < 0)
             return r;
         r = mutate(obj, ud);
@@ -1060,6 +1068,13 @@ int kube_update_retry(struct kube_client *c, const struct kube_resource *res, co
         cJSON_Delete(obj);
     }
     return r;
+}
+
+int kube_update_retry(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                      const char *name, const char *subresource, kube_mutate_fn mutate, void *ud,
+                      cJSON **ret_obj, struct kube_status *st)
+{
+    return kube_update_retry_from(c, res, ns, name, subresource, NULL, mutate, ud, ret_obj, st);
 }
 
 int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,

@@ -187,6 +187,17 @@ int kube_update_retry(struct kube_client *c, const struct kube_resource *res, co
                       const char *name, const char *subresource, kube_mutate_fn mutate, void *ud,
                       cJSON **ret_obj, struct kube_status *st);
 
+/*
+ * The same, starting from base (borrowed; a cached copy of the object, e.g. from an informer)
+ * instead of a GET: the first PUT carries base's resourceVersion, so a stale copy costs one 409
+ * and the loop then reads afresh. A mutation that SKIPs on the cached copy writes nothing.
+ * base NULL = kube_update_retry().
+ */
+int kube_update_retry_from(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                           const char *name, const char *subresource, const cJSON *base,
+                           kube_mutate_fn mutate, void *ud, cJSON **ret_obj,
+                           struct kube_status *st);
+
 /* JSON merge patch (application/merge-patch+json) of the object or its subresource. */
 int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,
                const char *name, const char *subresource, const cJSON *patch, cJSON **ret_obj,

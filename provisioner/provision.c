@@ -32,6 +32,7 @@
 #define PROV_IDENTITY_KEY "storage.kubernetes.io/csiProvisionerIdentity"
 #define PROV_CLASS_ANN "volume.beta.kubernetes.io/storage-class"
 #define PROV_DEFAULT_SIZE (1LL << 30)
+#define PROV_SYNC_TIMEOUT 60
 
 struct prov {
     struct prov_config cfg;
@@ -254,11 +255,19 @@ static int edit_finalizer(cJSON *obj, void *ud)
     return 0;
 }
 
+/*
+ * Add or remove a finalizer. cached (borrowed, may be NULL) is the informer's copy: when it says
+ * a write is needed, the first PUT is made from it (its resourceVersion makes that a safe
+ * compare-and-swap; a stale copy costs a 409 and a fresh read); when it says nothing is to be
+ * done, the object is read afresh first, since a stale copy must never skip a needed write.
+ */
 static int set_finalizer(struct prov *p, const struct kube_resource *res, const char *ns,
-                         const char *name, const char *finalizer, bool add)
+                         const char *name, const char *finalizer, bool add, const cJSON *cached)
 {
     struct finalizer_edit e = {.name = finalizer, .add = add};
-    int r = kube_update_retry(p->cfg.client, res, ns, name, NULL, edit_finalizer, &e, NULL, NULL);
+    const cJSON *base = cached && has_finalizer(cached, finalizer) != add ? cached : NULL;
+    int r = kube_update_retry_from(p->cfg.client, res, ns, name, NULL, base, edit_finalizer, &e,
+                                   NULL, NULL);
 
     if (r == -ENOENT && !add)
         return 0; /* gone: nothing holds it any more */
@@ -405,8 +414,8 @@ static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, co
             log_info("claim %s/%s deleted during provisioning: volume %s deleted", ns, name, id);
         }
     }
-    (void)claim;
-    return set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+    return set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
+                         claim);
 }
 
 /* A Released PV with policy Retain whose claimRef names ns/name and whose volume is ours on this
@@ -724,7 +733,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     if (JSTR(claim, "spec", "volumeName") && JSTR(claim, "spec", "volumeName")[0]) {
         if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
             r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
-                              false);
+                              false, claim);
         goto out;
     }
     if (!names_us(p, claim))
@@ -739,8 +748,9 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         if (mode && strcmp(mode, "WaitForFirstConsumer") == 0)
             goto out; /* the scheduler picks the node */
         /* Immediate: race the other nodes for it; the resourceVersion decides. */
-        r = kube_update_retry(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
-                              edit_selected_node, &ne, &after, NULL);
+        /* The cached copy lacks the annotation, so the write is needed: CAS from it. */
+        r = kube_update_retry_from(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
+                                   claim, edit_selected_node, &ne, &after, NULL);
         if (r < 0)
             goto out;
         selected = JSTR(after, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
@@ -755,9 +765,11 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
 
     /* A PV already made for this claim (a restart after its creation): finish. */
     snprintf(pvname, sizeof(pvname), "pvc-%s", uid);
-    r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL, pvname, &pv, NULL);
+    pv = kube_informer_get(p->pvs, NULL, pvname);
+    r = pv ? 0 : -ENOENT;
     if (r == 0) {
-        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
+                          claim);
         goto out;
     }
     if (r != -ENOENT)
@@ -781,7 +793,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     }
 
     /* Leak protection: the claim cannot vanish while its volume is being made. */
-    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true);
+    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true, claim);
     if (r == -ECANCELED) {
         r = 0; /* being deleted: the next sync cleans up */
         goto out;
@@ -816,7 +828,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                                        edit_selected_node, &ne, NULL, NULL);
             if (r2 == 0)
                 r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
-                                  false);
+                                  false, NULL);
             else
                 r = r2;
         }
@@ -837,7 +849,8 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                  strerror(-r));
         goto out;
     }
-    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false);
+    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
+                      claim);
     log_info("claim %s/%s: provisioned volume %s as PersistentVolume %s", ns, name, vol->volume_id,
              a->pvname);
     claim_event(p, claim, "Normal", "ProvisioningSucceeded", "Successfully provisioned volume %s",
@@ -890,7 +903,7 @@ static int sync_pv(struct prov *p, const char *name)
     if (!policy || strcmp(policy, "Delete") != 0) {
         /* Retain (or Recycle): the data stays; an administrator may delete the PV freely. */
         if (has_finalizer(pv, PROV_PV_FINALIZER))
-            r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false);
+            r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false, pv);
         goto out;
     }
     if (phase && strcmp(phase, "Released") == 0) {
@@ -907,12 +920,12 @@ static int sync_pv(struct prov *p, const char *name)
             if (r < 0 && r != -ENOENT)
                 goto out;
         }
-        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false);
+        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false, pv);
         goto out;
     }
     if (phase && strcmp(phase, "Bound") == 0 && !JGET(pv, "metadata", "deletionTimestamp") &&
         !has_finalizer(pv, PROV_PV_FINALIZER))
-        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, true);
+        r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, true, pv);
 out:
     cJSON_Delete(pv);
     return r == -ECANCELED ? 0 : r;
@@ -1048,6 +1061,14 @@ struct prov *prov_start(const struct prov_config *cfg)
     if (kube_informer_start(p->classes) < 0 || kube_informer_start(p->pvs) < 0 ||
         kube_informer_start(p->claims) < 0)
         goto fail;
+    /* Decisions read the caches (is there a PV for this claim, a retained one to re-adopt):
+     * no worker runs before all three have listed once. */
+    if (kube_informer_wait_synced(p->classes, PROV_SYNC_TIMEOUT) < 0 ||
+        kube_informer_wait_synced(p->pvs, PROV_SYNC_TIMEOUT) < 0 ||
+        kube_informer_wait_synced(p->claims, PROV_SYNC_TIMEOUT) < 0) {
+        log_error("provisioner: the caches did not sync within %d s", PROV_SYNC_TIMEOUT);
+        goto fail;
+    }
     if (kube_queue_run(p->queue, cfg->workers > 0 ? cfg->workers : 4, sync_key, p) < 0)
         goto fail;
     log_info("provisioner started for driver %s on node %s", cfg->svc->driver_name,
