@@ -9,6 +9,7 @@ ordinal released first), and shows a claim that comes back under the same name g
 retained data back. Every step is checked; the demo exits non-zero if anything is off.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,8 +150,9 @@ def main():
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(timeout=20)
         log.close()
-    step("ordinal-csi stopped with exit code %d; its log: %s" % (rc, log.name))
+    step("ordinal-csi stopped with exit code %d" % rc)
     check(rc == 0, "clean shutdown")
+    shutil.rmtree(tmp, ignore_errors=True)
     print("\ndemo: all steps passed")
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine as root: installs missing packages,
-# configures and builds the Debug and ASan+UBSan presets, runs every test (unit, CSI
-# conformance with real mounts, crash recovery) in both, then the conformance suite once more
-# with the daemon under valgrind memcheck.
+# configures and builds the Debug and ASan+UBSan presets, runs every test in both (cmocka unit
+# tests, CSI conformance with real mounts, kill -9 crash recovery, LVM against real lvm2
+# metadata, the fake Kubernetes API server with real kubectl and the provisioner against it,
+# ordinal-bench's own tests), then the conformance suite once more with every daemon under
+# valgrind memcheck, and finally the main job's release build and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +24,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     ctest --preset asan
 echo "=== tests: conformance under valgrind memcheck"
 ORDINAL_VALGRIND=1 ctest --preset debug -R csi.conformance
+echo "=== the main job: release build and the demo"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$jobs" --target ordinal-csi
+/usr/bin/python3 tools/demo.py build/release/ordinal-csi
 echo "=== all tests passed"
