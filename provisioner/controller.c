@@ -280,15 +280,6 @@ CSI_HANDLER(create_volume)
     return 0;
 }
 
-static ProtobufCMessage *empty_msg(struct csi_call *call, const ProtobufCMessageDescriptor *d)
-{
-    ProtobufCMessage *m = arena_alloc(csi_call_arena(call), d->sizeof_message);
-
-    if (m)
-        protobuf_c_message_init(d, m);
-    return m;
-}
-
 CSI_HANDLER(delete_volume)
 {
     struct csi_service *svc = ctx;
@@ -314,7 +305,7 @@ CSI_HANDLER(delete_volume)
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
-    *ret_resp = empty_msg(call, &csi__v1__delete_volume_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__delete_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 
@@ -697,7 +688,7 @@ CSI_HANDLER(delete_snapshot)
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
-    *ret_resp = empty_msg(call, &csi__v1__delete_snapshot_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__delete_snapshot_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 

@@ -52,6 +52,15 @@ const struct csi_method csi_methods[] = {
 };
 const size_t csi_n_methods = ARRAY_SIZE(csi_methods);
 
+ProtobufCMessage *csi_empty_msg(struct csi_call *call, const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *m = arena_alloc(csi_call_arena(call), d->sizeof_message);
+
+    if (m)
+        protobuf_c_message_init(d, m);
+    return m;
+}
+
 const char *csi_map_get(struct csi_kv *const *entries, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)

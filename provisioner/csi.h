@@ -50,6 +50,9 @@ struct csi_kv {
 };
 #define CSI_KV(entries) ((struct csi_kv *const *)(const void *)(entries))
 
+/* An empty response message of type d in the call's arena, or NULL. */
+ProtobufCMessage *csi_empty_msg(struct csi_call *call, const ProtobufCMessageDescriptor *d);
+
 /* Value of key in a map, or NULL. */
 const char *csi_map_get(struct csi_kv *const *entries, size_t n, const char *key);
 

@@ -21,15 +21,6 @@ static int require_node_mode(struct csi_call *call, struct csi_service *svc)
     return 0;
 }
 
-static ProtobufCMessage *empty_msg(struct csi_call *call, const ProtobufCMessageDescriptor *d)
-{
-    ProtobufCMessage *m = arena_alloc(csi_call_arena(call), d->sizeof_message);
-
-    if (m)
-        protobuf_c_message_init(d, m);
-    return m;
-}
-
 /* Find the volume of a node RPC: 0, or -ENOENT with the message set. */
 static int find_volume(struct csi_call *call, struct csi_service *svc, const char *id,
                        struct backend **ret_be, struct be_volume *ret_vol)
@@ -105,7 +96,7 @@ CSI_HANDLER(node_stage_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
-    *ret_resp = empty_msg(call, &csi__v1__node_stage_volume_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__node_stage_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 
@@ -132,7 +123,7 @@ CSI_HANDLER(node_unstage_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
-    *ret_resp = empty_msg(call, &csi__v1__node_unstage_volume_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__node_unstage_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 
@@ -186,7 +177,7 @@ CSI_HANDLER(node_publish_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
-    *ret_resp = empty_msg(call, &csi__v1__node_publish_volume_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__node_publish_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 
@@ -209,7 +200,7 @@ CSI_HANDLER(node_unpublish_volume)
     if (find_volume(call, svc, r->volume_id, &be, &vol) < 0) {
         /* Nothing published there and no such volume: the goal state already holds. */
         if (lstat(r->target_path, &st) < 0 && errno == ENOENT) {
-            *ret_resp = empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
+            *ret_resp = csi_empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
             return *ret_resp ? 0 : -ENOMEM;
         }
         return -ENOENT;
@@ -220,7 +211,7 @@ CSI_HANDLER(node_unpublish_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
-    *ret_resp = empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
+    *ret_resp = csi_empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
 

@@ -379,6 +379,20 @@ const char *csi_call_message(const struct csi_call *call)
     return call->msg;
 }
 
+/* With no CQ thread running (start-up failed): free every call the queue hands back until the
+ * shutdown tag arrives. */
+static void drain_until_shutdown_tag(struct server *s)
+{
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+            return;
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag)
+            call_free(ev.tag);
+    }
+}
+
 static void server_free(struct server *s)
 {
     if (!s)
@@ -483,14 +497,7 @@ fail_grpc:
     /* Not started: no calls exist; destroy needs a shutdown first. */
     grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
     grpc_server_cancel_all_calls(s->server);
-    for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
-            break;
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag)
-            call_free(ev.tag);
-    }
+    drain_until_shutdown_tag(s);
     grpc_server_destroy(s->server);
     grpc_completion_queue_shutdown(s->cq);
     while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
@@ -522,14 +529,7 @@ void server_stop(struct server *s, int grace_ms)
             /* Start-up failed before any CQ thread: drain here. */
             pthread_mutex_unlock(&s->mu);
             grpc_server_cancel_all_calls(s->server);
-            for (;;) {
-                grpc_event ev =
-                    grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-                if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
-                    break;
-                if (ev.type == GRPC_OP_COMPLETE && ev.tag)
-                    call_free(ev.tag);
-            }
+            drain_until_shutdown_tag(s);
             pthread_mutex_lock(&s->mu);
             s->shutdown_done = true;
             break;
