@@ -453,3 +453,27 @@ def test_leader_election_hands_over_when_the_leader_dies(apiserver, tmp_path):
     b.send_signal(signal.SIGTERM)
     assert b.wait(20) == 0
     wait_for(lambda: lease_holder(apiserver) is None, timeout=5, what="lease released")
+
+
+def test_out_of_space_gives_the_claim_back_to_the_scheduler(apiserver, nodes):
+    """RESOURCE_EXHAUSTED on the selected node: the annotation is removed so that the scheduler
+    can choose again, a ProvisioningFailed event says why, nothing is left behind."""
+    n1 = nodes("node-1")
+    storage_class(apiserver)
+    claim(apiserver, "huge-0", size="1000Ti", node="node-1")
+
+    def reset():
+        c = get_claim(apiserver, "huge-0")
+        return c if SELECTED not in c["metadata"].get("annotations", {}) else None
+    try:
+        c = wait_for(reset, timeout=20 * SLOW, what="selected-node removed")
+    except AssertionError as e:
+        raise AssertionError("%s\n%s" % (e, n1.log_text()[-4000:]))
+    assert c["status"]["phase"] == "Pending"
+    assert "ordinal.csi.dev/provisioning" not in c["metadata"].get("finalizers", [])
+    events = retrying(lambda: apiserver.client.list("events", ns="default"))["items"]
+    failed = [e for e in events if e["involvedObject"]["name"] == "huge-0" and
+              e["reason"] == "ProvisioningFailed"]
+    assert failed and "RESOURCE_EXHAUSTED" in failed[0]["message"], failed
+    assert pvs(apiserver) == []
+    assert n1.volume_dirs() == []
