@@ -34,7 +34,8 @@
 #define DEFAULT_DRIVER_NAME "ordinal.csi.dev"
 #define DEFAULT_DIR_ROOT "/var/lib/ordinal"
 #define CQ_THREADS 2
-#define WORKERS 4
+#define DEFAULT_WORKERS 4
+#define MAX_WORKERS 64
 #define SHUTDOWN_GRACE_MS 10000
 #define MAX_LVM_VGS 8
 
@@ -47,6 +48,7 @@ struct options {
     size_t n_lvm_vgs;
     enum csi_mode mode;
     int64_t max_volumes_per_node;
+    int workers;
     struct kube_side_config kube;
     enum log_level log_level;
     enum log_format log_format;
@@ -68,6 +70,8 @@ static void usage(FILE *f)
         "  --lvm-vg NAME                volume group the LVM backend may use (repeatable,\n"
         "                               up to %d); no LVM backend without it\n"
         "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
+        "  --workers N                  threads running CSI calls (disk work, mounts; 1-64,\n"
+        "                               default 4)\n"
         "  --kubeconfig PATH            talk to Kubernetes with this kubeconfig: node mode runs\n"
         "                               the built-in provisioner, controller mode leader\n"
         "                               election (in a pod the service account is used)\n"
@@ -150,6 +154,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         O_DIR_ROOT,
         O_LVM_VG,
         O_MAXVOL,
+        O_WORKERS,
         O_KUBECONFIG,
         O_QPS,
         O_BURST,
@@ -167,6 +172,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         {"dir-root", required_argument, NULL, O_DIR_ROOT},
         {"lvm-vg", required_argument, NULL, O_LVM_VG},
         {"max-volumes-per-node", required_argument, NULL, O_MAXVOL},
+        {"workers", required_argument, NULL, O_WORKERS},
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"kube-api-qps", required_argument, NULL, O_QPS},
         {"kube-api-burst", required_argument, NULL, O_BURST},
@@ -181,6 +187,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
 
     *o = (struct options){.driver_name = DEFAULT_DRIVER_NAME,
                           .mode = CSI_MODE_NODE,
+                          .workers = DEFAULT_WORKERS,
                           .log_level = LOG_INFO,
                           .log_format = LOG_TEXT};
     opterr = 0;
@@ -223,6 +230,15 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
             if (errno || end == optarg || *end || v < 0)
                 return bad_flag("--max-volumes-per-node %s: must be a number >= 0", optarg);
             o->max_volumes_per_node = v;
+            break;
+        }
+        case O_WORKERS: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > MAX_WORKERS)
+                return bad_flag("--workers %s: must be a number in [1, %d]", optarg, MAX_WORKERS);
+            o->workers = (int)v;
             break;
         }
         case O_KUBECONFIG:
@@ -401,7 +417,7 @@ int main(int argc, char **argv)
     struct server_config cfg = {
         .endpoint = o.endpoint,
         .cq_threads = CQ_THREADS,
-        .workers = WORKERS,
+        .workers = (size_t)o.workers,
         .methods = csi_methods,
         .n_methods = csi_n_methods,
         .ctx = &svc,
