@@ -50,6 +50,15 @@ def base_args(workdir):
     ["--node-id", "n" * 64],
     ["--driver-name", "not a driver name"],
     ["--driver-name", ""],
+    ["--workers", "0"],
+    ["--workers", "65"],
+    ["--workers", "four"],
+    ["--kube-api-qps", "0"],
+    ["--kube-api-qps", "fast"],
+    ["--kube-api-burst", "0"],
+    ["--kubeconfig", ""],
+    ["--leader-election-namespace", "Not_Valid"],
+    ["--lvm-vg", "-vg"],
 ], ids=lambda a: " ".join(a)[:40])
 def test_bad_flags_exit_2(workdir, extra):
     res, sock = run_flags(base_args(workdir) + extra, workdir)
