@@ -839,7 +839,8 @@ class App:
         if unknown:
             raise SystemExit("unknown controllers: %s (known: %s)" % (
                 ",".join(sorted(unknown)), ",".join(ctrl.ALL)))
-        self.controllers = ctrl.Controllers(self.store, enabled, self.log)
+        self.controllers = ctrl.Controllers(self.store, enabled, self.log,
+                                            resync=args.controller_resync)
 
     def authorized(self, header):
         parts = header.split(None, 1)
@@ -896,6 +897,9 @@ def parse_args(argv):
     p.add_argument("--controllers", default=",".join(ctrl.ALL),
                    help="in-process controllers to run, comma separated (default: all of %s)"
                         % ",".join(ctrl.ALL))
+    p.add_argument("--controller-resync", type=float, default=30.0, metavar="S",
+                   help="seconds between the controllers' full resyncs of every object; "
+                        "between them they sync only changed objects (default 30)")
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")

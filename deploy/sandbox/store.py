@@ -51,6 +51,7 @@ class Store:
         self.compacted = self.rv   # events with rv <= compacted are gone from history
         self.stopping = False
         self._event_index = {}
+        self.listeners = []        # fn(res, type, obj, prev), called with the lock held
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(NAMESPACES, "", {"metadata": {"name": ns}})
         self.compact()
@@ -66,7 +67,10 @@ class Store:
         return self.rv
 
     def _record(self, res, etype, obj, prev):
-        self.history.append((self.rv, res.key, etype, copy.deepcopy(obj), prev))
+        obj = copy.deepcopy(obj)
+        self.history.append((self.rv, res.key, etype, obj, prev))
+        for fn in self.listeners:   # must be cheap and must not mutate obj or prev
+            fn(res, etype, obj, prev)
         if len(self.history) > self.window:
             drop = len(self.history) - self.window
             self.compacted = self.history[drop - 1][0]
