@@ -22,8 +22,8 @@
 #include <stddef.h>
 
 #define KUBE_INCLUSTER_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define KUBE_DEFAULT_QPS 20.0
-#define KUBE_DEFAULT_BURST 30
+#define KUBE_DEFAULT_QPS 50.0
+#define KUBE_DEFAULT_BURST 100
 /* Cap on any file a kubeconfig names, and on the kubeconfig itself. */
 #define KUBE_CONFIG_MAX_FILE (4 * 1024 * 1024)
 
@@ -51,7 +51,7 @@ struct kube_config {
     int max_retries;         /* retries after 429, 5xx or a transport error; default 5 */
 };
 
-/* Zero c and set the tuning defaults (qps 20, burst 30, ...). */
+/* Zero c and set the tuning defaults (qps 50, burst 100, ...). */
 void kube_config_init(struct kube_config *c);
 /* Free every owned field (secrets are wiped first) and re-init. Safe on an init'ed config. */
 void kube_config_release(struct kube_config *c);
