@@ -153,6 +153,20 @@ int prov_parse_quantity(const char *s, int64_t *ret)
     return 0;
 }
 
+void prov_format_quantity(int64_t bytes, char *buf, size_t n)
+{
+    static const char *const suffixes[] = {"Ei", "Pi", "Ti", "Gi", "Mi", "Ki"};
+
+    for (int i = 0; i < 6 && bytes > 0; i++) {
+        int64_t unit = (int64_t)1 << (10 * (6 - i));
+        if (bytes % unit == 0) {
+            snprintf(buf, n, "%" PRId64 "%s", bytes / unit, suffixes[i]);
+            return;
+        }
+    }
+    snprintf(buf, n, "%" PRId64, bytes);
+}
+
 /* ---- API writes ---- */
 
 static void now_rfc3339(char *buf, size_t n)
@@ -653,8 +667,8 @@ static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, cons
         cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "accessModes"),
                              cJSON_CreateString("ReadWriteOnce"));
     }
-    snprintf(cap, sizeof(cap), "%" PRId64,
-             vol->capacity_bytes ? vol->capacity_bytes : a->range.required_bytes);
+    prov_format_quantity(vol->capacity_bytes ? vol->capacity_bytes : a->range.required_bytes, cap,
+                         sizeof(cap));
     cJSON_AddStringToObject(cJSON_AddObjectToObject(spec, "capacity"), "storage", cap);
     csi = cJSON_AddObjectToObject(spec, "csi");
     cJSON_AddStringToObject(csi, "driver", p->cfg.svc->driver_name);

@@ -21,6 +21,7 @@
 #define ORDINAL_PROVISION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "csi.h"
@@ -51,5 +52,9 @@ void prov_stop(struct prov *p);
  * to a whole byte. 0, or -EINVAL for anything malformed, negative or over INT64_MAX.
  */
 int prov_parse_quantity(const char *s, int64_t *ret);
+
+/* Write bytes as a canonical quantity: the largest binary suffix that divides it exactly
+ * ("10Gi", "1536Mi"), else plain bytes. */
+void prov_format_quantity(int64_t bytes, char *buf, size_t n);
 
 #endif

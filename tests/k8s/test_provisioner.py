@@ -174,7 +174,7 @@ def test_claim_becomes_bound_pv_of_the_right_shape(apiserver, nodes):
     assert spec["csi"]["fsType"] == "ext4"
     assert spec["csi"]["volumeAttributes"]["ordinal.csi.dev/key"] == "default/www-web-0"
     assert "storage.kubernetes.io/csiProvisionerIdentity" in spec["csi"]["volumeAttributes"]
-    assert spec["capacity"]["storage"] == str(100 * 1024 * 1024)
+    assert spec["capacity"]["storage"] == "100Mi"
     assert spec["accessModes"] == ["ReadWriteOnce"]
     assert spec["volumeMode"] == "Filesystem"
     assert spec["storageClassName"] == "ordinal"

@@ -74,11 +74,42 @@ static void test_bad_quantities(void **state)
     assert_int_equal(prov_parse_quantity(NULL, &v), -EINVAL);
 }
 
+static void test_format_quantity(void **state)
+{
+    static const struct {
+        int64_t bytes;
+        const char *want;
+    } cases[] = {
+        {0, "0"},
+        {1, "1"},
+        {1023, "1023"},
+        {1024, "1Ki"},
+        {1536, "1536"},
+        {10485760, "10Mi"},
+        {1610612736, "1536Mi"},
+        {1LL << 30, "1Gi"},
+        {5LL << 40, "5Ti"},
+        {1LL << 60, "1Ei"},
+        {1000000000, "1000000000"},
+    };
+    char buf[32];
+    int64_t back;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        prov_format_quantity(cases[i].bytes, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].want);
+        assert_int_equal(prov_parse_quantity(buf, &back), 0); /* and it parses back */
+        assert_int_equal(back, cases[i].bytes);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_bad_quantities),
+        cmocka_unit_test(test_format_quantity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
