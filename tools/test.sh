@@ -24,6 +24,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     ctest --preset asan
 echo "=== tests: conformance under valgrind memcheck"
 ORDINAL_VALGRIND=1 ctest --preset debug -R csi.conformance
+echo "=== tests: the provisioner against the fake API server, daemon under valgrind memcheck"
+ORDINAL_VALGRIND=1 ORDINAL_CSI="$PWD/build/debug/ordinal-csi" ORDINAL_SOURCE="$PWD" \
+    ORDINAL_BUILD="$PWD/build/debug" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    tests/k8s/test_provisioner.py -k "right_shape or retain or mid_provisioning or kill9"
 echo "=== the main job: release build and the demo"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs" --target ordinal-csi

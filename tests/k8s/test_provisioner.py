@@ -21,7 +21,8 @@ from fakeapi import ApiError, wait_for
 SOURCE = os.environ.get("ORDINAL_SOURCE") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BINARY = os.environ.get("ORDINAL_CSI") or os.path.join(SOURCE, "build", "debug", "ordinal-csi")
-SLOW = 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
+VALGRIND = os.environ.get("ORDINAL_VALGRIND") == "1"
+SLOW = 10.0 if VALGRIND else 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
 DRIVER = "ordinal.csi.dev"
 TOPOLOGY_KEY = "topology.ordinal.csi.dev/node"
 SELECTED = "volume.kubernetes.io/selected-node"
@@ -45,7 +46,14 @@ class Node:
         self.start()
 
     def argv(self):
-        return [BINARY, "--endpoint", "unix://" + self.sock, "--node-id", self.name,
+        vg = []
+        if VALGRIND:
+            # any memory error or definite/indirect leak makes the daemon exit 97: stop() fails
+            vg = ["valgrind", "--quiet", "--error-exitcode=97", "--leak-check=full",
+                  "--show-leak-kinds=definite,indirect",
+                  "--errors-for-leak-kinds=definite,indirect",
+                  "--log-file=" + os.path.join(self.dir, "valgrind.%p.log")]
+        return vg + [BINARY, "--endpoint", "unix://" + self.sock, "--node-id", self.name,
                 "--dir-root", self.root, "--kubeconfig", self.apiserver.kubeconfig,
                 "--log-level", "debug"] + self.extra
 
@@ -65,8 +73,17 @@ class Node:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             rc = self.proc.wait(30 * SLOW)
-            assert rc == 0, "ordinal-csi exit %d\n%s" % (rc, self.log_text()[-3000:])
+            assert rc == 0, "ordinal-csi exit %d\n%s\n%s" % (rc, self.log_text()[-3000:],
+                                                            self.valgrind_text())
         self.proc = None
+
+    def valgrind_text(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith("valgrind."):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    out.append(f.read()[-4000:])
+        return "\n".join(out)
 
     def log_text(self):
         try:
