@@ -434,7 +434,7 @@ int main(int argc, char **argv)
     if (kube_side_wanted(&o.kube)) {
         kube = kube_side_start(&o.kube, &svc);
         if (!kube) {
-            server_stop(srv, 0);
+            server_stop(srv, 1000);
             grpc_shutdown();
             for (size_t i = 0; i < svc.n_backends; i++)
                 svc.backends[i]->ops->free(svc.backends[i]);

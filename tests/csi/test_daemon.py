@@ -552,3 +552,11 @@ def test_parameters_over_4k_rejected(csi, pb):
     params = {"csi.storage.k8s.io/x%03d" % i: "v" * 60 for i in range(100)}
     expect_error(C.INVALID_ARGUMENT, csi.CreateVolume,
                  create_req(pb, "bigparams", required=MiB, params=params))
+
+
+def test_unreadable_kubeconfig_exits_1_with_a_message(workdir):
+    res, sock = run_flags(base_args(workdir) + ["--kubeconfig", "/nonexistent/kubeconfig"],
+                          workdir)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "kubeconfig /nonexistent/kubeconfig" in res.stderr
+    assert not os.path.exists(sock)
