@@ -206,6 +206,22 @@ cJSON *kube_store_list(struct kube_store *s)
     return arr;
 }
 
+cJSON *kube_store_find(struct kube_store *s, bool (*match)(const cJSON *obj, void *ud), void *ud)
+{
+    struct kube__map_node *it = NULL;
+    cJSON *copy = NULL;
+    size_t b = 0;
+
+    pthread_mutex_lock(&s->mu);
+    while ((it = kube__map_next(&s->objs, &b, it)))
+        if (match(it->val, ud)) {
+            copy = cJSON_Duplicate(it->val, true);
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    return copy;
+}
+
 size_t kube_store_count(struct kube_store *s)
 {
     size_t n;
@@ -451,6 +467,12 @@ cJSON *kube_informer_get(struct kube_informer *inf, const char *ns, const char *
 cJSON *kube_informer_list(struct kube_informer *inf)
 {
     return kube_store_list(inf->store);
+}
+
+cJSON *kube_informer_find(struct kube_informer *inf, bool (*match)(const cJSON *obj, void *ud),
+                          void *ud)
+{
+    return kube_store_find(inf->store, match, ud);
 }
 
 unsigned kube_informer_lists(struct kube_informer *inf)

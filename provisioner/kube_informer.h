@@ -55,6 +55,10 @@ int kube_store_replace(struct kube_store *s, cJSON *items, const struct kube_inf
 cJSON *kube_store_get(struct kube_store *s, const char *ns, const char *name);
 /* A new array of deep copies of every object (owned by the caller), or NULL on -ENOMEM. */
 cJSON *kube_store_list(struct kube_store *s);
+/* A deep copy of the first object for which match() is true (owned by the caller), or NULL.
+ * match runs under the store's mutex on borrowed objects: it must be quick and must not call
+ * back into the store. Copies one object instead of the whole store. */
+cJSON *kube_store_find(struct kube_store *s, bool (*match)(const cJSON *obj, void *ud), void *ud);
 size_t kube_store_count(struct kube_store *s);
 
 /* ---- the informer ---- */
@@ -84,6 +88,8 @@ int kube_informer_wait_synced(struct kube_informer *inf, double timeout_s);
 /* Copies from the store, owned by the caller (see kube_store_get/list). */
 cJSON *kube_informer_get(struct kube_informer *inf, const char *ns, const char *name);
 cJSON *kube_informer_list(struct kube_informer *inf);
+cJSON *kube_informer_find(struct kube_informer *inf, bool (*match)(const cJSON *obj, void *ud),
+                          void *ud);
 /* Counters for tests and metrics: lists done (1 + relists), watches started. */
 unsigned kube_informer_lists(struct kube_informer *inf);
 unsigned kube_informer_watches(struct kube_informer *inf);

@@ -432,35 +432,68 @@ static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, co
                          claim);
 }
 
-/* A Released PV with policy Retain whose claimRef names ns/name and whose volume is ours on this
- * node: the retained volume of an earlier claim of the same name. */
-static cJSON *find_retained_pv(struct prov *p, const char *ns, const char *name)
+struct key_match {
+    struct prov *p;
+    const char *key;    /* "<ns>/<claim>" */
+    const char *pvname; /* the claim's own PV, not a holder */
+};
+
+/* A PV of ours, other than the claim's own, whose volume has this key. Runs under the PV store's
+ * mutex, so it only reads the object (no backend call: an LVM lookup runs lvm). */
+static bool holds_key(const cJSON *pv, void *ud)
 {
-    cJSON *all = kube_informer_list(p->pvs), *pv, *found = NULL;
+    const struct key_match *m = ud;
+    const char *drv = JSTR(pv, "spec", "csi", "driver");
+    const char *key = JSTR(pv, "spec", "csi", "volumeAttributes", CSI_CTX_KEY);
+    const char *name = JSTR(pv, "metadata", "name");
 
-    cJSON_ArrayForEach(pv, all)
-    {
-        const char *cns = JSTR(pv, "spec", "claimRef", "namespace");
-        const char *cname = JSTR(pv, "spec", "claimRef", "name");
-        const char *drv = JSTR(pv, "spec", "csi", "driver");
-        const char *phase = JSTR(pv, "status", "phase");
-        const char *policy = JSTR(pv, "spec", "persistentVolumeReclaimPolicy");
-        const char *handle = JSTR(pv, "spec", "csi", "volumeHandle");
-        struct be_volume v;
-        struct backend *be;
+    return drv && key && name && JSTR(pv, "spec", "csi", "volumeHandle") &&
+           strcmp(drv, m->p->cfg.svc->driver_name) == 0 && strcmp(key, m->key) == 0 &&
+           strcmp(name, m->pvname) != 0;
+}
 
-        if (!cns || !cname || !drv || !phase || !policy || !handle || strcmp(cns, ns) != 0 ||
-            strcmp(cname, name) != 0 || strcmp(drv, p->cfg.svc->driver_name) != 0 ||
-            strcmp(phase, "Released") != 0 || strcmp(policy, "Retain") != 0 ||
-            JGET(pv, "metadata", "deletionTimestamp"))
-            continue;
-        be = csi_backend_for_id(p->cfg.svc, handle);
-        if (!be || be->ops->lookup(be, handle, &v) < 0)
-            continue; /* not a volume of this node */
-        found = cJSON_Duplicate(pv, true);
-        break;
+/* Whether the PV's volume lives on this node. */
+static bool volume_is_here(struct prov *p, const cJSON *pv)
+{
+    const char *handle = JSTR(pv, "spec", "csi", "volumeHandle");
+    struct backend *be = handle ? csi_backend_for_id(p->cfg.svc, handle) : NULL;
+    struct be_volume v;
+
+    return be && be->ops->lookup(be, handle, &v) == 0;
+}
+
+/*
+ * Another PV of this node whose volume carries the claim's key: the volume of an earlier claim
+ * of the same name (owned by the caller), or NULL. Candidates come from the cache; the one
+ * returned is read afresh, since its phase decides what happens next.
+ */
+static cJSON *find_key_holder(struct prov *p, const char *key, const char *pvname)
+{
+    struct key_match m = {.p = p, .key = key, .pvname = pvname};
+    cJSON *all, *e, *found = NULL;
+
+    found = kube_informer_find(p->pvs, holds_key, &m);
+    if (found && !volume_is_here(p, found)) {
+        /* another node's volume of the same key (a claim that moved): look at every one */
+        cJSON_Delete(found);
+        found = NULL;
+        all = kube_informer_list(p->pvs);
+        cJSON_ArrayForEach(e, all) if (holds_key(e, &m) && volume_is_here(p, e))
+        {
+            found = cJSON_Duplicate(e, true);
+            break;
+        }
+        cJSON_Delete(all);
     }
-    cJSON_Delete(all);
+    if (found) {
+        cJSON *live = NULL;
+        int r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL,
+                         JSTR(found, "metadata", "name"), &live, NULL);
+        cJSON_Delete(found);
+        found = r == 0 ? live : NULL;
+        if (r < 0 && r != -ENOENT)
+            return cJSON_CreateNull(); /* unknown: the caller waits */
+    }
     return found;
 }
 
@@ -477,7 +510,7 @@ static int edit_claimref(cJSON *pv, void *ud)
 
     if (!cJSON_IsObject(spec) ||
         strcmp(JSTR(pv, "status", "phase") ? JSTR(pv, "status", "phase") : "", "Released") != 0)
-        return -ESTALE; /* changed under us: look again */
+        return -EAGAIN; /* no longer Released: the next sync looks again */
     cJSON_DeleteItemFromObjectCaseSensitive(spec, "claimRef");
     ref = cJSON_AddObjectToObject(spec, "claimRef");
     if (!ref)
@@ -789,20 +822,41 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     if (r != -ENOENT)
         goto out;
 
-    /* The retained volume of an earlier claim with this name: give it back. */
-    cJSON *retained = find_retained_pv(p, ns, name);
-    if (retained) {
-        struct claimref_edit ce = {.claim = claim};
-        const char *rname = JSTR(retained, "metadata", "name");
-        r = kube_update_retry(p->cfg.client, &kube_persistentvolumes, NULL, rname, NULL,
-                              edit_claimref, &ce, NULL, NULL);
-        if (r == 0) {
-            log_info("claim %s/%s: re-adopted retained volume %s", ns, name, rname);
-            claim_event(p, claim, "Normal", "ProvisioningSucceeded",
-                        "Re-adopted retained volume %s (PersistentVolume %s)",
-                        JSTR(retained, "spec", "csi", "volumeHandle"), rname);
+    /* The volume of an earlier claim with this name, still held by its PV: a retained one is
+     * given back; one being released (or not yet marked Released) is waited for, so that one
+     * volume never has two PVs and a volume being deleted is never handed out. */
+    char key[BE_KEY_MAX + 1];
+    if (snprintf(key, sizeof(key), "%s/%s", ns, name) >= (int)sizeof(key))
+        goto out;
+    cJSON *holder = find_key_holder(p, key, pvname);
+    if (holder) {
+        const char *hname = JSTR(holder, "metadata", "name");
+        const char *phase = JSTR(holder, "status", "phase");
+        const char *policy = JSTR(holder, "spec", "persistentVolumeReclaimPolicy");
+        bool retained = hname && phase && policy && strcmp(phase, "Released") == 0 &&
+                        strcmp(policy, "Retain") == 0 &&
+                        !JGET(holder, "metadata", "deletionTimestamp");
+
+        const char *ref_uid = JSTR(holder, "spec", "claimRef", "uid");
+        if (ref_uid && strcmp(ref_uid, uid) == 0) {
+            r = 0; /* already re-adopted for this claim: the binder finishes */
+        } else if (retained) {
+            struct claimref_edit ce = {.claim = claim};
+            r = kube_update_retry_from(p->cfg.client, &kube_persistentvolumes, NULL, hname, NULL,
+                                       holder, edit_claimref, &ce, NULL, NULL);
+            if (r == 0) {
+                log_info("claim %s/%s: re-adopted retained volume %s", ns, name, hname);
+                claim_event(p, claim, "Normal", "ProvisioningSucceeded",
+                            "Re-adopted retained volume %s (PersistentVolume %s)",
+                            JSTR(holder, "spec", "csi", "volumeHandle"), hname);
+            }
+        } else {
+            log_info("claim %s/%s: its volume is still held by PersistentVolume %s (%s); "
+                     "waiting",
+                     ns, name, hname ? hname : "?", phase ? phase : "unknown");
+            r = -EAGAIN; /* retried with backoff */
         }
-        cJSON_Delete(retained);
+        cJSON_Delete(holder);
         goto out;
     }
 

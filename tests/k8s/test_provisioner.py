@@ -494,3 +494,44 @@ def test_out_of_space_gives_the_claim_back_to_the_scheduler(apiserver, nodes):
     assert failed and "RESOURCE_EXHAUSTED" in failed[0]["message"], failed
     assert pvs(apiserver) == []
     assert n1.volume_dirs() == []
+
+
+@pytest.mark.parametrize("reclaim", ["Retain", "Delete"])
+def test_claim_recreated_at_once_never_gets_two_pvs(apiserver, nodes, reclaim):
+    """A claim deleted and created again under the same name at once (a StatefulSet deleted and
+    re-applied): the provisioner sees the new claim while the old PV is not yet Released in its
+    cache. One volume never gets two PVs; Retain gives the old data back, Delete gives a fresh
+    volume once the old one is gone."""
+    n1 = nodes("node-1")
+    storage_class(apiserver, reclaim=reclaim)
+    for rnd in range(3):
+        claim(apiserver, "www-web-0", node="node-1")
+        bound = wait_bound(apiserver, "www-web-0")
+        data = os.path.join(n1.root, "default", "www-web-0", "data", "round")
+        if reclaim == "Delete" or rnd == 0:
+            with open(data, "w") as f:
+                f.write(str(rnd))
+        # Cut the daemon's watches so that its caches catch up in any order: the claim cache
+        # may show the new claim before the PV cache shows the old PV Released.
+        apiserver.fault(drop_watches=True)
+        delete_claim(apiserver, "www-web-0")
+        wait_for(lambda: not apiserver.client.exists("persistentvolumeclaims", "www-web-0"),
+                 timeout=10 * SLOW, what="old claim gone")
+        claim(apiserver, "www-web-0", node="node-1")
+        again = wait_bound(apiserver, "www-web-0", timeout=40)
+        handles = [pv["spec"]["csi"]["volumeHandle"] for pv in pvs(apiserver)]
+        assert handles.count("dir:default/www-web-0") <= 1, handles
+        if reclaim == "Retain":
+            assert again["spec"]["volumeName"] == bound["spec"]["volumeName"]
+            assert open(data).read() == "0"
+        else:
+            assert again["spec"]["volumeName"] != bound["spec"]["volumeName"]
+            wait_for(lambda: len(pvs(apiserver)) == 1, timeout=20 * SLOW, what="old PV gone")
+            assert not os.path.exists(data), "a deleted volume's data came back"
+        delete_claim(apiserver, "www-web-0")
+        if reclaim == "Delete":
+            wait_for(lambda: pvs(apiserver) == [] and n1.volume_dirs() == [],
+                     timeout=20 * SLOW, what="released")
+        else:
+            wait_for(lambda: not apiserver.client.exists("persistentvolumeclaims", "www-web-0"),
+                     timeout=10 * SLOW, what="claim gone")
