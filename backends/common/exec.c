@@ -304,7 +304,8 @@ int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_
         r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                                 POSIX_SPAWN_SETPGROUP);
     if (!r)
-        r = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)(uintptr_t)argv, env);
+        r = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)(uintptr_t)argv,
+                        o.env ? o.env : env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(outp[1]);

@@ -26,6 +26,9 @@ struct exec_opts {
     size_t out_max;   /* 0 = EXEC_OUT_MAX_DEFAULT */
     size_t err_max;   /* 0 = EXEC_ERR_MAX_DEFAULT */
     bool inherit_lvm; /* pass LVM_SYSTEM_DIR of the daemon's environment on */
+    /* NULL-terminated "NAME=value" list that replaces the fixed environment, or NULL (for a
+     * credential plugin, which needs HOME, its own PATH and its settings as kubectl gives them) */
+    char *const *env;
 };
 
 struct exec_result {
