@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 
@@ -28,7 +29,6 @@ SLOW = 10.0 if VALGRIND else 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
 
 
 def run_probe(probe, kubeconfig, scenario, env=None, timeout=60):
-    import subprocess
     e = dict(os.environ)
     e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
     e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -84,9 +84,9 @@ def test_flow_mapping_kubeconfig(apiserver, probe, tmp_path):  # noqa: F811
 
 @pytest.mark.apiserver_args("--no-controllers")
 def test_exec_plugin_token_used_and_refreshed(apiserver, probe, tmp_path):  # noqa: F811
-    state = tmp_path / "plugin"
-    state.mkdir()
-    for api in ("client.authentication.k8s.io/v1beta1",):
+    for api in ("client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1"):
+        state = tmp_path / ("plugin-" + api.rsplit("/", 1)[1])
+        state.mkdir()
         cfg = kubeconfig(apiserver, tmp_path, {
             "server": apiserver.url, "certificate-authority-data": ca_b64(apiserver)}, {
             "exec": {"apiVersion": api, "command": PLUGIN, "args": ["--cluster", "t"],
@@ -95,7 +95,8 @@ def test_exec_plugin_token_used_and_refreshed(apiserver, probe, tmp_path):  # no
                              {"name": "PLUGIN_TOKEN_FILE",
                               "value": os.path.join(apiserver.dir, "token")},
                              {"name": "PLUGIN_BAD_FIRST", "value": "1"},
-                             {"name": "PLUGIN_EXPIRE_S", "value": "2"}]}})
+                             {"name": "PLUGIN_EXPIRE_S", "value": "2"}]}},
+            name="kubeconfig-" + api.rsplit("/", 1)[1])
         p = run_probe(probe, cfg, "exec", env={"PLUGIN_STATE": str(state)})
         assert p.returncode == 0, p.stdout + p.stderr
         assert p.stdout.strip() == "ok exec"
