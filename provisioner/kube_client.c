@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kube_auth.h"
 #include "kube_ratelimit.h"
 #include "kube_util.h"
 #include "log.h"
@@ -39,6 +40,10 @@ struct kube_client {
     atomic_bool stopping;
     atomic_ulong requests;
     struct kube_ratelimit rl;
+    struct kube_auth *auth;         /* owned exec plugin runner, or NULL */
+    char *base_url;                 /* owned: cfg.server, its host replaced by tls-server-name */
+    struct curl_slist *connect_to;  /* owned CURLOPT_CONNECT_TO for tls-server-name, or NULL */
+    struct curl_slist *host_header; /* owned "Host: <server's host>" for tls-server-name */
 };
 
 int kube_global_init(void)
@@ -280,6 +285,52 @@ static int strdup_opt(char **dst, const char *src)
     return src && !*dst ? -ENOMEM : 0;
 }
 
+/*
+ * tls-server-name: libcurl takes the name for SNI and for the certificate check from the URL's
+ * host and has no option to set it apart, so the URL names tls-server-name and CURLOPT_CONNECT_TO
+ * sends the connection to the server's real host and port; a Host header keeps what the API
+ * server sees the same as without the option.
+ */
+static int tls_route(struct kube_client *c)
+{
+    const char *server = c->cfg.server, *auth, *host_end, *rest;
+    _cleanup_free_ char *host = NULL, *port = NULL, *ct = NULL, *hh = NULL;
+    bool https = strncmp(server, "https://", 8) == 0;
+    struct curl_slist *l;
+
+    if (!c->cfg.tls_server_name)
+        return asprintf(&c->base_url, "%s", server) < 0 ? -ENOMEM : 0;
+    auth = server + (https ? 8 : 7);
+    rest = auth + strcspn(auth, "/");
+    if (*auth == '[') {
+        host_end = memchr(auth, ']', (size_t)(rest - auth));
+        if (!host_end)
+            return be_error(-EINVAL, "kube client: bad IPv6 address in the server URL");
+        host_end++;
+    } else {
+        host_end = auth + strcspn(auth, ":/");
+    }
+    host = strndup(auth, (size_t)(host_end - auth));
+    port = *host_end == ':' ? strndup(host_end + 1, (size_t)(rest - host_end - 1))
+                            : strdup(https ? "443" : "80");
+    if (!host || !port)
+        return -ENOMEM;
+    if (asprintf(&c->base_url, "%s://%s:%s%s", https ? "https" : "http", c->cfg.tls_server_name,
+                 port, rest) < 0 ||
+        asprintf(&ct, "%s:%s:%s:%s", c->cfg.tls_server_name, port, host, port) < 0 ||
+        asprintf(&hh, "Host: %.*s", (int)(rest - auth), auth) < 0) {
+        c->base_url = NULL;
+        return -ENOMEM;
+    }
+    if (!(l = curl_slist_append(NULL, ct)))
+        return -ENOMEM;
+    c->connect_to = l;
+    if (!(l = curl_slist_append(NULL, hh)))
+        return -ENOMEM;
+    c->host_header = l;
+    return 0;
+}
+
 struct kube_client *kube_client_new(const struct kube_config *cfg)
 {
     struct kube_client *c;
@@ -288,6 +339,8 @@ struct kube_client *kube_client_new(const struct kube_config *cfg)
         be_error(-EINVAL, "kube client: no server configured");
         return NULL;
     }
+    if (kube_config_check_transport(cfg) < 0)
+        return NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -304,13 +357,25 @@ struct kube_client *kube_client_new(const struct kube_config *cfg)
         strdup_opt(&c->cfg.token, cfg->token) < 0 ||
         strdup_opt(&c->cfg.token_file, cfg->token_file) < 0 || blob_dup(&c->cfg.ca, &cfg->ca) < 0 ||
         blob_dup(&c->cfg.client_cert, &cfg->client_cert) < 0 ||
-        blob_dup(&c->cfg.client_key, &cfg->client_key) < 0) {
+        blob_dup(&c->cfg.client_key, &cfg->client_key) < 0 ||
+        strdup_opt(&c->cfg.proxy_url, cfg->proxy_url) < 0 ||
+        strdup_opt(&c->cfg.tls_server_name, cfg->tls_server_name) < 0 ||
+        (cfg->exec && !(c->cfg.exec = kube_exec_dup(cfg->exec))) ||
+        (cfg->exec && !(c->auth = kube_auth_new(&c->cfg))) || tls_route(c) < 0) {
+        kube_auth_free(c->auth);
+        free(c->base_url);
+        curl_slist_free_all(c->connect_to);
+        curl_slist_free_all(c->host_header);
         kube_config_release(&c->cfg);
         free(c);
         return NULL;
     }
     if (kube_ratelimit_init(&c->rl, cfg->qps, cfg->burst) < 0) {
         be_error(-EINVAL, "kube client: burst must be at least 1");
+        kube_auth_free(c->auth);
+        free(c->base_url);
+        curl_slist_free_all(c->connect_to);
+        curl_slist_free_all(c->host_header);
         kube_config_release(&c->cfg);
         free(c);
         return NULL;
@@ -333,6 +398,10 @@ void kube_client_free(struct kube_client *c)
         free(c->file_token);
     }
     kube_ratelimit_release(&c->rl);
+    kube_auth_free(c->auth);
+    free(c->base_url);
+    curl_slist_free_all(c->connect_to);
+    curl_slist_free_all(c->host_header);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     kube_config_release(&c->cfg);
@@ -459,8 +528,10 @@ struct xfer {
     int retry_after;
     int (*on_data)(void *ud, const char *data, size_t n);
     void *ud;
-    int stream_r; /* the -errno that on_data aborted with */
-    long http;    /* known once the body starts */
+    int stream_r;           /* the -errno that on_data aborted with */
+    long http;              /* known once the body starts */
+    bool exec_cred;         /* the credential came from the exec plugin */
+    unsigned long exec_gen; /* which one, for kube_auth_invalidate() after a 401 */
 };
 
 static void xfer_release(struct xfer *x)
@@ -615,7 +686,33 @@ static int setup(struct kube_client *c, struct xfer *x, const char *method, cons
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    tok = token_get(c);
+    if (c->cfg.proxy_url)
+        curl_easy_setopt(h, CURLOPT_PROXY, c->cfg.proxy_url);
+    if (c->connect_to)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
+    if (c->auth) {
+        struct kube_cred cred;
+        int r = kube_auth_get(c->auth, &cred, &x->exec_gen);
+
+        if (r < 0)
+            return r;
+        x->exec_cred = true;
+        if (cred.cert.data) {
+            struct curl_blob cb = {cred.cert.data, cred.cert.len, CURL_BLOB_COPY};
+            struct curl_blob kb = {cred.key.data, cred.key.len, CURL_BLOB_COPY};
+
+            curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+            curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+            curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+            curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        }
+        if (cred.token) {
+            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+            curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, cred.token); /* curl copies it */
+        }
+        kube_cred_release(&cred);
+    }
+    tok = c->auth ? NULL : token_get(c);
     if (tok) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
         curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok); /* curl copies it */
@@ -637,6 +734,8 @@ static int setup(struct kube_client *c, struct xfer *x, const char *method, cons
         t = curl_slist_append(hl, ct);
     if (t)
         t = curl_slist_append(hl, "Expect:");
+    if (t && c->host_header)
+        t = curl_slist_append(hl, c->host_header->data);
     if (!t) {
         curl_slist_free_all(hl);
         return -ENOMEM;
@@ -658,7 +757,7 @@ static int perform(struct kube_client *c, struct xfer *x, const char *method,
     CURLcode rc;
     int r;
 
-    if (asprintf(&url, "%s%s", c->cfg.server, path_query) < 0) {
+    if (asprintf(&url, "%s%s", c->base_url, path_query) < 0) {
         url = NULL;
         return -ENOMEM;
     }
@@ -668,6 +767,11 @@ static int perform(struct kube_client *c, struct xfer *x, const char *method,
     r = setup(c, x, method, url, body, ctype, timeout_ms, &headers, errbuf);
     if (r < 0) {
         handle_put(c, x->h);
+        if (st) {
+            /* the exec plugin failed: its message (never a secret) says why */
+            memset(st, 0, sizeof(*st));
+            copy_str(st->message, sizeof(st->message), be_last_error());
+        }
         return r;
     }
     atomic_fetch_add(&c->requests, 1);
@@ -714,7 +818,7 @@ int kube_request(struct kube_client *c, const char *method, const char *path_que
                  const char *body, const char *content_type, cJSON **ret_body,
                  struct kube_status *st)
 {
-    bool idempotent = strcmp(method, "GET") == 0;
+    bool idempotent = strcmp(method, "GET") == 0, reauthed = false;
     struct kube_status tmp;
     int r = -EIO;
 
@@ -767,6 +871,15 @@ int kube_request(struct kube_client *c, const char *method, const char *path_que
             return 0;
         }
         cJSON_Delete(parsed);
+        if (x.http == 401 && x.exec_cred) {
+            /* the plugin's credential expired early or was revoked: run it again, once */
+            kube_auth_invalidate(c->auth, x.exec_gen);
+            if (!reauthed) {
+                reauthed = true;
+                attempt--;
+                continue;
+            }
+        }
         retry = (x.http == 429 || x.http >= 500) && attempt < c->cfg.max_retries;
         if (!retry)
             return r;
@@ -805,6 +918,8 @@ int kube__stream(struct kube_client *c, const char *path_query, const atomic_boo
     xfer_release(&x);
     r = kube_status_decode(x.http, parsed, st);
     cJSON_Delete(parsed);
+    if (x.http == 401 && x.exec_cred)
+        kube_auth_invalidate(c->auth, x.exec_gen); /* the watch's next try runs the plugin */
     return r < 0 ? r : -EPROTO;
 }
 

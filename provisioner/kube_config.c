@@ -55,8 +55,86 @@ static void clear_target(struct kube_config *c)
     if (c->token)
         wipe_free(c->token, strlen(c->token));
     free(c->token_file);
+    free(c->proxy_url);
+    free(c->tls_server_name);
+    kube_exec_free(c->exec);
     c->server = c->namespace = c->context = c->token = c->token_file = NULL;
+    c->proxy_url = c->tls_server_name = NULL;
+    c->exec = NULL;
     c->insecure_skip_tls_verify = false;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void kube_exec_free(struct kube_exec *e)
+{
+    if (!e)
+        return;
+    free(e->command);
+    strv_free(e->args, e->nargs);
+    /* env values may hold secrets (a plugin's access key): wipe them */
+    for (size_t i = 0; i < e->nenv; i++)
+        if (e->env[i])
+            wipe_free(e->env[i], strlen(e->env[i]));
+    free(e->env);
+    free(e->api_version);
+    free(e->install_hint);
+    free(e);
+}
+
+static int strv_dup(char **src, size_t n, char ***ret)
+{
+    char **v = calloc(n ? n : 1, sizeof(*v));
+
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(src[i]))) {
+            strv_free(v, i);
+            return -ENOMEM;
+        }
+    *ret = v;
+    return 0;
+}
+
+struct kube_exec *kube_exec_dup(const struct kube_exec *e)
+{
+    struct kube_exec *d = calloc(1, sizeof(*d));
+
+    if (!d)
+        return NULL;
+    d->provide_cluster_info = e->provide_cluster_info;
+    d->interactive = e->interactive;
+    if (!(d->command = strdup(e->command)) || !(d->api_version = strdup(e->api_version)) ||
+        (e->install_hint && !(d->install_hint = strdup(e->install_hint))) ||
+        strv_dup(e->args, e->nargs, &d->args) < 0) {
+        kube_exec_free(d);
+        return NULL;
+    }
+    d->nargs = e->nargs;
+    if (strv_dup(e->env, e->nenv, &d->env) < 0) {
+        kube_exec_free(d);
+        return NULL;
+    }
+    d->nenv = e->nenv;
+    return d;
+}
+
+int kube_config_check_transport(const struct kube_config *c)
+{
+    if (!c->server || strncmp(c->server, "http://", 7) != 0 || c->insecure_skip_tls_verify)
+        return 0;
+    if (c->token || c->token_file || c->exec)
+        return be_error(-EINVAL,
+                        "kubeconfig: refusing to send a bearer token over plain http:// to %s; "
+                        "use https, or set insecure-skip-tls-verify on the cluster to accept it",
+                        c->server);
+    return 0;
 }
 
 void kube_config_release(struct kube_config *c)
@@ -70,31 +148,14 @@ struct kdoc {
     char *dir;   /* owned; NULL = relative to the current directory */
 };
 
+/* Parse one kubeconfig (YAML, or JSON which is YAML too) into *ret (owned). */
 static int parse_doc(const char *text, size_t len, const char *name, cJSON **ret)
 {
     char err[256];
-    size_t k = 0;
-    int r;
+    int r = kube_yaml_parse(text, len, ret, err, sizeof(err));
 
-    while (k < len && (text[k] == ' ' || text[k] == '\n' || text[k] == '\r' || text[k] == '\t'))
-        k++;
-    if (k < len && text[k] == '{') {
-        const char *end = NULL;
-        cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-
-        if (!root)
-            return be_error(-EINVAL, "kubeconfig %s: invalid JSON", name);
-        for (; end && (size_t)(end - text) < len; end++)
-            if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t' && *end != 0) {
-                cJSON_Delete(root);
-                return be_error(-EINVAL, "kubeconfig %s: trailing data after JSON", name);
-            }
-        *ret = root;
-    } else {
-        r = kube_yaml_parse(text, len, ret, err, sizeof(err));
-        if (r < 0)
-            return be_error(r, "kubeconfig %s: %s", name, err);
-    }
+    if (r < 0)
+        return be_error(r, "kubeconfig %s: %s", name, err[0] ? err : strerror(-r));
     if (!cJSON_IsObject(*ret)) {
         cJSON_Delete(*ret);
         *ret = NULL;
@@ -130,10 +191,17 @@ static int get_bool(const cJSON *obj, const char *field, const char *what, bool 
         *ret = cJSON_IsTrue(v);
         return 0;
     }
-    if (cJSON_IsString(v) &&
-        (strcmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "false") == 0)) {
-        *ret = strcmp(v->valuestring, "true") == 0;
-        return 0;
+    if (cJSON_IsString(v)) {
+        /* quoted, or the YAML 1.1 words kubectl's YAML reader also takes as booleans */
+        static const char *const yes[] = {"true", "yes", "Yes", "YES", "on", "On", "ON"};
+        static const char *const no[] = {"false", "no", "No", "NO", "off", "Off", "OFF"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+            if (strcmp(v->valuestring, yes[i]) == 0)
+                return *ret = true, 0;
+            if (strcmp(v->valuestring, no[i]) == 0)
+                return *ret = false, 0;
+        }
     }
     return be_error(-EINVAL, "kubeconfig: %s: field %s is not a boolean", what, field);
 }
@@ -241,11 +309,168 @@ static int set_server(struct kube_config *c, const char *server)
     return c->server ? 0 : -ENOMEM;
 }
 
+/* A list of strings (args): a copy in *ret, n entries. */
+static int get_strv(const cJSON *obj, const char *field, const char *what, char ***ret,
+                    size_t *ret_n)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, field), *e;
+    size_t n = 0;
+    char **v;
+
+    *ret = NULL;
+    *ret_n = 0;
+    if (!arr || cJSON_IsNull(arr))
+        return 0;
+    if (!cJSON_IsArray(arr))
+        return be_error(-EINVAL, "kubeconfig: %s: %s is not a list", what, field);
+    if (cJSON_GetArraySize(arr) > KUBE_EXEC_MAX_ARGS)
+        return be_error(-EINVAL, "kubeconfig: %s: more than %d %s", what, KUBE_EXEC_MAX_ARGS,
+                        field);
+    v = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (!cJSON_IsString(e)) {
+            strv_free(v, n);
+            return be_error(-EINVAL, "kubeconfig: %s: an entry of %s is not a string", what, field);
+        }
+        if (!(v[n++] = strdup(e->valuestring))) {
+            strv_free(v, n);
+            return -ENOMEM;
+        }
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s == '=' || (unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* users[].user.exec into a new struct kube_exec (*ret). */
+static int parse_exec(const cJSON *x, const struct kdoc *doc, const char *user_name,
+                      struct kube_exec **ret)
+{
+    _cleanup_(kube_exec_freep) struct kube_exec *e = calloc(1, sizeof(*e));
+    const char *command, *api, *hint, *mode;
+    const cJSON *env, *item;
+    size_t n = 0;
+    int r;
+
+    if (!e)
+        return -ENOMEM;
+    if (!cJSON_IsObject(x))
+        return be_error(-EINVAL, "kubeconfig: user %s: exec is not a mapping", user_name);
+    if (get_str(x, "command", "exec", &command) < 0 || get_str(x, "apiVersion", "exec", &api) < 0 ||
+        get_str(x, "installHint", "exec", &hint) < 0 ||
+        get_str(x, "interactiveMode", "exec", &mode) < 0 ||
+        get_bool(x, "provideClusterInfo", "exec", &e->provide_cluster_info) < 0)
+        return -EINVAL;
+    if (!command)
+        return be_error(-EINVAL, "kubeconfig: user %s: exec has no command", user_name);
+    if (!api || (strcmp(api, KUBE_EXEC_API_V1) != 0 && strcmp(api, KUBE_EXEC_API_V1BETA1) != 0))
+        return be_error(-EINVAL,
+                        "kubeconfig: user %s: exec apiVersion must be " KUBE_EXEC_API_V1
+                        " or " KUBE_EXEC_API_V1BETA1,
+                        user_name);
+    if (!mode && strcmp(api, KUBE_EXEC_API_V1) == 0)
+        return be_error(
+            -EINVAL, "kubeconfig: user %s: exec interactiveMode is required with " KUBE_EXEC_API_V1,
+            user_name);
+    if (!mode || strcmp(mode, "IfAvailable") == 0) {
+        e->interactive = KUBE_EXEC_IF_AVAILABLE; /* v1beta1's default */
+    } else if (strcmp(mode, "Never") == 0) {
+        e->interactive = KUBE_EXEC_NEVER;
+    } else if (strcmp(mode, "Always") == 0) {
+        return be_error(-EOPNOTSUPP,
+                        "kubeconfig: user %s: exec interactiveMode Always needs a terminal, "
+                        "which a daemon does not have",
+                        user_name);
+    } else {
+        return be_error(-EINVAL,
+                        "kubeconfig: user %s: exec interactiveMode must be Never, IfAvailable "
+                        "or Always",
+                        user_name);
+    }
+    /* a command with a '/' and not absolute is relative to the kubeconfig's directory */
+    if (strchr(command, '/'))
+        r = resolve_path(doc->dir, command, &e->command);
+    else
+        r = (e->command = strdup(command)) ? 0 : -ENOMEM;
+    if (r < 0)
+        return r;
+    if (!(e->api_version = strdup(api)) || (hint && !(e->install_hint = strdup(hint))))
+        return -ENOMEM;
+    r = get_strv(x, "args", "exec", &e->args, &e->nargs);
+    if (r < 0)
+        return r;
+    env = cJSON_GetObjectItemCaseSensitive(x, "env");
+    if (env && !cJSON_IsNull(env)) {
+        if (!cJSON_IsArray(env))
+            return be_error(-EINVAL, "kubeconfig: user %s: exec env is not a list", user_name);
+        if (cJSON_GetArraySize(env) > KUBE_EXEC_MAX_ARGS)
+            return be_error(-EINVAL, "kubeconfig: user %s: exec env has more than %d entries",
+                            user_name, KUBE_EXEC_MAX_ARGS);
+        e->env = calloc((size_t)cJSON_GetArraySize(env) + 1, sizeof(*e->env));
+        if (!e->env)
+            return -ENOMEM;
+        cJSON_ArrayForEach(item, env)
+        {
+            const char *name, *value;
+
+            if (!cJSON_IsObject(item) || get_str(item, "name", "exec env", &name) < 0 ||
+                get_str(item, "value", "exec env", &value) < 0 || !name || !env_name_ok(name))
+                return be_error(-EINVAL,
+                                "kubeconfig: user %s: an exec env entry needs a name (no '=') "
+                                "and a string value",
+                                user_name);
+            if (asprintf(&e->env[n], "%s=%s", name, value ? value : "") < 0)
+                return -ENOMEM;
+            e->nenv = ++n;
+        }
+    }
+    *ret = TAKE_PTR(e);
+    return 0;
+}
+
+static int check_proxy(const char *proxy, const char *what)
+{
+    if (strncmp(proxy, "http://", 7) != 0 && strncmp(proxy, "https://", 8) != 0 &&
+        strncmp(proxy, "socks5://", 9) != 0)
+        return be_error(-EINVAL,
+                        "kubeconfig: %s: proxy-url must be an http://, https:// or socks5:// URL",
+                        what);
+    for (const char *p = proxy; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+            return be_error(-EINVAL, "kubeconfig: %s: proxy-url has a forbidden character", what);
+    return 0;
+}
+
+static int check_host_name(const char *name, const char *what)
+{
+    if (strlen(name) > 253)
+        return be_error(-EINVAL, "kubeconfig: %s: tls-server-name is too long", what);
+    for (const char *p = name; *p; p++)
+        if (!(*p == '.' || *p == '-' || *p == '_' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return be_error(-EINVAL, "kubeconfig: %s: tls-server-name is not a host name", what);
+    return 0;
+}
+
 static int load_docs(struct kube_config *c, const struct kdoc *docs, size_t n, const char *context)
 {
     const cJSON *ctx = NULL, *cluster = NULL, *user = NULL;
     const struct kdoc *ctx_doc, *cluster_doc, *user_doc = NULL;
-    const char *cluster_name, *user_name, *ns, *server, *token, *token_file;
+    const char *cluster_name, *user_name, *ns, *server, *token, *token_file, *proxy, *tls_name;
+    const cJSON *exec;
     int r;
 
     if (!context)
@@ -302,14 +527,43 @@ static int load_docs(struct kube_config *c, const struct kdoc *docs, size_t n, c
                         "kubeconfig: cluster %s: a certificate authority and "
                         "insecure-skip-tls-verify are both set",
                         cluster_name);
+    if (get_str(cluster, "proxy-url", "cluster", &proxy) < 0 ||
+        get_str(cluster, "tls-server-name", "cluster", &tls_name) < 0)
+        return -EINVAL;
+    if (proxy) {
+        r = check_proxy(proxy, cluster_name);
+        if (r < 0)
+            return r;
+        /* a socks5:// proxy of kubectl resolves names at the proxy: curl calls that socks5h */
+        if (strncmp(proxy, "socks5://", 9) == 0)
+            r = asprintf(&c->proxy_url, "socks5h://%s", proxy + 9) < 0 ? -ENOMEM : 0;
+        else
+            r = (c->proxy_url = strdup(proxy)) ? 0 : -ENOMEM;
+        if (r < 0) {
+            c->proxy_url = NULL;
+            return r;
+        }
+    }
+    if (tls_name) {
+        r = check_host_name(tls_name, cluster_name);
+        if (r < 0)
+            return r;
+        if (!(c->tls_server_name = strdup(tls_name)))
+            return -ENOMEM;
+    }
     if (!user)
-        return 0;
-    if (cJSON_GetObjectItemCaseSensitive(user, "exec") ||
-        cJSON_GetObjectItemCaseSensitive(user, "auth-provider"))
+        return kube_config_check_transport(c);
+    if (cJSON_GetObjectItemCaseSensitive(user, "auth-provider"))
         return be_error(-EOPNOTSUPP,
-                        "kubeconfig: user %s: exec and auth-provider credentials "
-                        "are not supported",
+                        "kubeconfig: user %s: auth-provider credentials are not supported; "
+                        "use an exec plugin",
                         user_name);
+    exec = cJSON_GetObjectItemCaseSensitive(user, "exec");
+    if (exec && !cJSON_IsNull(exec)) {
+        r = parse_exec(exec, user_doc, user_name, &c->exec);
+        if (r < 0)
+            return r;
+    }
     if (cJSON_GetObjectItemCaseSensitive(user, "username") ||
         cJSON_GetObjectItemCaseSensitive(user, "password"))
         return be_error(-EOPNOTSUPP, "kubeconfig: user %s: basic authentication is not supported",
@@ -336,7 +590,7 @@ static int load_docs(struct kube_config *c, const struct kdoc *docs, size_t n, c
         if (r < 0)
             return r;
     }
-    return 0;
+    return kube_config_check_transport(c);
 }
 
 static void docs_free(struct kdoc *docs, size_t n)

@@ -1,536 +1,426 @@
 /*
- * The kubeconfig YAML subset (kube_yaml.h). Two passes: the text is cut into lines (indent,
- * content, number) with the blank and comment lines dropped and every line-level rule checked;
- * then a recursive descent over those lines builds the cJSON tree. A "- " sequence item is parsed
- * by rewriting its line in place as if the dash were indentation, so "- name: x" followed by
- * "  cluster: y" is an ordinary mapping at the column after the dash.
+ * YAML into cJSON on libyaml's event parser (kube_yaml.h). Events build the tree on an explicit
+ * stack, so the nesting cap is checked before libyaml goes deeper; an anchor keeps its own copy
+ * of its value, so aliases and merge keys never point into a tree that is still changing, and
+ * every copy counts against the node budget.
  */
 #include "kube_yaml.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yaml.h>
 
 #include "util.h"
 
-struct yline {
-    const char *s; /* borrowed from the text: content after the indentation */
-    size_t len;    /* without trailing spaces */
-    size_t indent;
-    size_t no; /* 1-based line number */
+#define MAX_ANCHORS 4096
+
+struct frame {
+    cJSON *node; /* owned until attached to its parent (at the frame's end) */
+    bool is_map;
+    char *key;         /* owned: the key waiting for its value; NULL = a key comes next */
+    bool key_is_merge; /* the pending key is a plain "<<" */
+    cJSON *merges;     /* owned array of mappings merged in at the end ("<<"), or NULL */
+    char *anchor;      /* owned anchor name of this collection, or NULL */
+    size_t nodes_at_start;
 };
 
-struct yparser {
-    struct yline *lines; /* owned */
-    size_t n, i;
-    int depth;
-    char *err; /* borrowed, may be NULL */
+struct anchor {
+    char *name;   /* owned */
+    cJSON *value; /* owned copy */
+    size_t nodes; /* values in it, counted again at every alias */
+};
+
+struct yp {
+    struct frame stack[KUBE_YAML_MAX_DEPTH];
+    size_t depth;
+    struct anchor *anchors; /* owned, nanchors used */
+    size_t nanchors;
+    size_t nodes;
+    int docs;
+    cJSON *root; /* owned */
+    char *err;
     size_t errlen;
-    int r; /* first error */
 };
 
-static void *fail(struct yparser *p, size_t no, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int fail(struct yp *p, int r, const yaml_mark_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void *fail(struct yparser *p, size_t no, const char *fmt, ...)
+static int fail(struct yp *p, int r, const yaml_mark_t *m, const char *fmt, ...)
 {
     va_list ap;
-    int w = 0;
+    int n = 0;
 
-    if (p->r < 0)
-        return NULL;
-    p->r = -EINVAL;
     if (!p->err || p->errlen == 0)
-        return NULL;
-    if (no)
-        w = snprintf(p->err, p->errlen, "line %zu: ", no);
-    if (w < 0 || (size_t)w >= p->errlen)
-        return NULL;
+        return r;
+    if (m)
+        n = snprintf(p->err, p->errlen, "line %zu column %zu: ", m->line + 1, m->column + 1);
+    if (n < 0 || (size_t)n >= p->errlen)
+        return r;
     va_start(ap, fmt);
-    vsnprintf(p->err + w, p->errlen - (size_t)w, fmt, ap);
+    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
     va_end(ap);
+    return r;
+}
+
+static int count(struct yp *p, size_t n, const yaml_mark_t *m)
+{
+    if (n > KUBE_YAML_MAX_NODES - p->nodes)
+        return fail(p, -EINVAL, m, "more than %d values (aliases expanded)", KUBE_YAML_MAX_NODES);
+    p->nodes += n;
+    return 0;
+}
+
+static int anchor_add(struct yp *p, const char *name, const cJSON *value, size_t nodes,
+                      const yaml_mark_t *m)
+{
+    struct anchor *a;
+    int r;
+
+    if (p->nanchors == MAX_ANCHORS)
+        return fail(p, -EINVAL, m, "more than %d anchors", MAX_ANCHORS);
+    r = count(p, nodes, m); /* the copy */
+    if (r < 0)
+        return r;
+    a = realloc(p->anchors, (p->nanchors + 1) * sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    p->anchors = a;
+    a = &p->anchors[p->nanchors];
+    a->name = strdup(name);
+    a->value = cJSON_Duplicate(value, true);
+    a->nodes = nodes;
+    if (!a->name || !a->value) {
+        free(a->name);
+        cJSON_Delete(a->value);
+        return -ENOMEM;
+    }
+    p->nanchors++;
+    return 0;
+}
+
+/* The latest anchor of that name (YAML lets a name be redefined), or NULL. */
+static const struct anchor *anchor_find(const struct yp *p, const char *name)
+{
+    for (size_t i = p->nanchors; i > 0; i--)
+        if (strcmp(p->anchors[i - 1].name, name) == 0)
+            return &p->anchors[i - 1];
     return NULL;
 }
 
-static void *oom(struct yparser *p)
+/* Hand value v (owned) to the collection on top of the stack, or make it the root. */
+static int attach(struct yp *p, cJSON *v, const yaml_mark_t *m)
 {
-    if (p->r == 0) {
-        p->r = -ENOMEM;
-        if (p->err && p->errlen)
-            snprintf(p->err, p->errlen, "out of memory");
+    struct frame *f;
+
+    if (p->depth == 0) {
+        p->root = v;
+        return 0;
     }
-    return NULL;
+    f = &p->stack[p->depth - 1];
+    if (!f->is_map) {
+        cJSON_AddItemToArray(f->node, v);
+        return 0;
+    }
+    if (!f->key) {
+        if (!cJSON_IsString(v)) {
+            cJSON_Delete(v);
+            return fail(p, -EINVAL, m, "a mapping key must be a string");
+        }
+        f->key = v->valuestring;
+        v->valuestring = NULL;
+        cJSON_Delete(v);
+        return 0;
+    }
+    if (f->key_is_merge) {
+        bool ok = cJSON_IsObject(v);
+        const cJSON *e;
+
+        if (cJSON_IsArray(v)) {
+            ok = true;
+            cJSON_ArrayForEach(e, v) ok = ok && cJSON_IsObject(e);
+        }
+        if (!ok) {
+            cJSON_Delete(v);
+            return fail(p, -EINVAL, m, "a merge key (<<) needs a mapping or a list of mappings");
+        }
+        if (!f->merges && !(f->merges = cJSON_CreateArray())) {
+            cJSON_Delete(v);
+            return -ENOMEM;
+        }
+        cJSON_AddItemToArray(f->merges, v);
+    } else {
+        if (cJSON_GetObjectItemCaseSensitive(f->node, f->key)) {
+            cJSON_Delete(v);
+            return fail(p, -EINVAL, m, "duplicate key %.64s", f->key);
+        }
+        /* a cJSON object item owns its name: hand the key over instead of copying it */
+        v->string = f->key;
+        f->key = NULL;
+        cJSON_AddItemToArray(f->node, v);
+    }
+    free(f->key);
+    f->key = NULL;
+    f->key_is_merge = false;
+    return 0;
 }
 
-static int split_lines(struct yparser *p, const char *text, size_t len)
+/* Add the keys of merged mapping src that the mapping dst does not have (explicit keys win, and
+ * earlier merge sources win over later ones). */
+static int merge_into(cJSON *dst, const cJSON *src)
 {
-    size_t cap = 0, no = 0;
-    bool seen_content = false;
+    const cJSON *e;
 
-    if (memchr(text, 0, len)) {
-        fail(p, 0, "NUL byte in kubeconfig");
-        return p->r;
-    }
-    for (size_t pos = 0; pos < len;) {
-        const char *s = text + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t l = nl ? (size_t)(nl - s) : len - pos;
-        size_t ind = 0;
+    cJSON_ArrayForEach(e, src)
+    {
+        cJSON *copy;
 
-        pos += l + (nl ? 1 : 0);
-        no++;
-        if (l > KUBE_YAML_MAX_LINE) {
-            fail(p, no, "line longer than %d bytes", KUBE_YAML_MAX_LINE);
-            return p->r;
-        }
-        if (l && s[l - 1] == '\r')
-            l--;
-        while (ind < l && s[ind] == ' ')
-            ind++;
-        if (ind < l && s[ind] == '\t') {
-            fail(p, no, "tab in indentation");
-            return p->r;
-        }
-        while (l > ind && (s[l - 1] == ' ' || s[l - 1] == '\t'))
-            l--;
-        if (ind == l || s[ind] == '#')
+        if (cJSON_GetObjectItemCaseSensitive(dst, e->string))
             continue;
-        for (size_t k = ind; k < l; k++)
-            if ((unsigned char)s[k] < 0x20 && s[k] != '\t') {
-                fail(p, no, "control character in line");
-                return p->r;
-            }
-        if (l - ind >= 3 && (memcmp(s + ind, "---", 3) == 0 || memcmp(s + ind, "...", 3) == 0) &&
-            (l - ind == 3 || s[ind + 3] == ' ')) {
-            if (seen_content || ind != 0 || s[ind] == '.' || l - ind != 3) {
-                fail(p, no, "only one YAML document is supported");
-                return p->r;
-            }
-            seen_content = true;
-            continue;
-        }
-        if (s[ind] == '%') {
-            fail(p, no, "YAML directives are not supported");
-            return p->r;
-        }
-        seen_content = true;
-        if (p->n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct yline *nl2 = realloc(p->lines, ncap * sizeof(*nl2));
-
-            if (!nl2) {
-                oom(p);
-                return p->r;
-            }
-            p->lines = nl2;
-            cap = ncap;
-        }
-        p->lines[p->n++] = (struct yline){.s = s + ind, .len = l - ind, .indent = ind, .no = no};
+        copy = cJSON_Duplicate(e, true);
+        if (!copy)
+            return -ENOMEM;
+        cJSON_AddItemToObject(dst, e->string, copy);
     }
     return 0;
 }
 
-static bool is_dash(const struct yline *l)
+static int apply_merges(struct frame *f)
 {
-    return l->s[0] == '-' && (l->len == 1 || l->s[1] == ' ');
-}
+    const cJSON *v, *e;
+    int r;
 
-/* End of a quoted scalar starting at s[0] (a quote), as the index just past the closing quote, or
- * 0 if it does not close on this line. */
-static size_t quoted_end(const char *s, size_t len)
-{
-    char q = s[0];
-
-    for (size_t k = 1; k < len; k++) {
-        if (q == '"' && s[k] == '\\') {
-            k++;
+    cJSON_ArrayForEach(v, f->merges)
+    {
+        if (cJSON_IsObject(v)) {
+            r = merge_into(f->node, v);
+            if (r < 0)
+                return r;
             continue;
         }
-        if (s[k] == q) {
-            if (q == '\'' && k + 1 < len && s[k + 1] == '\'') {
-                k++;
-                continue;
-            }
-            return k + 1;
+        cJSON_ArrayForEach(e, v)
+        {
+            r = merge_into(f->node, e);
+            if (r < 0)
+                return r;
         }
     }
     return 0;
 }
 
-/* Find "key:" on a line: *ret_colon is the index of the colon. false if the line is no mapping
- * entry. */
-static bool find_key(const char *s, size_t len, size_t *ret_colon)
+static bool is_one_of(const char *s, const char *const *words)
 {
-    size_t k = 0;
-
-    if (s[0] == '"' || s[0] == '\'') {
-        k = quoted_end(s, len);
-        if (k == 0)
-            return false;
-        while (k < len && s[k] == ' ')
-            k++;
-        if (k < len && s[k] == ':' && (k + 1 == len || s[k + 1] == ' ')) {
-            *ret_colon = k;
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0)
             return true;
-        }
-        return false;
-    }
-    for (; k < len; k++) {
-        if (s[k] == '#' && k > 0 && s[k - 1] == ' ')
-            return false;
-        if (s[k] == ':' && (k + 1 == len || s[k + 1] == ' ')) {
-            *ret_colon = k;
-            return true;
-        }
-    }
     return false;
 }
 
-static int put_utf8(char *out, size_t *o, uint32_t cp)
+static int scalar(struct yp *p, const yaml_event_t *ev)
 {
-    if (cp < 0x80) {
-        out[(*o)++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[(*o)++] = (char)(0xc0 | (cp >> 6));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        if (cp >= 0xd800 && cp <= 0xdfff)
-            return -EINVAL;
-        out[(*o)++] = (char)(0xe0 | (cp >> 12));
-        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp <= 0x10ffff) {
-        out[(*o)++] = (char)(0xf0 | (cp >> 18));
-        out[(*o)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int hexval(const char *s, size_t n, uint32_t *ret)
-{
-    uint32_t v = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        char c = s[k];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (uint32_t)(c - 'A' + 10);
-        else
-            return -EINVAL;
-    }
-    *ret = v;
-    return 0;
-}
-
-/* Decode the scalar text in s[0..len) (comments already allowed after it). Returns an owned string
- * or NULL with the parser's error set; *ret_plain says whether it was unquoted. */
-static char *scalar_text(struct yparser *p, size_t no, const char *s, size_t len, bool *ret_plain)
-{
-    _cleanup_free_ char *out = malloc(len + 1);
-    size_t o = 0, end;
-
-    if (!out)
-        return oom(p);
-    *ret_plain = false;
-    if (s[0] == '"' || s[0] == '\'') {
-        end = quoted_end(s, len);
-        if (end == 0)
-            return fail(p, no, "unterminated or multi-line quoted string");
-        for (size_t k = end; k < len; k++) {
-            if (s[k] == '#' && s[k - 1] == ' ')
-                break;
-            if (s[k] != ' ')
-                return fail(p, no, "text after a quoted string");
-        }
-        for (size_t k = 1; k < end - 1; k++) {
-            char c = s[k];
-
-            if (s[0] == '\'') {
-                if (c == '\'')
-                    k++;
-                out[o++] = c;
-                continue;
-            }
-            if (c != '\\') {
-                out[o++] = c;
-                continue;
-            }
-            c = s[++k];
-            switch (c) {
-            case '"':
-            case '\\':
-            case '/':
-                out[o++] = c;
-                break;
-            case 'n':
-                out[o++] = '\n';
-                break;
-            case 't':
-                out[o++] = '\t';
-                break;
-            case 'r':
-                out[o++] = '\r';
-                break;
-            case 'x':
-            case 'u': {
-                size_t nd = c == 'x' ? 2 : 4;
-                uint32_t cp;
-
-                if (k + nd >= end - 1 || hexval(s + k + 1, nd, &cp) < 0 || cp == 0 ||
-                    put_utf8(out, &o, cp) < 0)
-                    return fail(p, no, "bad escape in double-quoted string");
-                k += nd;
-                break;
-            }
-            default:
-                return fail(p, no, "unsupported escape \\%c in double-quoted string", c);
-            }
-        }
-        out[o] = 0;
-        return TAKE_PTR(out);
-    }
-    if (strchr("&*!|>@`%{[]},?", s[0]) && !(s[0] == '?' && len > 1 && s[1] != ' '))
-        return fail(p, no,
-                    "unsupported YAML syntax '%c' (anchors, aliases, tags, block scalars "
-                    "and flow collections are not supported)",
-                    s[0]);
-    if (s[0] == '-' && (len == 1 || s[1] == ' '))
-        return fail(p, no, "sequence item not allowed here");
-    end = len;
-    for (size_t k = 1; k < len; k++)
-        if (s[k] == '#' && s[k - 1] == ' ') {
-            end = k;
-            break;
-        }
-    while (end > 0 && s[end - 1] == ' ')
-        end--;
-    for (size_t k = 0; k < end; k++) {
-        if (s[k] == '\t')
-            return fail(p, no, "tab in plain scalar");
-        if (s[k] == ':' && (k + 1 == end || s[k + 1] == ' '))
-            return fail(p, no, "unexpected ':' in plain value (quote it)");
-    }
-    memcpy(out, s, end);
-    out[end] = 0;
-    *ret_plain = true;
-    return TAKE_PTR(out);
-}
-
-static cJSON *parse_value(struct yparser *p, size_t no, const char *s, size_t len)
-{
-    _cleanup_free_ char *text = NULL;
-    bool plain;
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
+    static const char *const trues[] = {"true", "True", "TRUE", NULL};
+    static const char *const falses[] = {"false", "False", "FALSE", NULL};
+    const char *s = (const char *)ev->data.scalar.value;
+    const char *tag = (const char *)ev->data.scalar.tag;
+    bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     cJSON *v;
+    int r;
 
-    if (s[0] == '{' || s[0] == '[') {
-        char close = s[0] == '{' ? '}' : ']';
-        size_t k = 1;
-
-        while (k < len && s[k] == ' ')
-            k++;
-        if (k < len && s[k] == close) {
-            for (k++; k < len && s[k] == ' '; k++)
-                ;
-            if (k == len || s[k] == '#') {
-                v = s[0] == '{' ? cJSON_CreateObject() : cJSON_CreateArray();
-                return v ? v : oom(p);
-            }
-        }
-        return fail(p, no, "flow collections are supported only when empty ({} or [])");
-    }
-    text = scalar_text(p, no, s, len, &plain);
-    if (!text)
-        return NULL;
-    if (plain &&
-        (strcmp(text, "true") == 0 || strcmp(text, "True") == 0 || strcmp(text, "TRUE") == 0))
-        v = cJSON_CreateTrue();
-    else if (plain && (strcmp(text, "false") == 0 || strcmp(text, "False") == 0 ||
-                       strcmp(text, "FALSE") == 0))
-        v = cJSON_CreateFalse();
-    else if (plain && (!*text || strcmp(text, "null") == 0 || strcmp(text, "Null") == 0 ||
-                       strcmp(text, "NULL") == 0 || strcmp(text, "~") == 0))
+    if (strlen(s) != ev->data.scalar.length)
+        return fail(p, -EINVAL, &ev->start_mark, "NUL character in a scalar");
+    if (tag && strcmp(tag, "!") != 0 && strcmp(tag, YAML_STR_TAG) != 0 &&
+        strcmp(tag, YAML_NULL_TAG) != 0 && strcmp(tag, YAML_BOOL_TAG) != 0 &&
+        strcmp(tag, YAML_INT_TAG) != 0 && strcmp(tag, YAML_FLOAT_TAG) != 0)
+        return fail(p, -EINVAL, &ev->start_mark, "unsupported tag %.64s", tag);
+    r = count(p, 1, &ev->start_mark);
+    if (r < 0)
+        return r;
+    if (tag && strcmp(tag, YAML_NULL_TAG) == 0)
         v = cJSON_CreateNull();
+    else if (tag && strcmp(tag, YAML_BOOL_TAG) == 0) {
+        if (!is_one_of(s, trues) && !is_one_of(s, falses))
+            return fail(p, -EINVAL, &ev->start_mark, "!!bool value is not true or false");
+        v = cJSON_CreateBool(is_one_of(s, trues));
+    } else if (plain && !tag && is_one_of(s, nulls))
+        v = cJSON_CreateNull();
+    else if (plain && !tag && (is_one_of(s, trues) || is_one_of(s, falses)))
+        v = cJSON_CreateBool(is_one_of(s, trues));
     else
-        v = cJSON_CreateString(text);
-    return v ? v : oom(p);
-}
-
-static cJSON *parse_block(struct yparser *p, size_t indent);
-
-static bool rest_empty(const char *s, size_t len)
-{
-    return len == 0 || s[0] == '#';
-}
-
-/* The value after "key:" or "-" with nothing else on the line: a nested block, a sequence at the
- * same indentation (only after a key), or null. */
-static cJSON *nested_value(struct yparser *p, size_t indent, bool after_key)
-{
-    cJSON *v;
-
-    if (p->i < p->n && p->lines[p->i].indent > indent)
-        return parse_block(p, p->lines[p->i].indent);
-    if (after_key && p->i < p->n && p->lines[p->i].indent == indent && is_dash(&p->lines[p->i]))
-        return parse_block(p, indent);
-    v = cJSON_CreateNull();
-    return v ? v : oom(p);
-}
-
-static cJSON *parse_seq(struct yparser *p, size_t indent)
-{
-    cJSON *arr = cJSON_CreateArray();
-
-    if (!arr)
-        return oom(p);
-    while (p->i < p->n && p->lines[p->i].indent == indent && is_dash(&p->lines[p->i])) {
-        struct yline *l = &p->lines[p->i];
-        size_t k = 1;
-        cJSON *v;
-
-        while (k < l->len && l->s[k] == ' ')
-            k++;
-        if (rest_empty(l->s + k, l->len - k)) {
-            p->i++;
-            v = nested_value(p, indent, false);
-        } else {
-            l->s += k;
-            l->len -= k;
-            l->indent += k;
-            v = parse_block(p, l->indent);
-        }
-        if (!v || !cJSON_AddItemToArray(arr, v)) {
+        v = cJSON_CreateString(s);
+    if (!v)
+        return -ENOMEM;
+    if (ev->data.scalar.anchor) {
+        r = anchor_add(p, (const char *)ev->data.scalar.anchor, v, 1, &ev->start_mark);
+        if (r < 0) {
             cJSON_Delete(v);
-            cJSON_Delete(arr);
-            return v ? oom(p) : NULL;
+            return r;
         }
     }
-    if (p->i < p->n && p->lines[p->i].indent > indent) {
-        cJSON_Delete(arr);
-        return fail(p, p->lines[p->i].no, "unexpected indentation");
+    /* a plain "<<" in key position is a merge key */
+    if (p->depth > 0 && p->stack[p->depth - 1].is_map && !p->stack[p->depth - 1].key && plain &&
+        strcmp(s, "<<") == 0) {
+        r = attach(p, v, &ev->start_mark);
+        if (r == 0)
+            p->stack[p->depth - 1].key_is_merge = true;
+        return r;
     }
-    return arr;
+    return attach(p, v, &ev->start_mark);
 }
 
-static cJSON *parse_map(struct yparser *p, size_t indent)
+static int alias(struct yp *p, const yaml_event_t *ev)
 {
-    cJSON *obj = cJSON_CreateObject();
-
-    if (!obj)
-        return oom(p);
-    while (p->i < p->n && p->lines[p->i].indent >= indent) {
-        const struct yline *l = &p->lines[p->i];
-        _cleanup_free_ char *key = NULL;
-        size_t colon, k;
-        bool plain;
-        cJSON *v;
-
-        if (l->indent > indent) {
-            cJSON_Delete(obj);
-            return fail(p, l->no, "unexpected indentation");
-        }
-        if (is_dash(l)) {
-            cJSON_Delete(obj);
-            return fail(p, l->no, "sequence item where a key was expected");
-        }
-        if (!find_key(l->s, l->len, &colon)) {
-            cJSON_Delete(obj);
-            return fail(p, l->no, "expected 'key: value'");
-        }
-        k = colon;
-        while (k > 0 && l->s[k - 1] == ' ')
-            k--;
-        if (k == 0) {
-            cJSON_Delete(obj);
-            return fail(p, l->no, "empty key");
-        }
-        key = scalar_text(p, l->no, l->s, k, &plain);
-        if (!key) {
-            cJSON_Delete(obj);
-            return NULL;
-        }
-        if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
-            cJSON_Delete(obj);
-            return fail(p, l->no, "duplicate key");
-        }
-        k = colon + 1;
-        while (k < l->len && l->s[k] == ' ')
-            k++;
-        p->i++;
-        if (rest_empty(l->s + k, l->len - k))
-            v = nested_value(p, indent, true);
-        else
-            v = parse_value(p, l->no, l->s + k, l->len - k);
-        if (!v || !cJSON_AddItemToObject(obj, key, v)) {
-            cJSON_Delete(v);
-            cJSON_Delete(obj);
-            return v ? oom(p) : NULL;
-        }
-    }
-    return obj;
-}
-
-static cJSON *parse_block(struct yparser *p, size_t indent)
-{
-    const struct yline *l = &p->lines[p->i];
-    size_t colon;
+    const char *name = (const char *)ev->data.alias.anchor;
+    const struct anchor *a = anchor_find(p, name);
     cJSON *v;
+    int r;
 
-    if (++p->depth > KUBE_YAML_MAX_DEPTH)
-        return fail(p, l->no, "nesting deeper than %d levels", KUBE_YAML_MAX_DEPTH);
-    if (is_dash(l)) {
-        v = parse_seq(p, indent);
-    } else if (find_key(l->s, l->len, &colon)) {
-        v = parse_map(p, indent);
-    } else {
-        v = parse_value(p, l->no, l->s, l->len);
-        p->i++;
+    if (!a)
+        return fail(p, -EINVAL, &ev->start_mark, "alias *%.64s names no (complete) anchor", name);
+    r = count(p, a->nodes, &ev->start_mark);
+    if (r < 0)
+        return r;
+    v = cJSON_Duplicate(a->value, true);
+    if (!v)
+        return -ENOMEM;
+    return attach(p, v, &ev->start_mark);
+}
+
+static int open_collection(struct yp *p, const yaml_event_t *ev, bool is_map)
+{
+    const yaml_char_t *anchor =
+        is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+    struct frame *f;
+    int r;
+
+    if (p->depth > 0 && p->stack[p->depth - 1].is_map && !p->stack[p->depth - 1].key)
+        return fail(p, -EINVAL, &ev->start_mark, "a mapping key must be a string");
+    if (p->depth == KUBE_YAML_MAX_DEPTH)
+        return fail(p, -EINVAL, &ev->start_mark, "nesting deeper than %d levels",
+                    KUBE_YAML_MAX_DEPTH);
+    r = count(p, 1, &ev->start_mark);
+    if (r < 0)
+        return r;
+    f = &p->stack[p->depth];
+    *f = (struct frame){.is_map = is_map, .nodes_at_start = p->nodes - 1};
+    f->node = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+    if (!f->node)
+        return -ENOMEM;
+    if (anchor && !(f->anchor = strdup((const char *)anchor))) {
+        cJSON_Delete(f->node);
+        return -ENOMEM;
     }
-    p->depth--;
-    return v;
+    p->depth++;
+    return 0;
+}
+
+static void frame_release(struct frame *f)
+{
+    cJSON_Delete(f->node);
+    cJSON_Delete(f->merges);
+    free(f->key);
+    free(f->anchor);
+    *f = (struct frame){0};
+}
+
+static int close_collection(struct yp *p, const yaml_event_t *ev)
+{
+    struct frame f = p->stack[--p->depth];
+    cJSON *node = f.node;
+    int r = 0;
+
+    p->stack[p->depth] = (struct frame){0};
+    if (f.merges)
+        r = apply_merges(&f);
+    if (r == 0 && f.anchor)
+        r = anchor_add(p, f.anchor, node, p->nodes - f.nodes_at_start, &ev->start_mark);
+    f.node = NULL;
+    frame_release(&f);
+    if (r < 0) {
+        cJSON_Delete(node);
+        return r;
+    }
+    return attach(p, node, &ev->start_mark);
+}
+
+static int event(struct yp *p, const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (++p->docs > 1)
+            return fail(p, -EINVAL, &ev->start_mark, "more than one YAML document");
+        return 0;
+    case YAML_SCALAR_EVENT:
+        return scalar(p, ev);
+    case YAML_ALIAS_EVENT:
+        return alias(p, ev);
+    case YAML_SEQUENCE_START_EVENT:
+        return open_collection(p, ev, false);
+    case YAML_MAPPING_START_EVENT:
+        return open_collection(p, ev, true);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        return close_collection(p, ev);
+    default:
+        return 0;
+    }
 }
 
 int kube_yaml_parse(const char *text, size_t len, cJSON **ret, char *err, size_t errlen)
 {
-    struct yparser p = {.err = err, .errlen = errlen};
-    cJSON *root = NULL;
+    struct yp p = {.err = err, .errlen = errlen};
+    yaml_parser_t parser;
+    bool done = false;
+    int r = 0;
 
     if (err && errlen)
-        err[0] = 0;
-    if (split_lines(&p, text, len) < 0) {
-        free(p.lines);
-        return p.r;
-    }
-    if (p.n == 0) {
-        root = cJSON_CreateObject();
-        if (!root)
-            oom(&p);
-    } else {
-        if (p.lines[0].indent != 0)
-            fail(&p, p.lines[0].no, "unexpected indentation");
-        else
-            root = parse_block(&p, 0);
-        if (root && p.i < p.n) {
-            fail(&p, p.lines[p.i].no, "unexpected content");
-            cJSON_Delete(root);
-            root = NULL;
+        err[0] = '\0';
+    if (len > KUBE_YAML_MAX_INPUT)
+        return fail(&p, -E2BIG, NULL, "larger than %d bytes", KUBE_YAML_MAX_INPUT);
+    if (!yaml_parser_initialize(&parser))
+        return -ENOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    while (!done && r == 0) {
+        yaml_event_t ev;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            if (parser.error == YAML_MEMORY_ERROR)
+                r = -ENOMEM;
+            else if (parser.context)
+                r = fail(&p, -EINVAL, &parser.problem_mark, "%s (%s)", parser.problem,
+                         parser.context);
+            else
+                r = fail(&p, -EINVAL, &parser.problem_mark, "%s",
+                         parser.problem ? parser.problem : "invalid YAML");
+            break;
         }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        r = event(&p, &ev);
+        yaml_event_delete(&ev);
     }
-    free(p.lines);
-    if (!root)
-        return p.r < 0 ? p.r : -EINVAL;
-    *ret = root;
+    yaml_parser_delete(&parser);
+    while (p.depth > 0)
+        frame_release(&p.stack[--p.depth]);
+    for (size_t i = 0; i < p.nanchors; i++) {
+        free(p.anchors[i].name);
+        cJSON_Delete(p.anchors[i].value);
+    }
+    free(p.anchors);
+    if (r == 0 && !p.root && !(p.root = cJSON_CreateObject()))
+        r = -ENOMEM;
+    if (r == 0 && cJSON_IsNull(p.root)) {
+        /* "---" alone or only comments: an empty document */
+        cJSON_Delete(p.root);
+        if (!(p.root = cJSON_CreateObject()))
+            r = -ENOMEM;
+    }
+    if (r < 0) {
+        cJSON_Delete(p.root);
+        return r;
+    }
+    *ret = p.root;
     return 0;
 }

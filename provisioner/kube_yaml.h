@@ -1,13 +1,14 @@
 /*
- * A small, strict YAML reader for the subset that kubectl writes into kubeconfig files: block
- * mappings and block sequences (including "- key: value" items and sequences at the same
- * indentation as their key), plain, 'single' and "double" quoted scalars, comments, an optional
- * leading "---", and the empty flow collections {} and []. Everything else (tabs in indentation,
- * anchors, aliases, tags, block scalars, non-empty flow collections, multiple documents, duplicate
- * keys, over-long lines, deep nesting, NUL bytes) is rejected with a message naming the line.
+ * YAML (and so JSON, a subset of it) into cJSON, on libyaml (yaml-0.1), the reference C YAML
+ * parser: whatever YAML users and tools write into kubeconfig files (block and flow collections,
+ * every scalar style, comments, anchors, aliases and "<<" merge keys, tags of the core schema).
  *
- * Scalars become cJSON strings, except true/false (bools) and null/~ (null); numbers stay
- * strings, which is all a kubeconfig needs.
+ * Scalars become cJSON strings, except unquoted true/false (bools) and null/~/empty (null);
+ * numbers stay strings, which is all a kubeconfig needs. Refused with a message naming the line
+ * and column: input over KUBE_YAML_MAX_INPUT bytes, invalid UTF-8 or control characters (libyaml),
+ * nesting deeper than KUBE_YAML_MAX_DEPTH, more than KUBE_YAML_MAX_NODES values after aliases are
+ * expanded (a "billion laughs" document), duplicate keys, non-scalar keys, an alias of an unknown
+ * or still open anchor, and more than one document.
  *
  * Threading: pure functions.
  */
@@ -17,13 +18,15 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#define KUBE_YAML_MAX_LINE (1024 * 1024)
-#define KUBE_YAML_MAX_DEPTH 32
+#define KUBE_YAML_MAX_INPUT (4 * 1024 * 1024)
+#define KUBE_YAML_MAX_DEPTH 64
+#define KUBE_YAML_MAX_NODES 200000
 
 /*
  * Parse text (len bytes, need not be NUL-terminated) into *ret (owned by the caller; free with
  * cJSON_Delete). A document that holds only comments yields an empty object. Returns 0, -EINVAL
- * with a message in err (e.g. "line 7: tab in indentation"), or -ENOMEM.
+ * with a message in err (e.g. "line 7 column 3: found character that cannot start any token"),
+ * -E2BIG for input over the cap, or -ENOMEM.
  */
 int kube_yaml_parse(const char *text, size_t len, cJSON **ret, char *err, size_t errlen);
 

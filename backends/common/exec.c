@@ -211,6 +211,34 @@ static int drain(int fds[2], struct capbuf *bufs[2], int64_t deadline)
     return 0;
 }
 
+/* Reap pid, bounded by deadline: EOF on the pipes says nothing about when the child exits (it
+ * may close them and linger), so poll with WNOHANG and short sleeps that never pass the
+ * deadline. Returns 1 when the deadline passed first (the child is still running), 0 when it was
+ * reaped, -errno on a waitpid failure. */
+static int wait_bounded(pid_t pid, int *status, int64_t deadline)
+{
+    long nap_ms = 1;
+
+    for (;;) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        int64_t left;
+
+        if (w == pid)
+            return 0;
+        if (w < 0 && errno != EINTR)
+            return -errno;
+        left = deadline - now_ms();
+        if (left <= 0)
+            return 1;
+        if (nap_ms > left)
+            nap_ms = (long)left;
+        nanosleep(&(struct timespec){.tv_sec = nap_ms / 1000, .tv_nsec = (nap_ms % 1000) * 1000000},
+                  NULL);
+        if (nap_ms < 50)
+            nap_ms *= 2;
+    }
+}
+
 int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_result *ret)
 {
     struct exec_opts o = opts ? *opts : (struct exec_opts){0};
@@ -223,9 +251,10 @@ int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_
     posix_spawnattr_t attr;
     sigset_t none, all;
     pid_t pid;
-    int status = 0, r, dr;
+    int status = 0, r, dr, wr;
+    int64_t deadline;
     size_t argc = 0;
-    bool timed_out = false;
+    bool timed_out = false, reaped = false;
 
     if (!argv || !argv[0] || argv[0][0] != '/')
         return -EINVAL;
@@ -275,7 +304,8 @@ int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_
         r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                                 POSIX_SPAWN_SETPGROUP);
     if (!r)
-        r = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)(uintptr_t)argv, env);
+        r = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)(uintptr_t)argv,
+                        o.env ? o.env : env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(outp[1]);
@@ -288,7 +318,14 @@ int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_
 
     fds[0] = outp[0];
     fds[1] = errp[0];
-    dr = drain(fds, bufs, now_ms() + o.timeout_ms);
+    deadline = now_ms() + o.timeout_ms;
+    dr = drain(fds, bufs, deadline);
+    if (dr == 0) {
+        wr = wait_bounded(pid, &status, deadline);
+        if (wr != 0)
+            dr = wr; /* 1: the deadline passed after the pipes closed */
+        reaped = wr == 0;
+    }
     if (dr != 0) {
         /* timeout or a local failure: the child must not outlive the call */
         timed_out = dr == 1;
@@ -298,7 +335,8 @@ int exec_run(const char *const *argv, const struct exec_opts *opts, struct exec_
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    while (waitpid(pid, &status, 0) < 0) {
+    /* after SIGKILL the child cannot delay its exit: this wait ends at once */
+    while (!reaped && waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             status = 0;
             break;

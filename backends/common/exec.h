@@ -2,7 +2,8 @@
  * Running external tools (lvm2, mkfs, blkid, ...) safely: posix_spawn with an argument vector
  * (never a shell), a clean environment (LC_ALL=C, a fixed PATH, plus LVM_SYSTEM_DIR when the
  * daemon has it), stdin from /dev/null, every other descriptor closed in the child, stdout and
- * stderr drained with poll() into capped buffers, and a timeout after which the child's whole
+ * stderr drained with poll() into capped buffers, and a timeout (covering the whole run, the wait
+ * for the child after its pipes close included) after which the child's whole
  * process group is killed with SIGKILL. The child gets an empty signal mask and default
  * dispositions, whatever the daemon blocks.
  *
@@ -25,6 +26,9 @@ struct exec_opts {
     size_t out_max;   /* 0 = EXEC_OUT_MAX_DEFAULT */
     size_t err_max;   /* 0 = EXEC_ERR_MAX_DEFAULT */
     bool inherit_lvm; /* pass LVM_SYSTEM_DIR of the daemon's environment on */
+    /* NULL-terminated "NAME=value" list that replaces the fixed environment, or NULL (for a
+     * credential plugin, which needs HOME, its own PATH and its settings as kubectl gives them) */
+    char *const *env;
 };
 
 struct exec_result {

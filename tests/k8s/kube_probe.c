@@ -2,7 +2,8 @@
  * A driver for tests/k8s/test_kube_client.py: runs one scenario of the Kubernetes client
  * (provisioner/kube_*.c) against the fake API server and exits 0 when every check held.
  *
- *     kube_probe KUBECONFIG SCENARIO     (crud conflict paging retry ratelimit informer leader)
+ *     kube_probe KUBECONFIG SCENARIO     (crud conflict paging retry ratelimit informer leader
+ *                                         get404 exec)
  *
  * The fake server's fault injection (POST /_fault) is driven from here through the client.
  */
@@ -528,6 +529,78 @@ static int scenario_leader(void)
     return 0;
 }
 
+/* One authorised GET of a lease that does not exist: 404 proves that the connection (TLS name,
+ * proxy) and the credential worked. */
+static int scenario_get404(void)
+{
+    struct kube_client *c = client(0, 1);
+    struct kube_status st;
+    cJSON *got = NULL;
+    int r;
+
+    CHECK(c != NULL);
+    if (!c) {
+        fprintf(stderr, "client: %s\n", be_last_error());
+        return 1;
+    }
+    r = kube_get(c, &kube_leases, "default", "probe-none", &got, &st);
+    if (r != -ENOENT)
+        fprintf(stderr, "get: %d (%s) HTTP %ld: %s\n", r, strerror(-r), st.http, st.message);
+    CHECK_R(r, -ENOENT);
+    cJSON_Delete(got);
+    kube_client_free(c);
+    return 0;
+}
+
+static int plugin_runs(void)
+{
+    const char *dir = getenv("PLUGIN_STATE");
+    char path[1024], buf[32] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/runs", dir ? dir : ".");
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (!fgets(buf, sizeof(buf), f))
+        buf[0] = 0;
+    fclose(f);
+    return atoi(buf);
+}
+
+/* An exec plugin (tests/k8s/exec_plugin.py) whose first token is refused (401: run again) and
+ * whose second expires after PLUGIN_EXPIRE_S: every request succeeds, and the plugin runs a third
+ * time once the second credential has expired, not before. */
+static int scenario_exec(void)
+{
+    struct kube_client *c = client(0, 1);
+    struct kube_status st;
+    double deadline = kube__now() + 30;
+    int requests = 0;
+
+    CHECK(c != NULL);
+    if (!c)
+        return 1;
+    CHECK_R(kube_get(c, &kube_leases, "default", "probe-none", NULL, &st), -ENOENT);
+    CHECK(plugin_runs() == 2); /* a 401 to the first token, then the second */
+    CHECK_R(kube_get(c, &kube_leases, "default", "probe-none", NULL, &st), -ENOENT);
+    CHECK(plugin_runs() == 2); /* cached */
+    while (plugin_runs() < 3 && kube__now() < deadline) {
+        int r = kube_get(c, &kube_leases, "default", "probe-none", NULL, &st);
+
+        if (r != -ENOENT)
+            fprintf(stderr, "get: %d HTTP %ld %s\n", r, st.http, st.message);
+        CHECK_R(r, -ENOENT);
+        requests++;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(plugin_runs() == 3);
+    CHECK(requests > 1);
+    kube_client_free(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -537,7 +610,8 @@ int main(int argc, char **argv)
         {"crud", scenario_crud},           {"conflict", scenario_conflict},
         {"paging", scenario_paging},       {"retry", scenario_retry},
         {"ratelimit", scenario_ratelimit}, {"informer", scenario_informer},
-        {"leader", scenario_leader},
+        {"leader", scenario_leader},       {"get404", scenario_get404},
+        {"exec", scenario_exec},
     };
     int r;
 

@@ -40,7 +40,7 @@ def probe(tmp_path_factory):
     cmd = [cc] + flags + ["-I" + os.path.join(SOURCE, "provisioner"),
                           "-I" + os.path.join(SOURCE, "backends", "common"),
                           os.path.join(SOURCE, "tests", "k8s", "kube_probe.c"), core, backends,
-                          "-lcurl", "-lcjson", "-lpthread", "-o", out]
+                          "-lcurl", "-lcjson", "-lyaml", "-lpthread", "-o", out]
     subprocess.run(cmd, check=True)
     return out
 

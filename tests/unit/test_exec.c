@@ -126,6 +126,30 @@ static void test_timeout(void **state)
     exec_result_release(&r);
 }
 
+/* A child that closes its pipes and then lingers: EOF on both pipes must not end the
+ * deadline; the wait for the child is bounded by the same timeout. */
+static void test_timeout_after_pipes_closed(void **state)
+{
+    struct exec_opts o = {.timeout_ms = 300};
+    struct exec_result r;
+    double t0 = now();
+
+    (void)state;
+    assert_int_equal(run_sh("echo early; exec >&- 2>&-; sleep 20", &o, &r), -ETIMEDOUT);
+    assert_true(now() - t0 < 5.0);
+    assert_true(r.timed_out);
+    assert_int_equal(r.term_signal, SIGKILL);
+    assert_string_equal(r.out, "early\n");
+    exec_result_release(&r);
+
+    /* a child that closes its pipes and exits soon after is still waited for normally */
+    o.timeout_ms = 10000;
+    assert_int_equal(run_sh("exec >&- 2>&-; sleep 0.2; exit 4", &o, &r), 0);
+    assert_false(r.timed_out);
+    assert_int_equal(r.exit_code, 4);
+    exec_result_release(&r);
+}
+
 static void test_signals_and_fds(void **state)
 {
     struct exec_result r;
@@ -212,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_environment),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_timeout_after_pipes_closed),
         cmocka_unit_test(test_signals_and_fds),
         cmocka_unit_test(test_bad_argv),
         cmocka_unit_test(test_find_and_reason),
