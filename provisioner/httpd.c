@@ -31,6 +31,7 @@
 #include "metrics.h"
 
 #define LIST_PAGE 512
+#define HTTPD_DRAIN_MS 1000                /* after the answer, for the client to close */
 #define ACCEPT_PAUSE_NS (100 * 1000000ull) /* after EMFILE and the like */
 
 enum conn_state { C_FREE, C_READ, C_WRITE, C_DRAIN };
@@ -360,7 +361,7 @@ static void serve(struct httpd *h, struct conn *c)
         if (strcasecmp(l, "host") == 0)
             host = true;
         else if (strcasecmp(l, "transfer-encoding") == 0 ||
-                 (strcasecmp(l, "content-length") == 0 && strspn(v, "0") != strlen(v)))
+                 (strcasecmp(l, "content-length") == 0 && (!*v || strspn(v, "0") != strlen(v))))
             body = true;
         l = e + 1;
     }
@@ -447,6 +448,11 @@ static void conn_write(struct conn *c)
     free(c->out);
     c->out = NULL;
     c->state = C_DRAIN;
+    /* a client that keeps the connection open after our close gets a second, not the rest of
+     * its deadline: slots are few */
+    uint64_t drain_end = metrics_now() + HTTPD_DRAIN_MS * 1000000ull;
+    if (drain_end < c->deadline)
+        c->deadline = drain_end;
 }
 
 static void conn_read(struct httpd *h, struct conn *c)

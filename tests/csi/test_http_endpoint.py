@@ -142,6 +142,28 @@ def test_slow_client_times_out_and_blocks_nobody(served, pb):
     assert 4.0 <= waited <= 10.0 * SLOW, waited
 
 
+def test_clients_that_keep_the_connection_free_their_slot(served):
+    """16 clients read their answer and never close: a 17th is served after the 1 s drain, not
+    after the 5 s deadline."""
+    held = []
+    for _ in range(16):
+        s = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        held.append(s)
+    for s in held:
+        answer = b""
+        while not answer.endswith(b"ok\n"):
+            chunk = s.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    started = time.monotonic()
+    assert get(served.port, "/healthz", timeout=10)[0] == 200
+    waited = time.monotonic() - started
+    for s in held:
+        s.close()
+    assert waited < 3.5, waited  # the server's constants, not the build's speed
+
+
 @pytest.mark.parametrize("value", [
     "", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", "::1:9808", "[::1]",
     "example.com:9808", "1.2.3:9808", ":9808", "localhost:-1", "127.0.0.1:9808 ",
