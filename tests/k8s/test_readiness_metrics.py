@@ -14,8 +14,7 @@ import tempfile
 import pytest
 
 from fakeapi import wait_for
-from test_provisioner import (BINARY, SLOW, VALGRIND, Node, claim, storage_class,  # noqa: F401
-                              wait_bound)
+from test_provisioner import BINARY, SLOW, Node, claim, storage_class, wait_bound
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "csi"))
 from metrics_client import free_port, get, scrape, wait_status  # noqa: E402
