@@ -20,6 +20,7 @@
 #include "kube_ratelimit.h"
 #include "kube_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define POOL_MAX 8
@@ -778,6 +779,7 @@ static int perform(struct kube_client *c, struct xfer *x, const char *method,
     rc = curl_easy_perform(x->h);
     if (x->http == 0)
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->http);
+    metrics_kube_request(method, path_query, x->http);
     curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(headers);

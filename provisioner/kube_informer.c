@@ -17,6 +17,7 @@
 
 #include "kube_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define KEY_MAX 512
@@ -363,7 +364,8 @@ static void *informer_main(void *arg)
             struct kube_status st;
             int r;
 
-            atomic_fetch_add(&inf->watches, 1);
+            if (atomic_fetch_add(&inf->watches, 1) > 0)
+                metrics_watch_restart(inf->res->plural);
             r = kube_watch(inf->client, inf->res, inf->ns, &o, on_event, inf, &st);
             if (r == -ECANCELED || atomic_load(&inf->stop) || kube_client_stopping(inf->client))
                 break;

@@ -118,6 +118,18 @@ fail:
     return NULL;
 }
 
+void kube_side_status(const struct kube_side *k, struct kube_side_status *ret)
+{
+    *ret = (struct kube_side_status){0};
+    if (!k)
+        return;
+    /* kube_side_start() returns only once the caches synced (node mode) or the elector runs. */
+    ret->configured = true;
+    ret->connected = k->client != NULL;
+    ret->synced = k->prov != NULL || k->leader != NULL;
+    ret->leader = k->leader && kube_leader_is_leader(k->leader);
+}
+
 void kube_side_stop(struct kube_side *k)
 {
     if (!k)

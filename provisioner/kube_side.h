@@ -29,4 +29,19 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
 /* Stop the provisioner or release the lease, then close the client. */
 void kube_side_stop(struct kube_side *k);
 
+/* What the health endpoint reports. configured: a Kubernetes side exists; connected: the API
+ * server answered; synced: the caches have listed once (node mode) or, in controller mode, the
+ * leader state is known; leader: this instance holds the Lease; events_dropped: Events given up
+ * under pressure. */
+struct kube_side_status {
+    bool configured;
+    bool connected;
+    bool synced;
+    bool leader;
+    unsigned long long events_dropped;
+};
+
+/* Fill *ret without blocking (any thread). k may be NULL: all false. */
+void kube_side_status(const struct kube_side *k, struct kube_side_status *ret);
+
 #endif

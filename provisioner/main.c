@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "csi.h"
+#include "httpd.h"
 #include "dir/dir.h"
 #include "kube_client.h"
 #include "kube_side.h"
@@ -50,6 +51,8 @@ struct options {
     int64_t max_volumes_per_node;
     int workers;
     struct kube_side_config kube;
+    const char *http_endpoint; /* borrowed from argv; NULL = no health endpoint */
+    struct httpd_addr http_addr;
     enum log_level log_level;
     enum log_format log_format;
 };
@@ -78,6 +81,8 @@ static void usage(FILE *f)
         "  --kube-api-qps N             client-side rate limit, requests/s (default 50)\n"
         "  --kube-api-burst N           client-side burst (default 100)\n"
         "  --leader-election-namespace NS  namespace of the controller's Lease\n"
+        "  --http-endpoint ADDR:PORT    serve /healthz, /readyz and /metrics over HTTP\n"
+        "                               (IPv4, [IPv6] or localhost; default: off)\n"
         "  --log-level LEVEL            debug, info, warn or error (default info)\n"
         "  --log-format FORMAT          text or json (default text)\n"
         "  --version                    print the version and exit\n"
@@ -159,6 +164,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         O_QPS,
         O_BURST,
         O_LEASE_NS,
+        O_HTTP,
         O_LEVEL,
         O_FORMAT,
         O_VERSION,
@@ -177,6 +183,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         {"kube-api-qps", required_argument, NULL, O_QPS},
         {"kube-api-burst", required_argument, NULL, O_BURST},
         {"leader-election-namespace", required_argument, NULL, O_LEASE_NS},
+        {"http-endpoint", required_argument, NULL, O_HTTP},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"log-format", required_argument, NULL, O_FORMAT},
         {"version", no_argument, NULL, O_VERSION},
@@ -269,6 +276,13 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
                 return bad_flag("--leader-election-namespace %s: not a valid namespace", optarg);
             o->kube.lease_namespace = optarg;
             break;
+        case O_HTTP: {
+            char why[128];
+            if (httpd_parse_addr(optarg, &o->http_addr, why, sizeof(why)) < 0)
+                return bad_flag("--http-endpoint %s: %s", optarg, why);
+            o->http_endpoint = optarg;
+            break;
+        }
         case O_LEVEL:
             if (log_parse_level(optarg, &o->log_level) < 0)
                 return bad_flag("--log-level %s: must be debug, info, warn or error", optarg);
@@ -413,6 +427,21 @@ int main(int argc, char **argv)
                  o.n_lvm_vgs, be_lvm_removed_count(b));
     }
 
+    struct httpd *http = NULL;
+    if (o.http_endpoint) {
+        struct httpd_config hc = {.addr = o.http_addr,
+                                  .text_addr = o.http_endpoint,
+                                  .svc = &svc,
+                                  .kube_wanted = kube_side_wanted(&o.kube)};
+        http = httpd_start(&hc);
+        if (!http) {
+            for (size_t i = 0; i < svc.n_backends; i++)
+                svc.backends[i]->ops->free(svc.backends[i]);
+            lock_table_free(svc.locks);
+            return 1;
+        }
+    }
+
     grpc_init();
     struct server_config cfg = {
         .endpoint = o.endpoint,
@@ -424,16 +453,20 @@ int main(int argc, char **argv)
     };
     struct server *srv = server_start(&cfg);
     if (!srv) {
+        httpd_stop(http);
         grpc_shutdown();
         for (size_t i = 0; i < svc.n_backends; i++)
             svc.backends[i]->ops->free(svc.backends[i]);
         lock_table_free(svc.locks);
         return 1;
     }
+    httpd_set_csi_up(http, true);
     struct kube_side *kube = NULL;
     if (kube_side_wanted(&o.kube)) {
         kube = kube_side_start(&o.kube, &svc);
+        httpd_set_kube(http, kube);
         if (!kube) {
+            httpd_stop(http);
             server_stop(srv, 1000);
             grpc_shutdown();
             for (size_t i = 0; i < svc.n_backends; i++)
@@ -452,6 +485,7 @@ int main(int argc, char **argv)
     } while (rc != 0);
     log_info("signal %d: shutting down", sig);
 
+    httpd_stop(http); /* first: it reads the Kubernetes side and the backends */
     kube_side_stop(kube);
     server_stop(srv, SHUTDOWN_GRACE_MS);
     grpc_shutdown();

@@ -26,6 +26,7 @@
 #include "kube_informer.h"
 #include "kube_queue.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 #include "util.h"
 
@@ -919,6 +920,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     }
     r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
                       claim);
+    metrics_claim_provisioned(uid);
     log_info("claim %s/%s: provisioned volume %s as PersistentVolume %s", ns, name, vol->volume_id,
              a->pvname);
     claim_event(p, claim, "Normal", "ProvisioningSucceeded", "Successfully provisioned volume %s",
@@ -1007,6 +1009,7 @@ static int sync_key(void *ud, const char *key)
     char ns[256], name[320];
     int r;
 
+    metrics_prov_queue_depth(kube_queue_len(p->queue));
     if (strncmp(key, "c:", 2) == 0) {
         const char *slash = strchr(key + 2, '/');
         if (!slash || (size_t)(slash - key - 2) >= sizeof(ns))
@@ -1035,10 +1038,13 @@ static void queue_obj(struct prov *p, char kind, const cJSON *obj)
         if (!ns)
             return;
         snprintf(key, sizeof(key), "c:%s/%s", ns, name);
+        if (!JSTR(obj, "spec", "volumeName"))
+            metrics_claim_seen(JSTR(obj, "metadata", "uid"));
     } else {
         snprintf(key, sizeof(key), "v:%s", name);
     }
     kube_queue_add(p->queue, key);
+    metrics_prov_queue_depth(kube_queue_len(p->queue));
 }
 
 static void claim_add(void *ud, const cJSON *obj)

@@ -33,6 +33,7 @@
 #include <grpc/support/time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pbcheck.h"
 #include "status.h"
 #include "util.h"
@@ -56,6 +57,7 @@ struct csi_call {
     grpc_byte_buffer *payload;  /* owned, request message */
     grpc_byte_buffer *reply;    /* owned, response message */
     int cancelled;              /* RECV_CLOSE_ON_SERVER result */
+    uint64_t arrived;           /* metrics_now() when the request came in */
     grpc_slice status_details;  /* owned */
     struct arena arena;
     char msg[512];         /* status message of a failing call */
@@ -181,6 +183,7 @@ static void send_reply(struct csi_call *c, grpc_status_code code, const char *me
     ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
     n++;
 
+    metrics_csi_call(c->m ? c->m->path : NULL, (int)code, c->arrived);
     /* From the release store on, the CQ thread may free c at any moment: touch nothing of it. */
     grpc_call *call = c->call;
     c->phase = PHASE_REPLY;
@@ -335,6 +338,7 @@ static void *cq_main(void *arg)
         pthread_mutex_lock(&s->mu);
         bool stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
+        c->arrived = metrics_now();
         if (!stopping && post_request(s, method_index(s, c)) < 0)
             log_error("grpc: could not re-post a request; capacity for this method drops");
         queue_push(s, c);
