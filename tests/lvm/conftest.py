@@ -6,6 +6,11 @@ lvm.conf (`global { activation = 0 }`, a filter that admits only our loop device
 commands work, /dev/<vg>/<lv> never appears. The daemon gets that environment and nothing
 else test-specific. The VG, PV, loop device and files are removed even when tests fail.
 
+With ORDINAL_LVM_DEVICE=/dev/X (set by tests/vm/lvm.sh inside the test VM, whose kernel has
+device-mapper) the group is made on that block device instead, with activation on and udev off
+(`activation { udev_sync = 0 udev_rules = 0 }`, what a node plugin container without udev
+needs): LVs get real device nodes and the node path runs for real (REAL_DM below).
+
 Environment (set by ctest): ORDINAL_SOURCE, ORDINAL_BUILD, ORDINAL_CSI, ORDINAL_SANITIZE.
 """
 
@@ -27,6 +32,8 @@ BINARY = os.environ.get("ORDINAL_CSI") or os.path.join(SOURCE, "build", "debug",
 SLOW = 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
 NODE_ID = "lvm-node"
 VG_SIZE = 20 << 30  # sparse; nothing is ever written to the LVs
+DEVICE = os.environ.get("ORDINAL_LVM_DEVICE") or None
+REAL_DM = DEVICE is not None and os.path.exists("/dev/mapper/control")
 
 sys.path.insert(0, os.path.join(SOURCE, "tests", "csi"))
 import csi_client  # noqa: E402
@@ -50,12 +57,18 @@ class VolumeGroup:
         self.img = os.path.join(self.dir, "pv.img")
         self.loop = None
         os.makedirs(self.conf_dir)
-        with open(self.img, "wb") as f:
-            f.truncate(VG_SIZE)
-        self.loop = subprocess.run(["losetup", "--show", "-f", self.img], check=True,
-                                   capture_output=True, text=True).stdout.strip()
+        self.own_loop = DEVICE is None
+        if DEVICE is None:
+            with open(self.img, "wb") as f:
+                f.truncate(VG_SIZE)
+            self.loop = subprocess.run(["losetup", "--show", "-f", self.img], check=True,
+                                       capture_output=True, text=True).stdout.strip()
+            activation = 'global { activation = 0 }\n'
+        else:
+            self.loop = DEVICE
+            activation = 'activation {\n  udev_sync = 0\n  udev_rules = 0\n}\n'
         with open(os.path.join(self.conf_dir, "lvm.conf"), "w") as f:
-            f.write('global { activation = 0 }\n'
+            f.write(activation +
                     'devices {\n'
                     '  filter = [ "a|^%s$|", "r|.*|" ]\n'
                     '  use_devicesfile = 0\n'
@@ -98,7 +111,7 @@ class VolumeGroup:
                 self.lvm("vgremove", "-f", "-y", self.name, check=False)
                 self.lvm("pvremove", "-y", "-ff", self.loop, check=False)
         finally:
-            if self.loop:
+            if self.loop and self.own_loop:
                 subprocess.run(["losetup", "-d", self.loop], capture_output=True)
             shutil.rmtree(self.dir, ignore_errors=True)
 

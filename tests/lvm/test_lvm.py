@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from conftest import BINARY, NODE_ID, Daemon, csi_client
+from conftest import BINARY, NODE_ID, REAL_DM, Daemon, csi_client
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -349,6 +349,7 @@ def test_killed_creates_leave_whole_volumes_or_none(daemon, pb, vg):
     assert vg.lvs() == {}
 
 
+@pytest.mark.skipif(REAL_DM, reason="device-mapper is here: tests/lvm/test_lvm_node.py runs the node path")
 def test_node_side_needs_device_mapper(csi, pb, vg, workdir):
     """Here no /dev/<vg>/<lv> can appear: the node RPCs say so instead of doing anything."""
     v = create(csi, pb, "n1", required=4 * MiB)
