@@ -840,8 +840,8 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     case PROV_OWNER_NEW:
         break;
     case PROV_OWNER_ADOPT:
-        log_info("claim %s/%s: volume %s of PersistentVolume %s, which is gone, is taken over", ns,
-                 name, store.id, store.name);
+        log_info("claim %s/%s: volume %s of PersistentVolume %s, which %s, is taken over", ns, name,
+                 store.id, store.name, orc == 0 ? "does not hold it" : "is gone");
         break;
     case PROV_OWNER_DONE:
         break;
@@ -864,6 +864,10 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                  : JSTR(owner, "metadata", "deletionTimestamp") ? "being deleted"
                  : JSTR(owner, "status", "phase")               ? JSTR(owner, "status", "phase")
                                                                 : "no phase");
+        claim_event(p, claim, "Normal", "WaitingForVolume",
+                    "volume %s of an earlier claim of this name is still held by "
+                    "PersistentVolume %s; waiting for it to be released",
+                    store.id, store.name);
         r = -EAGAIN; /* retried with backoff, and at once when that PV changes */
         break;
     }
