@@ -143,9 +143,14 @@ struct be_ops {
     void (*free)(struct backend *b);
 
     /* Create, or find the existing volume with the same key: returns 0 and the volume for
-     * "created" or "already there and compatible", -EEXIST when incompatible. */
+     * "created" or "already there and compatible", -EEXIST when incompatible. A volume
+     * returned for another name than the one that made or last took it changes owner: its
+     * name becomes req->name and its generation goes up by one (durably, before returning),
+     * so its id changes and every id issued before names nothing any more (lookup -ENOENT,
+     * remove 0 without deleting). The same name twice returns the same id. */
     int (*create)(struct backend *b, const struct be_create_req *req, struct be_volume *ret);
-    /* Remove the volume with that id; unknown id: 0. */
+    /* Remove the volume with that id; unknown id, or an id of an earlier generation: 0 and
+     * nothing removed. */
     int (*remove)(struct backend *b, const char *id);
     /* Find the volume with that id: 0, or -ENOENT (a malformed id is -ENOENT too). */
     int (*lookup)(struct backend *b, const char *id, struct be_volume *ret);
@@ -177,6 +182,10 @@ struct be_ops {
     /* Grow what lives on the volume mounted at path (filesystem) to the volume's size. */
     int (*node_expand)(struct backend *b, const char *volume_id, const char *path,
                        int64_t *ret_capacity);
+
+    /* The volume whose key is key ("<ns>/<claim>" or a plain name), in its current generation:
+     * 0, or -ENOENT. Lets the provisioner ask who owns a claim's store before CreateVolume. */
+    int (*lookup_key)(struct backend *b, const char *key, struct be_volume *ret);
 };
 
 struct backend {

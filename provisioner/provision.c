@@ -343,26 +343,43 @@ static int run_csi(struct prov *p, csi_handler_fn fn, const ProtobufCMessage *re
     return r;
 }
 
-/* The id of the volume whose key is key, from any backend: 0 or -ENOENT. */
-static int find_volume_by_key(struct prov *p, const char *key, char *id, size_t n)
+/*
+ * The store whose key is key, from any backend, as the backend has it now (current id and
+ * owner): 0, -ENOENT when no backend has one, or another error when a backend could not say
+ * (the caller must not act as if there were none).
+ */
+static int find_volume_by_key(struct prov *p, const char *key, struct be_volume *ret)
 {
     struct csi_service *svc = p->cfg.svc;
+    int err = -ENOENT;
 
     for (size_t i = 0; i < svc->n_backends; i++) {
         struct backend *be = svc->backends[i];
         struct be_volume_page page = {0};
+        int r;
 
-        if (be->ops->list(be, "", 0, &page) < 0)
+        if (be->ops->lookup_key) {
+            r = be->ops->lookup_key(be, key, ret);
+            if (r == 0)
+                return 0;
+            if (r != -ENOENT)
+                err = r;
             continue;
+        }
+        r = be->ops->list(be, "", 0, &page);
+        if (r < 0) {
+            err = r;
+            continue;
+        }
         for (size_t k = 0; k < page.n; k++)
             if (strcmp(page.items[k].key, key) == 0) {
-                snprintf(id, n, "%s", page.items[k].id);
+                *ret = page.items[k];
                 be_volume_page_free(&page);
                 return 0;
             }
         be_volume_page_free(&page);
     }
-    return -ENOENT;
+    return err;
 }
 
 static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_t msglen)
@@ -408,7 +425,8 @@ static const char *reclaim_policy(const cJSON *sc)
 static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, const char *ns,
                          const char *name, const char *uid)
 {
-    char pvname[320], key[BE_KEY_MAX + 1], id[BE_ID_MAX + 1], msg[512];
+    char pvname[320], key[BE_KEY_MAX + 1], msg[512];
+    struct be_volume vol;
     cJSON *pv = NULL;
     int r;
 
@@ -419,83 +437,54 @@ static int claim_cleanup(struct prov *p, const cJSON *claim, const cJSON *sc, co
         return r;
     if (r == -ENOENT && strcmp(reclaim_policy(sc), "Delete") == 0) {
         int n = snprintf(key, sizeof(key), "%s/%s", ns, name);
-        if (n > 0 && (size_t)n < sizeof(key) && find_volume_by_key(p, key, id, sizeof(id)) == 0) {
-            r = delete_volume(p, id, msg, sizeof(msg));
+        if (n <= 0 || (size_t)n >= sizeof(key))
+            return -EINVAL;
+        r = find_volume_by_key(p, key, &vol);
+        if (r < 0 && r != -ENOENT)
+            return r; /* cannot tell whose it is: keep the finalizer, retry */
+        /* Only a store this claim's CreateVolume made or took over is its to delete: one of
+         * the same key owned by another PV (an earlier claim's) is never touched. */
+        if (r == 0 && strcmp(vol.name, pvname) == 0) {
+            r = delete_volume(p, vol.id, msg, sizeof(msg));
             if (r < 0) {
                 log_warn("claim %s/%s deleted during provisioning: deleting volume %s: %s", ns,
-                         name, id, msg);
+                         name, vol.id, msg);
                 return r;
             }
-            log_info("claim %s/%s deleted during provisioning: volume %s deleted", ns, name, id);
+            log_info("claim %s/%s deleted during provisioning: volume %s deleted", ns, name,
+                     vol.id);
         }
     }
     return set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
                          claim);
 }
 
-struct key_match {
-    struct prov *p;
-    const char *key;    /* "<ns>/<claim>" */
-    const char *pvname; /* the claim's own PV, not a holder */
-};
-
-/* A PV of ours, other than the claim's own, whose volume has this key. Runs under the PV store's
- * mutex, so it only reads the object (no backend call: an LVM lookup runs lvm). */
-static bool holds_key(const cJSON *pv, void *ud)
+enum prov_owner prov_owner_decide(const char *driver, const char *pvname, const char *uid,
+                                  const char *store_owner, const char *store_id, int owner_rc,
+                                  const cJSON *owner_pv)
 {
-    const struct key_match *m = ud;
-    const char *drv = JSTR(pv, "spec", "csi", "driver");
-    const char *key = JSTR(pv, "spec", "csi", "volumeAttributes", CSI_CTX_KEY);
-    const char *name = JSTR(pv, "metadata", "name");
+    const char *phase, *policy, *ref_uid, *drv, *handle;
 
-    return drv && key && name && JSTR(pv, "spec", "csi", "volumeHandle") &&
-           strcmp(drv, m->p->cfg.svc->driver_name) == 0 && strcmp(key, m->key) == 0 &&
-           strcmp(name, m->pvname) != 0;
-}
-
-/* Whether the PV's volume lives on this node. */
-static bool volume_is_here(struct prov *p, const cJSON *pv)
-{
-    const char *handle = JSTR(pv, "spec", "csi", "volumeHandle");
-    struct backend *be = handle ? csi_backend_for_id(p->cfg.svc, handle) : NULL;
-    struct be_volume v;
-
-    return be && be->ops->lookup(be, handle, &v) == 0;
-}
-
-/*
- * Another PV of this node whose volume carries the claim's key: the volume of an earlier claim
- * of the same name (owned by the caller), or NULL. Candidates come from the cache; the one
- * returned is read afresh, since its phase decides what happens next.
- */
-static cJSON *find_key_holder(struct prov *p, const char *key, const char *pvname)
-{
-    struct key_match m = {.p = p, .key = key, .pvname = pvname};
-    cJSON *all, *e, *found = NULL;
-
-    found = kube_informer_find(p->pvs, holds_key, &m);
-    if (found && !volume_is_here(p, found)) {
-        /* another node's volume of the same key (a claim that moved): look at every one */
-        cJSON_Delete(found);
-        found = NULL;
-        all = kube_informer_list(p->pvs);
-        cJSON_ArrayForEach(e, all) if (holds_key(e, &m) && volume_is_here(p, e))
-        {
-            found = cJSON_Duplicate(e, true);
-            break;
-        }
-        cJSON_Delete(all);
-    }
-    if (found) {
-        cJSON *live = NULL;
-        int r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL,
-                         JSTR(found, "metadata", "name"), &live, NULL);
-        cJSON_Delete(found);
-        found = r == 0 ? live : NULL;
-        if (r < 0 && r != -ENOENT)
-            return cJSON_CreateNull(); /* unknown: the caller waits */
-    }
-    return found;
+    if (!store_owner || strcmp(store_owner, pvname) == 0)
+        return PROV_OWNER_NEW; /* no store, or the claim's own (a retry after a crash) */
+    if (owner_rc == -ENOENT)
+        return PROV_OWNER_ADOPT; /* its PV is gone: an orphan */
+    if (owner_rc < 0 || !owner_pv)
+        return PROV_OWNER_WAIT; /* cannot tell: never guess about someone else's data */
+    drv = JSTR(owner_pv, "spec", "csi", "driver");
+    handle = JSTR(owner_pv, "spec", "csi", "volumeHandle");
+    if (!drv || !handle || strcmp(drv, driver) != 0 || strcmp(handle, store_id) != 0)
+        return PROV_OWNER_ADOPT; /* a PV of that name that does not hold this store */
+    ref_uid = JSTR(owner_pv, "spec", "claimRef", "uid");
+    if (ref_uid && uid && strcmp(ref_uid, uid) == 0)
+        return PROV_OWNER_DONE; /* re-adopted for this claim already: the binder finishes */
+    phase = JSTR(owner_pv, "status", "phase");
+    policy = JSTR(owner_pv, "spec", "persistentVolumeReclaimPolicy");
+    if (phase && policy && strcmp(phase, "Released") == 0 && strcmp(policy, "Retain") == 0 &&
+        !JGET(owner_pv, "metadata", "deletionTimestamp"))
+        return PROV_OWNER_READOPT;
+    /* bound, being released (Delete), being deleted, or not yet marked Released */
+    return PROV_OWNER_WAIT;
 }
 
 struct claimref_edit {
@@ -823,43 +812,69 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     if (r != -ENOENT)
         goto out;
 
-    /* The volume of an earlier claim with this name, still held by its PV: a retained one is
-     * given back; one being released (or not yet marked Released) is waited for, so that one
-     * volume never has two PVs and a volume being deleted is never handed out. */
+    /* Who owns the store this claim's key names, decided by the store itself and a fresh read of
+     * its owner PV, never by the cache (a lagging PV watch must not make a second PV for a
+     * store, nor hand out one being deleted): a retained one is given back, one still held is
+     * waited for, an orphan (its PV gone) is taken over by CreateVolume. */
     char key[BE_KEY_MAX + 1];
+    struct be_volume store;
+    cJSON *owner = NULL;
+    int orc = -ENOENT;
     if (snprintf(key, sizeof(key), "%s/%s", ns, name) >= (int)sizeof(key))
         goto out;
-    cJSON *holder = find_key_holder(p, key, pvname);
-    if (holder) {
-        const char *hname = JSTR(holder, "metadata", "name");
-        const char *phase = JSTR(holder, "status", "phase");
-        const char *policy = JSTR(holder, "spec", "persistentVolumeReclaimPolicy");
-        bool retained = hname && phase && policy && strcmp(phase, "Released") == 0 &&
-                        strcmp(policy, "Retain") == 0 &&
-                        !JGET(holder, "metadata", "deletionTimestamp");
-
-        const char *ref_uid = JSTR(holder, "spec", "claimRef", "uid");
-        if (ref_uid && strcmp(ref_uid, uid) == 0) {
-            r = 0; /* already re-adopted for this claim: the binder finishes */
-        } else if (retained) {
-            struct claimref_edit ce = {.claim = claim};
-            r = kube_update_retry_from(p->cfg.client, &kube_persistentvolumes, NULL, hname, NULL,
-                                       holder, edit_claimref, &ce, NULL, NULL);
-            if (r == 0) {
-                log_info("claim %s/%s: re-adopted retained volume %s", ns, name, hname);
-                claim_event(p, claim, "Normal", "ProvisioningSucceeded",
-                            "Re-adopted retained volume %s (PersistentVolume %s)",
-                            JSTR(holder, "spec", "csi", "volumeHandle"), hname);
-            }
-        } else {
-            log_info("claim %s/%s: its volume is still held by PersistentVolume %s (%s); "
-                     "waiting",
-                     ns, name, hname ? hname : "?", phase ? phase : "unknown");
-            r = -EAGAIN; /* retried with backoff */
-        }
-        cJSON_Delete(holder);
+    be_error_clear();
+    r = find_volume_by_key(p, key, &store);
+    if (r < 0 && r != -ENOENT) {
+        log_warn("claim %s/%s: cannot tell whether volume key %s exists: %s", ns, name, key,
+                 be_last_error()[0] ? be_last_error() : strerror(-r));
         goto out;
     }
+    bool have = r == 0;
+    if (have && strcmp(store.name, pvname) != 0)
+        orc = kube_name_valid(store.name)
+                  ? kube_get(p->cfg.client, &kube_persistentvolumes, NULL, store.name, &owner, NULL)
+                  : -ENOENT; /* no PV can have that name */
+    r = 0;
+    enum prov_owner verdict = prov_owner_decide(
+        svc->driver_name, pvname, uid, have ? store.name : NULL, have ? store.id : "", orc, owner);
+    switch (verdict) {
+    case PROV_OWNER_NEW:
+        break;
+    case PROV_OWNER_ADOPT:
+        log_info("claim %s/%s: volume %s of PersistentVolume %s, which %s, is taken over", ns, name,
+                 store.id, store.name, orc == 0 ? "does not hold it" : "is gone");
+        break;
+    case PROV_OWNER_DONE:
+        break;
+    case PROV_OWNER_READOPT: {
+        struct claimref_edit ce = {.claim = claim};
+        r = kube_update_retry_from(p->cfg.client, &kube_persistentvolumes, NULL, store.name, NULL,
+                                   owner, edit_claimref, &ce, NULL, NULL);
+        if (r == 0) {
+            log_info("claim %s/%s: re-adopted retained volume %s", ns, name, store.name);
+            claim_event(p, claim, "Normal", "ProvisioningSucceeded",
+                        "Re-adopted retained volume %s (PersistentVolume %s)", store.id,
+                        store.name);
+        }
+        break;
+    }
+    case PROV_OWNER_WAIT:
+        log_info("claim %s/%s: its volume %s is still held by PersistentVolume %s (%s); waiting",
+                 ns, name, store.id, store.name,
+                 orc < 0                                        ? strerror(-orc)
+                 : JSTR(owner, "metadata", "deletionTimestamp") ? "being deleted"
+                 : JSTR(owner, "status", "phase")               ? JSTR(owner, "status", "phase")
+                                                                : "no phase");
+        claim_event(p, claim, "Normal", "WaitingForVolume",
+                    "volume %s of an earlier claim of this name is still held by "
+                    "PersistentVolume %s; waiting for it to be released",
+                    store.id, store.name);
+        r = -EAGAIN; /* retried with backoff, and at once when that PV changes */
+        break;
+    }
+    cJSON_Delete(owner);
+    if (verdict != PROV_OWNER_NEW && verdict != PROV_OWNER_ADOPT)
+        goto out;
 
     /* Leak protection: the claim cannot vanish while its volume is being made. */
     r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true, claim);
@@ -977,14 +992,38 @@ static int sync_pv(struct prov *p, const char *name)
         goto out;
     }
     if (phase && strcmp(phase, "Released") == 0) {
+        struct backend *be = csi_backend_for_id(svc, handle);
+        struct be_volume vol;
+
         if (JGET(pv, "metadata", "deletionTimestamp") && !has_finalizer(pv, PROV_PV_FINALIZER))
             goto out; /* done already; the API server removes it */
-        r = delete_volume(p, handle, msg, sizeof(msg));
-        if (r < 0) {
-            log_warn("PersistentVolume %s released: DeleteVolume %s: %s", name, handle, msg);
-            goto out;
+        /* The store goes only when this PV owns it. A stale id (an earlier generation) names
+         * nothing and DeleteVolume is a no-op by itself; this also spares a store that another
+         * PV took over under an id without a generation (two PVs made by older versions). */
+        r = be ? be->ops->lookup(be, handle, &vol) : -ENOENT;
+        if (r < 0 && r != -ENOENT) {
+            log_warn("PersistentVolume %s released: looking up volume %s: %s", name, handle,
+                     be_last_error()[0] ? be_last_error() : strerror(-r));
+            goto out; /* cannot tell: retry rather than drop the PV over a live store */
         }
-        log_info("PersistentVolume %s released (policy Delete): volume %s deleted", name, handle);
+        if (r == -ENOENT) {
+            log_info("PersistentVolume %s released (policy Delete): volume %s is gone already "
+                     "or was taken over by a later PersistentVolume",
+                     name, handle);
+        } else if (strcmp(vol.name, name) != 0) {
+            log_warn("PersistentVolume %s released (policy Delete): volume %s %s%s; it is kept",
+                     name, handle,
+                     vol.name[0] ? "belongs to PersistentVolume " : "has no readable owner",
+                     vol.name);
+        } else {
+            r = delete_volume(p, handle, msg, sizeof(msg));
+            if (r < 0) {
+                log_warn("PersistentVolume %s released: DeleteVolume %s: %s", name, handle, msg);
+                goto out;
+            }
+            log_info("PersistentVolume %s released (policy Delete): volume %s deleted", name,
+                     handle);
+        }
         if (!JGET(pv, "metadata", "deletionTimestamp")) {
             r = kube_delete(p->cfg.client, &kube_persistentvolumes, NULL, name, NULL, NULL, NULL);
             if (r < 0 && r != -ENOENT)

@@ -47,6 +47,28 @@ struct prov *prov_start(const struct prov_config *cfg);
 /* Stop everything and free. The client must still be usable (shut it down after). */
 void prov_stop(struct prov *p);
 
+/* What a claim's provisioning does about the store its key names on this node. */
+enum prov_owner {
+    PROV_OWNER_NEW,     /* no store, or the claim's own (made by its CreateVolume): CreateVolume */
+    PROV_OWNER_ADOPT,   /* the store's owner PV is gone: CreateVolume takes it over */
+    PROV_OWNER_READOPT, /* the owner PV is Released with Retain: point its claimRef here */
+    PROV_OWNER_DONE,    /* the owner PV names this claim already: the PV binder finishes */
+    PROV_OWNER_WAIT,    /* the owner PV holds the store (bound, being released or deleted), or
+                         * it could not be read: wait and look again */
+};
+
+/*
+ * The ownership decision, pure. store_owner is the owner the backend records for the store of
+ * the claim's key (the CSI name of the CreateVolume that made or last took it, i.e. its PV's
+ * name), NULL when there is no store; store_id its current id. owner_rc and owner_pv are the
+ * result of reading PV store_owner live (0 and the PV, -ENOENT, or another error); pvname and
+ * uid are the claim's own PV name and uid, driver our driver name. A PV "holds" the store when
+ * its spec.csi names our driver and the store's current id.
+ */
+enum prov_owner prov_owner_decide(const char *driver, const char *pvname, const char *uid,
+                                  const char *store_owner, const char *store_id, int owner_rc,
+                                  const cJSON *owner_pv);
+
 /*
  * Parse a Kubernetes quantity ("10Gi", "500M", "1.5Gi", "1e9", "1000") into bytes, rounded up
  * to a whole byte. 0, or -EINVAL for anything malformed, negative or over INT64_MAX.

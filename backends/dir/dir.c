@@ -17,9 +17,19 @@
  * "." or "..". Anything else is -EINVAL before anything is created.
  *
  * Ids: "dir:<ns>/<claim>" or "dir:_/<name>" when at most 128 bytes, else "dir:#<sha256 hex of
- * the relative path>"; snapshots "dir:@<name>" or "dir:@#<sha256 hex of name>". The id is a
- * function of the location, so a scan rebuilds the index even when a meta file is damaged; it
- * is also written into the meta file and checked against the location on a scan.
+ * the relative path>"; snapshots "dir:@<name>" or "dir:@#<sha256 hex of name>". This
+ * generation-0 id is a function of the location, so a scan rebuilds the index even when a meta
+ * file is damaged; it is also written into the meta file and checked against the location on a
+ * scan, and it is the key of the index.
+ *
+ * Ownership: the meta file records the CSI name of the CreateVolume that made the volume or
+ * last took it over ("name", the PV name for Kubernetes) and a generation ("generation",
+ * absent = 0), bumped in the same atomic meta write whenever a CreateVolume with another name
+ * hands the existing volume to a new owner. From generation 1 on the issued id carries it:
+ * "<generation-0 id>/<gen>" ('/' is the one printable byte a name cannot hold, so no id of one
+ * volume reads as an id of another; a readable id that would outgrow 128 bytes switches to the
+ * hash form). Every slot that takes an id answers an id of an older generation as an unknown
+ * volume: a DeleteVolume sent for a PV that no longer owns the volume deletes nothing.
  *
  * Meta files are "k=v" lines after "version=1", written atomically (fsutil); unknown keys are
  * ignored, a missing or garbled required field makes the entry "damaged": it stays indexed so
@@ -161,6 +171,60 @@ void dir__vol_id(const char *rel, char ret[BE_ID_MAX + 1])
     snprintf(ret, BE_ID_MAX + 1, "dir:#%s", hex);
 }
 
+void dir__vol_id_gen(const char *rel, uint64_t gen, char ret[BE_ID_MAX + 1])
+{
+    char hex[65], sfx[24] = "";
+
+    if (gen == 0) {
+        dir__vol_id(rel, ret);
+        return;
+    }
+    snprintf(sfx, sizeof(sfx), "/%llu", (unsigned long long)gen);
+    if (strlen("dir:") + strlen(rel) + strlen(sfx) <= BE_ID_MAX) {
+        snprintf(ret, BE_ID_MAX + 1, "dir:%s%s", rel, sfx);
+        return;
+    }
+    fsu_sha256_hex(rel, strlen(rel), hex);
+    snprintf(ret, BE_ID_MAX + 1, "dir:#%s%s", hex, sfx);
+}
+
+/* A generation as the ids write it: decimal, no sign, no leading zero, >= 1. */
+static bool parse_gen(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+
+    if (!s || *s < '1' || *s > '9' || strlen(s) > 19)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *ret = v;
+    return true;
+}
+
+void dir__id_split(const char *id, char base[BE_ID_MAX + 1], uint64_t *ret_gen)
+{
+    const char *last = id ? strrchr(id, '/') : NULL;
+    size_t n = last ? (size_t)(last - id) : 0;
+    uint64_t gen;
+
+    *ret_gen = 0;
+    snprintf(base, BE_ID_MAX + 1, "%s", id ? id : "");
+    if (!last || strncmp(id, "dir:", 4) != 0 || !parse_gen(last + 1, &gen) || n > BE_ID_MAX)
+        return;
+    /* What precedes must be a whole generation-0 id: "dir:#<hex>" (no '/') or "dir:<a>/<b>"
+     * (exactly one '/'). "dir:_/7" is the plain name "7", not generation 7 of "dir:_". */
+    if (strncmp(id, "dir:#", 5) == 0
+            ? memchr(id, '/', n) != NULL
+            : memchr(id, '/', n) == NULL || memchr(id, '/', n) != memrchr(id, '/', n))
+        return;
+    memcpy(base, id, n);
+    base[n] = '\0';
+    *ret_gen = gen;
+}
+
 void dir__snap_id(const char *name, char ret[BE_ID_MAX + 1])
 {
     char hex[65];
@@ -276,6 +340,7 @@ static struct dir_vol *vol_new(const char *id, const char *key, const char *name
 
     if (!v)
         return NULL;
+    snprintf(v->full_id, sizeof(v->full_id), "%s", id); /* generation 0 */
     p = v->id;
     memcpy(p, id, li);
     p += li;
@@ -297,6 +362,8 @@ static struct dir_vol *vol_dup(const struct dir_vol *o, const char *name, int64_
         return NULL;
     v->capacity = capacity;
     v->created = o->created;
+    v->gen = o->gen;
+    memcpy(v->full_id, o->full_id, sizeof(v->full_id));
     v->source_kind = o->source_kind;
     v->key_is_claim = o->key_is_claim;
     v->damaged = o->damaged;
@@ -320,10 +387,11 @@ static int vol_meta_write(const char *vol_path, const struct dir_vol *v)
     if (r < 0)
         return r;
     n = snprintf(buf, sizeof(buf),
-                 "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ncapacity=%lld\n"
-                 "access=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n",
-                 v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (long long)v->capacity,
-                 source_kind_str(v->source_kind), v->source_id, (long long)v->created);
+                 "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
+                 "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n",
+                 v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
+                 (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
+                 (long long)v->created);
     if (n < 0 || (size_t)n >= sizeof(buf))
         return be_error(-ENAMETOOLONG, "metadata of volume %s too long", v->id);
     return fsu_write_atomic(path, buf, (size_t)n, 0600);
@@ -351,6 +419,10 @@ static const char *vol_meta_check(const struct dir__kv *kv, size_t n, const char
     if (!dir__valid_plain_name(s))
         return "metadata: name missing or invalid";
     *ret_name = s;
+    /* absent in volumes made before generations existed: generation 0 */
+    s = dir__meta_get(kv, n, "generation");
+    if (s && strcmp(s, "0") != 0 && !parse_gen(s, &v->gen))
+        return "metadata: generation invalid";
     s = dir__meta_get(kv, n, "capacity");
     if (!dir__parse_i64(s, 0, &x))
         return "metadata: capacity missing or invalid";
@@ -410,12 +482,14 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
         return NULL;
     v->key_is_claim = key_is_claim;
     if (reason) {
-        v->damaged = true;
+        v->damaged = true; /* generation unknown: reachable by its generation-0 id only */
     } else {
         v->capacity = tmp.capacity;
         v->created = tmp.created;
         v->source_kind = tmp.source_kind;
+        v->gen = tmp.gen;
     }
+    dir__vol_id_gen(rel, v->gen, v->full_id);
     return v;
 }
 
@@ -435,11 +509,33 @@ static size_t vol_lower_bound(const struct dir_backend *d, const char *id)
     return lo;
 }
 
+/* The entry whose generation-0 id is base, whatever its generation. */
+static struct dir_vol *vol_find_base(struct dir_backend *d, const char *base)
+{
+    size_t i = vol_lower_bound(d, base);
+
+    return i < d->n_vols && strcmp(d->vols[i]->id, base) == 0 ? d->vols[i] : NULL;
+}
+
 struct dir_vol *dir__vol_find(struct dir_backend *d, const char *id)
 {
-    size_t i = vol_lower_bound(d, id);
+    char base[BE_ID_MAX + 1];
+    struct dir_vol *v;
+    uint64_t gen;
 
-    return i < d->n_vols && strcmp(d->vols[i]->id, id) == 0 ? d->vols[i] : NULL;
+    if (!id)
+        return NULL;
+    dir__id_split(id, base, &gen);
+    v = vol_find_base(d, base);
+    if (v)
+        return strcmp(v->full_id, id) == 0 ? v : NULL;
+    /* A readable generation-0 id that outgrew 128 bytes with its generation is issued in the
+     * hash form: rare, so a scan of the entries that took another generation. */
+    if (gen > 0 && strncmp(base, "dir:#", 5) == 0)
+        for (size_t i = 0; i < d->n_vols; i++)
+            if (d->vols[i]->gen == gen && strcmp(d->vols[i]->full_id, id) == 0)
+                return d->vols[i];
+    return NULL;
 }
 
 /* Insert v (taking it) or replace the entry with its id (freeing the old one). */
@@ -490,7 +586,7 @@ void dir__vol_to_be(const struct dir_backend *d, const struct dir_vol *v, struct
 {
     (void)d;
     memset(ret, 0, sizeof(*ret));
-    snprintf(ret->id, sizeof(ret->id), "%s", v->id);
+    snprintf(ret->id, sizeof(ret->id), "%s", v->full_id);
     snprintf(ret->key, sizeof(ret->key), "%s", v->key);
     snprintf(ret->name, sizeof(ret->name), "%s", v->name);
     ret->capacity_bytes = v->capacity;
@@ -613,7 +709,7 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
                            struct be_volume *ex, struct be_volume *ret)
 {
     const char *src = req->source_kind == BE_SOURCE_NONE ? "" : req->source_id;
-    char path[PATH_MAX];
+    char path[PATH_MAX], new_id[BE_ID_MAX + 1];
     struct dir_vol *v, *nv = NULL;
     int r;
 
@@ -629,7 +725,9 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
                         "incompatible with the request",
                         ex->id, ex->key, (long long)ex->capacity_bytes, ex->source_id);
     if (strcmp(ex->name, req->name) != 0) {
-        /* Re-adoption of a retained volume by a new claim with the same key. */
+        /* Another name takes the volume over (a claim that comes back under the same key):
+         * the new owner and the next generation go into one atomic meta write, so the ids
+         * issued to earlier owners name nothing from now on. */
         pthread_mutex_lock(&d->lock);
         v = dir__vol_find(d, ex->id);
         if (v)
@@ -642,6 +740,8 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
         r = dir__vol_rel(nv->key, nv->key_is_claim, path, sizeof(path));
         if (r == 0) {
             char vp[PATH_MAX];
+            nv->gen++;
+            dir__vol_id_gen(path, nv->gen, nv->full_id);
             r = dir__path(vp, sizeof(vp), "%s/%s", d->root, path);
             if (r == 0)
                 r = vol_meta_write(vp, nv);
@@ -650,6 +750,7 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
             free(nv);
             return r;
         }
+        snprintf(new_id, sizeof(new_id), "%s", nv->full_id);
         pthread_mutex_lock(&d->lock);
         r = vol_insert(d, nv);
         pthread_mutex_unlock(&d->lock);
@@ -658,6 +759,7 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
             return r;
         }
         snprintf(ex->name, sizeof(ex->name), "%s", req->name);
+        snprintf(ex->id, sizeof(ex->id), "%s", new_id);
     }
     *ret = *ex;
     return 0;
@@ -751,7 +853,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     dir__vol_id(rel, id);
 
     pthread_mutex_lock(&d->lock);
-    v = dir__vol_find(d, id);
+    v = vol_find_base(d, id);
     found = v != NULL;
     if (found)
         dir__vol_to_be(d, v, &ex);
@@ -832,7 +934,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     if (r < 0)
         return r;
     pthread_mutex_lock(&d->lock);
-    v = dir__vol_find(d, id);
+    v = vol_find_base(d, id);
     if (v)
         dir__vol_to_be(d, v, ret);
     pthread_mutex_unlock(&d->lock);
@@ -892,7 +994,7 @@ static int dir_remove(struct backend *b, const char *id)
 {
     struct dir_backend *d = dir__of(b);
     char key[BE_KEY_MAX + 1], rel[PATH_MAX], path[PATH_MAX], data[PATH_MAX], trash[PATH_MAX];
-    char parent[PATH_MAX], hex[17];
+    char parent[PATH_MAX], hex[17], base[BE_ID_MAX + 1];
     struct dir_vol *v;
     bool claim = false;
     int r;
@@ -903,11 +1005,12 @@ static int dir_remove(struct backend *b, const char *id)
     v = dir__vol_find(d, id);
     if (v) {
         snprintf(key, sizeof(key), "%s", v->key);
+        snprintf(base, sizeof(base), "%s", v->id);
         claim = v->key_is_claim;
     }
     pthread_mutex_unlock(&d->lock);
     if (!v)
-        return 0;
+        return 0; /* unknown, gone, or an id of an earlier owner: nothing of it to delete */
     r = dir__vol_rel(key, claim, rel, sizeof(rel));
     if (r == 0)
         r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
@@ -927,10 +1030,16 @@ static int dir_remove(struct backend *b, const char *id)
         return r;
 
     pthread_mutex_lock(&d->lock);
+    /* The caller's key lock keeps owners from changing meanwhile; checked again all the same,
+     * since a removal by a stale id is the one mistake that loses a live claim's data. */
+    if (!dir__vol_find(d, id)) {
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
     if (renameat2(AT_FDCWD, path, AT_FDCWD, trash, RENAME_NOREPLACE) < 0 && errno != ENOENT)
         r = be_error(-errno, "cannot move %s to %s: %s", path, trash, strerror(errno));
     if (r == 0)
-        vol_erase(d, id);
+        vol_erase(d, base);
     pthread_mutex_unlock(&d->lock);
     if (r < 0)
         return r;
@@ -958,6 +1067,28 @@ static int dir_lookup(struct backend *b, const char *id, struct be_volume *ret)
     return dir__vol_get(dir__of(b), id, ret, NULL, 0);
 }
 
+static int dir_lookup_key(struct backend *b, const char *key, struct be_volume *ret)
+{
+    struct dir_backend *d = dir__of(b);
+    char rel[PATH_MAX], base[BE_ID_MAX + 1];
+    struct dir_vol *v;
+    bool claim = key && strchr(key, '/') != NULL; /* plain names never hold '/' */
+
+    if (!key || (claim ? !dir__valid_claim_key(key) : !dir__valid_plain_name(key)) ||
+        dir__vol_rel(key, claim, rel, sizeof(rel)) < 0)
+        return -ENOENT;
+    dir__vol_id(rel, base);
+    pthread_mutex_lock(&d->lock);
+    v = vol_find_base(d, base);
+    if (v)
+        dir__vol_to_be(d, v, ret);
+    pthread_mutex_unlock(&d->lock);
+    if (!v)
+        return -ENOENT;
+    vol_condition(d, ret);
+    return 0;
+}
+
 static int dir_list(struct backend *b, const char *after, size_t max, struct be_volume_page *ret)
 {
     struct dir_backend *d = dir__of(b);
@@ -966,9 +1097,18 @@ static int dir_list(struct backend *b, const char *after, size_t max, struct be_
     bool more;
 
     pthread_mutex_lock(&d->lock);
-    start = after && *after ? vol_lower_bound(d, after) : 0;
-    if (start < d->n_vols && after && strcmp(d->vols[start]->id, after) == 0)
-        start++;
+    start = 0;
+    if (after && *after) {
+        /* The index is sorted by generation-0 id; the token is an issued id. */
+        struct dir_vol *at = dir__vol_find(d, after);
+        char base[BE_ID_MAX + 1];
+        uint64_t gen;
+
+        dir__id_split(after, base, &gen);
+        start = vol_lower_bound(d, at ? at->id : base);
+        if (start < d->n_vols && strcmp(d->vols[start]->id, at ? at->id : base) == 0)
+            start++;
+    }
     n = d->n_vols - start;
     if (max > 0 && n > max)
         n = max;
@@ -1319,6 +1459,7 @@ static const struct be_ops dir_ops = {
     .unpublish = dir__unpublish,
     .stats = dir__stats,
     .node_expand = dir__node_expand,
+    .lookup_key = dir_lookup_key,
 };
 
 struct backend *be_dir_new(const char *root, const char *node_id)

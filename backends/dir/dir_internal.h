@@ -26,14 +26,16 @@
 struct dir_vol {
     int64_t capacity;
     int64_t created;
-    uint8_t source_kind; /* enum be_source_kind */
+    uint64_t gen; /* generation: bumped each time a CreateVolume hands the volume to a new name */
+    char full_id[BE_ID_MAX + 1]; /* the id issued: id[] (the generation-0 id) plus "/<gen>" */
+    uint8_t source_kind;         /* enum be_source_kind */
     bool key_is_claim;
     bool damaged;          /* meta missing or garbled: only id/key/condition are meaningful */
     const char *key;       /* into id[] */
     const char *name;      /* into id[] */
     const char *source_id; /* into id[] */
     const char *condition; /* into id[]: why damaged, "" otherwise */
-    char id[];             /* id, then the strings above */
+    char id[];             /* generation-0 id (the index key), then the strings above */
 };
 
 /* A snapshot in the index, same shape. */
@@ -73,6 +75,12 @@ bool dir__valid_claim_key(const char *s);
 /* Path of a volume's directory relative to root: the key, or "_/<key>" for a plain name. */
 int dir__vol_rel(const char *key, bool key_is_claim, char *ret, size_t cap);
 void dir__vol_id(const char *rel, char ret[BE_ID_MAX + 1]);
+/* The id of the volume at rel in generation gen: dir__vol_id() for 0, else "dir:<rel>/<gen>",
+ * or "dir:#<sha256 hex of rel>/<gen>" when that is over 128 bytes. */
+void dir__vol_id_gen(const char *rel, uint64_t gen, char ret[BE_ID_MAX + 1]);
+/* Split an id into its generation-0 id and generation: an id carries a generation only as a
+ * last "/<decimal >= 1>" after a complete generation-0 id; anything else is generation 0. */
+void dir__id_split(const char *id, char base[BE_ID_MAX + 1], uint64_t *ret_gen);
 void dir__snap_id(const char *name, char ret[BE_ID_MAX + 1]);
 /* snprintf into ret (cap bytes); -ENAMETOOLONG on truncation. */
 int dir__path(char *ret, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -90,6 +98,8 @@ bool dir__parse_i64(const char *s, int64_t min, int64_t *ret);
 void dir__remove_meta_temps(const char *dir, const char *meta);
 
 /* ---- volume index (dir.c); call with lock held ---- */
+/* The entry an issued id names: NULL when there is none or the id's generation is not the
+ * volume's current one (a stale id of an earlier owner names nothing). */
 struct dir_vol *dir__vol_find(struct dir_backend *d, const char *id);
 /* Copy an index entry to an out-struct, adding the current condition of its data dir. */
 void dir__vol_to_be(const struct dir_backend *d, const struct dir_vol *v, struct be_volume *ret);

@@ -8,8 +8,15 @@
  * asks lvm (`lvs`/`vgs --reportformat json`) for the current truth, so a restart, or an LV
  * changed by hand, needs no reconciliation of a private index.
  *
- * Ids: "lvm:<vg>/<lv>" (at most 4 + 32 + 1 + 64 bytes < 128). The LV name depends only on the
- * key, so CreateVolume finds an existing volume for the key in any allowed group.
+ * Ids: "lvm:<vg>/<lv>" (at most 4 + 32 + 1 + 64 bytes < 128), with "/<gen>" once the LV has
+ * changed owner (at most 20 bytes more). The LV name depends only on the key, so CreateVolume
+ * finds an existing volume for the key in any allowed group.
+ *
+ * Ownership: the name tag is the CSI name of the CreateVolume that made or last took the LV
+ * (the PV name for Kubernetes); a CreateVolume with another name swaps the name tag and bumps
+ * the gen tag in one lvchange (one metadata commit) before it answers, and every slot that
+ * takes an id answers an id of an older generation as an unknown volume: a DeleteVolume for a
+ * PV that no longer owns the LV removes nothing.
  *
  * Crash safety: lvcreate writes the LV and all its tags in one metadata commit, so after a
  * kill -9 LVM holds the LV whole (tags included) or not at all. Anything that fails after
@@ -361,7 +368,8 @@ int lvm__activate(struct lvm_backend *l, const char *vg, const char *lv)
 static void lv_to_be(const struct lvm__lv *lv, struct be_volume *ret)
 {
     memset(ret, 0, sizeof(*ret));
-    lvm__vol_id(lv->vg, lv->name, ret->id);
+    /* damaged tags: generation unknown, reachable by the generation-0 id only */
+    lvm__vol_id(lv->vg, lv->name, lv->tags_rc == 0 ? lv->meta.gen : 0, ret->id);
     ret->capacity_bytes = lv->size;
     ret->source_kind = BE_SOURCE_NONE;
     if (lv->tags_rc == 0) {
@@ -401,17 +409,23 @@ int lvm__lookup(struct lvm_backend *l, const char *id, struct be_volume *ret,
                 struct lvm__lv *ret_lv)
 {
     char vg[LVM_LV_NAME_MAX + 1], lv[LVM_LV_NAME_MAX + 1];
+    struct be_volume v;
     struct lvm__lv x;
+    int64_t gen;
     int r;
 
-    if (lvm__parse_id(id, vg, lv) < 0 || !allowed_vg(l, vg))
+    if (lvm__parse_id(id, vg, lv, &gen) < 0 || !allowed_vg(l, vg))
         return be_error(-ENOENT, "volume %.128s not found", id ? id : "");
     r = lvm__find_lv(l, vg, lv, &x);
     if (r == -ENOENT)
         return be_error(-ENOENT, "volume %s not found: no LV %s/%s", id, vg, lv);
     if (r < 0)
         return r;
-    lv_to_be(&x, ret);
+    lv_to_be(&x, &v);
+    if (strcmp(v.id, id) != 0)
+        return be_error(-ENOENT, "volume %s not found: LV %s/%s has changed owner since (now %s)",
+                        id, vg, lv, v.id);
+    *ret = v;
     if (ret_lv)
         *ret_lv = x;
     return 0;
@@ -536,25 +550,44 @@ static int pick_size(const struct be_create_req *req, int64_t extent, int64_t *r
     return 0;
 }
 
-static int set_name_tag(struct lvm_backend *l, const struct lvm__lv *lv, const char *name)
+/* Hand the LV to a new owner: the name tag becomes name and the generation goes up by one, in
+ * one lvchange (one metadata commit: after a crash LVM holds the old pair or the new one). */
+static int set_owner_tags(struct lvm_backend *l, struct lvm__lv *lv, const char *name)
 {
     struct lvm__meta m = lv->meta;
     char old_tags[LVM_MAX_TAGS][LVM_TAG_MAX + 1], new_tags[LVM_MAX_TAGS][LVM_TAG_MAX + 1];
     char target[LVM_VG_NAME_MAX + LVM_LV_NAME_MAX + 2];
+    const char *args[LVM_ARGV_MAX];
     struct exec_result res;
-    int r;
+    int r, no, nn;
+    size_t a = 0;
 
     snprintf(m.name, sizeof(m.name), "%s", name);
-    if (lvm__tags_build(&lv->meta, old_tags) < 0 || lvm__tags_build(&m, new_tags) < 0)
+    m.gen = lv->meta.gen + 1;
+    no = lvm__tags_build(&lv->meta, old_tags);
+    nn = lvm__tags_build(&m, new_tags);
+    if (no < 0 || nn < 0)
         return be_error(-EINVAL, "cannot encode the name \"%.64s\" into a tag", name);
     snprintf(target, sizeof(target), "%s/%s", lv->vg, lv->name);
-    /* tag 1 is the name; one lvchange, one metadata commit */
-    const char *args[] = {"lvchange",  "--deltag", old_tags[1], "--addtag",
-                          new_tags[1], target,     NULL};
+    /* tag 1 is the name, the last one the generation (absent at generation 0) */
+    args[a++] = "lvchange";
+    args[a++] = "--deltag";
+    args[a++] = old_tags[1];
+    if (lv->meta.gen > 0) {
+        args[a++] = "--deltag";
+        args[a++] = old_tags[no - 1];
+    }
+    args[a++] = "--addtag";
+    args[a++] = new_tags[1];
+    args[a++] = "--addtag";
+    args[a++] = new_tags[nn - 1];
+    args[a++] = target;
+    args[a] = NULL;
     r = run_lvm(l, args, &res);
     if (r < 0)
         return r;
     exec_result_release(&res);
+    lv->meta = m;
     return 0;
 }
 
@@ -589,11 +622,12 @@ static int create_existing(struct lvm_backend *l, const struct be_create_req *re
     if (v.abnormal)
         return be_error(-EIO, "volume %s exists but is not healthy: %s", v.id, v.condition);
     if (strcmp(lv->meta.name, req->name) != 0) {
-        /* a claim that comes back under the same key gets its volume: record the new name */
-        r = set_name_tag(l, lv, req->name);
+        /* a claim that comes back under the same key gets its volume: the new name owns it,
+         * and the ids issued to earlier owners name nothing from now on */
+        r = set_owner_tags(l, lv, req->name);
         if (r < 0)
             return r;
-        snprintf(v.name, sizeof(v.name), "%s", req->name);
+        lv_to_be(lv, &v);
     }
     *ret = v;
     return 0;
@@ -653,7 +687,7 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     if (size > vi.free)
         return be_error(-ENOSPC, "volume group %s has %lld bytes free, %lld needed", cp.vg,
                         (long long)vi.free, (long long)size);
-    r = lvm__vol_id(cp.vg, lvname, id);
+    r = lvm__vol_id(cp.vg, lvname, 0, id);
     if (r < 0)
         return be_error(r, "volume id too long");
 
@@ -729,22 +763,47 @@ static int lvm_remove(struct backend *b, const char *id)
 {
     struct lvm_backend *l = lvm__of(b);
     char vg[LVM_LV_NAME_MAX + 1], lv[LVM_LV_NAME_MAX + 1];
+    struct be_volume v;
     struct lvm__lv x;
+    int64_t gen;
     int r;
 
-    if (!id || lvm__parse_id(id, vg, lv) < 0 || !allowed_vg(l, vg))
+    if (!id || lvm__parse_id(id, vg, lv, &gen) < 0 || !allowed_vg(l, vg))
         return 0;
     r = lvm__find_lv(l, vg, lv, &x);
     if (r == -ENOENT)
         return 0;
     if (r < 0)
         return r;
+    lv_to_be(&x, &v);
+    if (strcmp(v.id, id) != 0)
+        return 0; /* an id of an earlier owner: the LV is someone else's now */
     if (strlen(x.attr) > 5 && x.attr[5] == 'o')
         return be_error(-EBUSY, "LV %s/%s is open (mounted or in use)", vg, lv);
     r = lv_remove(l, vg, lv);
     if (r < 0 && lvm__find_lv(l, vg, lv, &x) == -ENOENT)
         return 0;
     return r;
+}
+
+static int lvm_lookup_key(struct backend *b, const char *key, struct be_volume *ret)
+{
+    struct lvm_backend *l = lvm__of(b);
+    char lvname[LVM_LV_NAME_MAX + 1];
+    struct lvm__lv x;
+    int r;
+
+    if (!key || !lvm__valid_key(key, strchr(key, '/') != NULL))
+        return -ENOENT;
+    lvm__lv_name(key, lvname);
+    r = lvm__find_lv(l, NULL, lvname, &x);
+    if (r < 0)
+        return r;
+    if (x.tags_rc != 0 || strcmp(x.meta.key, key) != 0)
+        return be_error(-EIO, "LV %s/%s for key %.80s: its tags are damaged or name another key",
+                        x.vg, x.name, key);
+    lv_to_be(&x, ret);
+    return 0;
 }
 
 static int be_cmp(const void *a, const void *b)
@@ -949,6 +1008,7 @@ static const struct be_ops lvm_ops = {
     .unpublish = lvm__unpublish,
     .stats = lvm__stats,
     .node_expand = lvm__node_expand,
+    .lookup_key = lvm_lookup_key,
 };
 
 static int vg_cmp(const void *a, const void *b)

@@ -42,11 +42,12 @@ bool lvm__is_our_lv_name(const char *s);
  * 16 hex digits of SHA-256(key). Distinct keys give distinct names (up to a 64-bit hash
  * collision, which create detects through the key tag). ret holds LVM_LV_NAME_MAX + 1. */
 void lvm__lv_name(const char *key, char *ret);
-/* "lvm:<vg>/<lv>" into ret (BE_ID_MAX + 1): 0 or -ENAMETOOLONG. */
-int lvm__vol_id(const char *vg, const char *lv, char *ret);
-/* Split an id into vg and lv (each LVM_LV_NAME_MAX + 1 bytes): 0 or -ENOENT when it is not an
- * id this backend could have issued. */
-int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv);
+/* "lvm:<vg>/<lv>" for generation 0, "lvm:<vg>/<lv>/<gen>" after, into ret (BE_ID_MAX + 1):
+ * 0 or -ENAMETOOLONG. */
+int lvm__vol_id(const char *vg, const char *lv, int64_t gen, char *ret);
+/* Split an id into vg, lv (each LVM_LV_NAME_MAX + 1 bytes) and generation (0 when the id
+ * carries none): 0 or -ENOENT when it is not an id this backend could have issued. */
+int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv, int64_t *ret_gen);
 
 /* ---- tags (lvm_name.c) ---- */
 
@@ -59,6 +60,7 @@ struct lvm__meta {
     char fs[8];                       /* "ext4", "xfs"; "" for block */
     char mkfs[LVM_MKFS_OPTS_MAX + 1]; /* extra mkfs options, "" for none */
     int64_t created;                  /* seconds since the epoch */
+    int64_t gen; /* generation: +1 each time another name takes the LV over (tag absent: 0) */
 };
 
 /* Encode bytes for a tag: [A-Za-z0-9_+.:/-] kept, every other byte as "#xx". 0 or

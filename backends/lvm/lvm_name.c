@@ -9,9 +9,13 @@
  *
  * Tags: "ordinal.csi.dev/<field>=<value>", values encoded so that any byte survives (a byte
  * outside [A-Za-z0-9_+.:/-] becomes "#xx"). Fields: key, name, size (bytes requested),
- * access (mount|block), fs (mount only), mkfs (when given), created (seconds). lvcreate gets
- * all of them in one command, so LVM's metadata holds an LV either with all of them or not at
- * all.
+ * access (mount|block), fs (mount only), mkfs (when given), created (seconds), gen (the
+ * generation, from 1 on; absent is 0). lvcreate gets all of them in one command, so LVM's
+ * metadata holds an LV either with all of them or not at all; a change of owner swaps name and
+ * gen in one lvchange.
+ *
+ * Ids: "lvm:<vg>/<lv>", and "lvm:<vg>/<lv>/<gen>" once the LV has changed owner (neither VG
+ * nor LV names hold '/'); an id whose generation is not the LV's current one names nothing.
  *
  * Threading: pure functions.
  */
@@ -96,19 +100,22 @@ void lvm__lv_name(const char *key, char *ret)
     ret[o] = '\0';
 }
 
-int lvm__vol_id(const char *vg, const char *lv, char *ret)
+int lvm__vol_id(const char *vg, const char *lv, int64_t gen, char *ret)
 {
-    int n = snprintf(ret, BE_ID_MAX + 1, "lvm:%s/%s", vg, lv);
+    int n = gen > 0 ? snprintf(ret, BE_ID_MAX + 1, "lvm:%s/%s/%lld", vg, lv, (long long)gen)
+                    : snprintf(ret, BE_ID_MAX + 1, "lvm:%s/%s", vg, lv);
 
     if (n < 0 || n > BE_ID_MAX)
         return -ENAMETOOLONG;
     return 0;
 }
 
-int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv)
+int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv, int64_t *ret_gen)
 {
-    const char *p, *slash;
-    size_t vl;
+    const char *p, *slash, *gslash;
+    char lv[LVM_LV_NAME_MAX + 1];
+    int64_t gen = 0;
+    size_t vl, ll;
 
     if (!id || strncmp(id, "lvm:", 4) != 0 || strlen(id) > BE_ID_MAX)
         return -ENOENT;
@@ -119,11 +126,25 @@ int lvm__parse_id(const char *id, char *ret_vg, char *ret_lv)
     vl = (size_t)(slash - p);
     if (vl < 1 || vl > LVM_VG_NAME_MAX)
         return -ENOENT;
+    gslash = strchr(slash + 1, '/');
+    if (gslash) {
+        /* a generation is written from 1 on, without leading zeros: one spelling per id */
+        if (gslash[1] < '1' || gslash[1] > '9' || !lvm__parse_u63(gslash + 1, &gen))
+            return -ENOENT;
+        ll = (size_t)(gslash - slash - 1);
+    } else {
+        ll = strlen(slash + 1);
+    }
+    if (ll > LVM_LV_NAME_MAX)
+        return -ENOENT;
+    memcpy(lv, slash + 1, ll);
+    lv[ll] = '\0';
     memcpy(ret_vg, p, vl);
     ret_vg[vl] = '\0';
-    if (!lvm__valid_vg_name(ret_vg) || !lvm__is_our_lv_name(slash + 1))
+    if (!lvm__valid_vg_name(ret_vg) || !lvm__is_our_lv_name(lv))
         return -ENOENT;
-    snprintf(ret_lv, LVM_LV_NAME_MAX + 1, "%s", slash + 1);
+    snprintf(ret_lv, LVM_LV_NAME_MAX + 1, "%s", lv);
+    *ret_gen = gen;
     return 0;
 }
 
@@ -292,7 +313,7 @@ int lvm__tags_build(const struct lvm__meta *m, char ret[][LVM_TAG_MAX + 1])
     char num[32];
     int n = 0, r;
 
-    if (!m->key[0] || !m->name[0] || m->requested < 0 || m->created < 0)
+    if (!m->key[0] || !m->name[0] || m->requested < 0 || m->created < 0 || m->gen < 0)
         return -EINVAL;
     r = add_tag(ret, &n, "key", m->key, true);
     if (r == 0)
@@ -309,15 +330,19 @@ int lvm__tags_build(const struct lvm__meta *m, char ret[][LVM_TAG_MAX + 1])
     snprintf(num, sizeof(num), "%lld", (long long)m->created);
     if (r == 0)
         r = add_tag(ret, &n, "created", num, false);
+    /* last, and only from 1 on: LVs made before generations existed carry none */
+    snprintf(num, sizeof(num), "%lld", (long long)m->gen);
+    if (r == 0 && m->gen > 0)
+        r = add_tag(ret, &n, "gen", num, false);
     return r < 0 ? r : n;
 }
 
-enum { T_KEY, T_NAME, T_SIZE, T_ACCESS, T_FS, T_MKFS, T_CREATED, T_N };
+enum { T_KEY, T_NAME, T_SIZE, T_ACCESS, T_FS, T_MKFS, T_CREATED, T_GEN, T_N };
 
 int lvm__tags_parse(const char *lv_tags, struct lvm__meta *ret)
 {
-    static const char *const names[T_N] = {"key", "name", "size",   "access",
-                                           "fs",  "mkfs", "created"};
+    static const char *const names[T_N] = {"key", "name", "size",    "access",
+                                           "fs",  "mkfs", "created", "gen"};
     const char *vals[T_N] = {0};
     size_t lens[T_N] = {0};
     size_t pl = strlen(LVM_TAG_PREFIX);
@@ -356,7 +381,7 @@ int lvm__tags_parse(const char *lv_tags, struct lvm__meta *ret)
     if (!any)
         return -ENODATA;
     for (int k = 0; k < T_N; k++)
-        if (!vals[k] && k != T_FS && k != T_MKFS)
+        if (!vals[k] && k != T_FS && k != T_MKFS && k != T_GEN)
             return be_error(-EINVAL, "tag %s%s missing", LVM_TAG_PREFIX, names[k]);
     if (lvm__tag_decode(vals[T_KEY], lens[T_KEY], m.key, sizeof(m.key)) < 0 || !m.key[0] ||
         !lvm__valid_key(m.key, strchr(m.key, '/') != NULL))
@@ -371,6 +396,10 @@ int lvm__tags_parse(const char *lv_tags, struct lvm__meta *ret)
         (memcpy(buf, vals[T_CREATED], lens[T_CREATED]), buf[lens[T_CREATED]] = '\0',
          !lvm__parse_u63(buf, &m.created)))
         return be_error(-EINVAL, "tag %screated invalid", LVM_TAG_PREFIX);
+    if (vals[T_GEN] && (lens[T_GEN] >= sizeof(buf) || lens[T_GEN] == 0 || vals[T_GEN][0] == '0' ||
+                        (memcpy(buf, vals[T_GEN], lens[T_GEN]), buf[lens[T_GEN]] = '\0',
+                         !lvm__parse_u63(buf, &m.gen))))
+        return be_error(-EINVAL, "tag %sgen invalid", LVM_TAG_PREFIX);
     if (lens[T_ACCESS] == 5 && strncmp(vals[T_ACCESS], "mount", 5) == 0)
         m.access = BE_ACCESS_MOUNT;
     else if (lens[T_ACCESS] == 5 && strncmp(vals[T_ACCESS], "block", 5) == 0)

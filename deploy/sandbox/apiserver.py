@@ -52,12 +52,14 @@ class Faults:
     """Run-time switchable faults (POST /_fault); counters are reported by GET /_fault."""
 
     FIELDS = {"error_rate": 0.0, "error_code": 500, "retry_after": 1, "latency_ms": 0,
-              "match": "", "methods": [], "expire_next_watch": 0, "conflict_next_update": 0}
+              "match": "", "methods": [], "expire_next_watch": 0, "conflict_next_update": 0,
+              "hold_watches": []}
 
     def __init__(self):
         self.lock = threading.Lock()
         self.drop_epoch = 0
-        self.stats = {"errors": 0, "conflicts": 0, "expired_watches": 0, "dropped_watches": 0}
+        self.stats = {"errors": 0, "conflicts": 0, "expired_watches": 0, "dropped_watches": 0,
+                      "held_events": 0}
         self._acc = 0.0
         self.reset()
 
@@ -79,6 +81,10 @@ class Faults:
                     if k in ("expire_next_watch", "conflict_next_update") and v is True:
                         v = 1
                     setattr(self, k, v)
+            if not isinstance(self.hold_watches, list) or \
+                    not all(isinstance(x, str) for x in self.hold_watches):
+                self.hold_watches = []
+                raise apierrors.bad_request("hold_watches must be a list of resource names")
             if spec.get("error_code") not in (None, 500, 429, 503, 504):
                 raise apierrors.bad_request("error_code must be 500, 429, 503 or 504")
             if spec.get("drop_watches"):
@@ -123,6 +129,14 @@ class Faults:
                 self.stats[stat] += 1
                 return True
             return False
+
+    def held(self, plural):
+        with self.lock:
+            return plural in self.hold_watches
+
+    def note_held(self, n):
+        with self.lock:
+            self.stats["held_events"] += n
 
     def note_drop(self):
         with self.lock:
@@ -637,6 +651,8 @@ class Handler(BaseHTTPRequestHandler):
         with app.lock:
             app.open_watches += 1
         try:
+            while initial and app.faults.held(res.plural) and not app.store.stopping:
+                time.sleep(0.05)
             for o in initial:
                 if match(o):
                     self._event(res, "ADDED", o, want)
@@ -659,13 +675,22 @@ class Handler(BaseHTTPRequestHandler):
                 if now >= deadline:
                     break
                 wait = min(deadline - now, 0.2)
+                if app.faults.held(res.plural):
+                    time.sleep(min(wait, 0.05))  # held: nothing sent, no bookmark either
+                    continue
                 if bookmarks:
                     wait = max(0.0, min(wait, next_bm - now))
                 try:
+                    before = cursor
                     evs, cursor = app.store.watch_next(res, cursor, wait)
                 except ApiError as e:
                     self._event(res, "ERROR", e.status(), want)
                     break
+                if evs and app.faults.held(res.plural):
+                    # held while we waited: these go out, in order, once the hold is lifted
+                    app.faults.note_held(len(evs))
+                    cursor = before
+                    continue
                 for etype, obj, prev in evs:
                     if ns is not None and obj["metadata"].get("namespace") != ns:
                         continue
@@ -878,11 +903,15 @@ def parse_args(argv):
     {"error_rate": 50, "error_code": 500|429|503|504, "retry_after": 1,
      "latency_ms": 200, "match": "persistentvolumeclaims", "methods": ["PUT"],
      "expire_next_watch": 1, "conflict_next_update": 1, "drop_watches": true,
-     "compact": true, "watch_window": 100, "bookmark_interval": 0.5, "reset": true}
+     "compact": true, "watch_window": 100, "bookmark_interval": 0.5,
+     "hold_watches": ["persistentvolumes"], "reset": true}
   GET /_fault shows the settings and counters. error_rate N answers exactly N of every
   100 matching requests with error_code (deterministically, spread evenly); 429 carries
   Retry-After. drop_watches cuts every open watch stream mid-chunk; compact forgets the
-  watch history so every older resourceVersion is answered 410 Expired.""")
+  watch history so every older resourceVersion is answered 410 Expired. hold_watches makes
+  the watches of the named resources (plural names) lag: they send nothing, not even
+  bookmarks, from the moment it is set (counted in held_events), and send what they held, in
+  order, once a later setting no longer names them; lists and gets are not affected.""")
     p.add_argument("--dir", required=True, help="state dir: kubeconfig, ready, pki/, log")
     p.add_argument("--bind", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="listen port (default 0: a free port)")

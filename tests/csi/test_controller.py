@@ -237,6 +237,34 @@ def test_create_same_claim_twice_same_volume(csi, pb):
     assert a.volume_id == b.volume_id == "dir:ns/data-db-0"
 
 
+def test_claim_taken_over_stale_id_deletes_nothing(csi, pb, daemon):
+    """As external-provisioner drives it: a claim re-created under the same name sends
+    CreateVolume with a new PV name for the same key. The store is handed over under the next
+    generation of its id; the old PV's DeleteVolume (it only knows the id) deletes nothing, and
+    every other call with the old id answers as for an unknown volume."""
+    params = pvc_params("ns", "data-db-0")
+    a = create(csi, pb, "pvc-a", required=MiB, params=params)
+    assert a.volume_id == "dir:ns/data-db-0"
+    data = os.path.join(daemon.vol_dir("ns/data-db-0"), "data", "f")
+    with open(data, "w") as f:
+        f.write("a's")
+    b = create(csi, pb, "pvc-b", required=MiB, params=params)
+    assert b.volume_id == "dir:ns/data-db-0/1"
+    assert create(csi, pb, "pvc-b", required=MiB, params=params).volume_id == b.volume_id
+    csi.DeleteVolume(volume_id=a.volume_id)
+    assert open(data).read() == "a's"
+    assert list_ids(csi) == [b.volume_id]
+    expect_error(C.NOT_FOUND, csi.ControllerGetVolume, volume_id=a.volume_id)
+    expect_error(C.NOT_FOUND, csi.ControllerExpandVolume, volume_id=a.volume_id,
+                 capacity_range=pb.CapacityRange(required_bytes=2 * MiB))
+    expect_error(C.NOT_FOUND, csi.ValidateVolumeCapabilities, volume_id=a.volume_id,
+                 volume_capabilities=[mount_cap(pb)])
+    # the current owner's id deletes it
+    csi.DeleteVolume(volume_id=b.volume_id)
+    assert not os.path.exists(data)
+    assert list_ids(csi) == []
+
+
 BAD_NAMES = [
     "a/b", "/abs", "trailing/", "..", ".", "x\x01y", "\x1f", "del\x7f", "c1\u0085x",
     "nul\x00byte", "n" * 129, "\u00e9" * 65,

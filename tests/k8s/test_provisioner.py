@@ -519,8 +519,8 @@ def test_claim_recreated_at_once_never_gets_two_pvs(apiserver, nodes, reclaim):
                  timeout=10 * SLOW, what="old claim gone")
         claim(apiserver, "www-web-0", node="node-1")
         again = wait_bound(apiserver, "www-web-0", timeout=40)
-        handles = [pv["spec"]["csi"]["volumeHandle"] for pv in pvs(apiserver)]
-        assert handles.count("dir:default/www-web-0") <= 1, handles
+        # one PV per store, whatever the generation in its id
+        assert len(pv_keys(apiserver).get("default/www-web-0", [])) <= 1, pv_keys(apiserver)
         if reclaim == "Retain":
             assert again["spec"]["volumeName"] == bound["spec"]["volumeName"]
             assert open(data).read() == "0"
@@ -535,3 +535,136 @@ def test_claim_recreated_at_once_never_gets_two_pvs(apiserver, nodes, reclaim):
         else:
             wait_for(lambda: not apiserver.client.exists("persistentvolumeclaims", "www-web-0"),
                      timeout=10 * SLOW, what="claim gone")
+
+
+def pv_keys(api):
+    """volume key -> names of the PVs whose volume has that key (whatever the id's generation)."""
+    out = {}
+    for pv in pvs(api):
+        key = pv["spec"]["csi"]["volumeAttributes"]["ordinal.csi.dev/key"]
+        out.setdefault(key, []).append(pv["metadata"]["name"])
+    return out
+
+
+def pv_cache_caught_up(api, pvname):
+    """Make a change to PV pvname that the daemon's provisioner undoes, and wait until it has:
+    its PV cache has then seen every PV event up to that change (a watch delivers in order).
+    A Bound PV with policy Delete gets its protection finalizer back; a Retain PV loses it."""
+    fin = "ordinal.csi.dev/volume-protection"
+    pv = api.client.get("persistentvolumes", pvname, ns=None)
+    others = [f for f in pv["metadata"].get("finalizers", []) if f != fin]
+    retain = pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    api.client.patch("persistentvolumes", pvname,
+                     {"metadata": {"finalizers": others + ([fin] if retain else [])}}, ns=None)
+    wait_for(lambda: (fin in api.client.get("persistentvolumes", pvname, ns=None)["metadata"]
+                      .get("finalizers", [])) != retain,
+             timeout=20 * SLOW, what="the daemon's PV cache reaching %s" % pvname)
+
+
+def csi_channel(node):
+    import sys
+    sys.path.insert(0, os.path.join(SOURCE, "tests", "csi"))
+    import csi_client
+    import grpc
+    ch = grpc.insecure_channel("unix://" + node.sock)
+    return ch, csi_client.CsiClient(ch, csi_client.load_pb(SOURCE), timeout=30 * SLOW)
+
+
+@pytest.mark.parametrize("reclaim", ["Delete", "Retain"])
+def test_lagging_pv_watch_never_gives_one_store_two_pvs(apiserver, nodes, reclaim):
+    """The daemon's PV watch lags (held by the fake server) from before the first claim's PV is
+    made, so its cache never sees that PV. The claim is deleted and made again under the same
+    name. Who owns the store is decided by the store and a fresh read, not by the cache: with
+    Delete the new claim waits until the old PV has released the store and then gets a fresh
+    one; with Retain it gets the old PV back. When the watch catches up, the live claim's data
+    is intact, no store has two PVs, and nothing leaks. With Retain, once an administrator
+    deletes the retained PV, a claim of that name takes the orphan over under a new generation,
+    and the old PV's volume id deletes nothing."""
+    n1 = nodes("node-1")
+    storage_class(apiserver, reclaim=reclaim)
+    data = os.path.join(n1.root, "default", "www-web-0", "data", "owner")
+    apiserver.fault(hold_watches=["persistentvolumes"])
+
+    a = claim(apiserver, "www-web-0", node="node-1")
+    pv_a = "pvc-" + a["metadata"]["uid"]
+    assert wait_bound(apiserver, "www-web-0")["spec"]["volumeName"] == pv_a
+    with open(data, "w") as f:
+        f.write("a")
+    delete_claim(apiserver, "www-web-0")
+    wait_for(lambda: apiserver.client.get("persistentvolumes", pv_a, ns=None)["status"]
+             ["phase"] == "Released", timeout=20 * SLOW, what="PV of the first claim Released")
+    wait_for(lambda: not apiserver.client.exists("persistentvolumeclaims", "www-web-0"),
+             timeout=10 * SLOW, what="first claim gone")
+
+    b = claim(apiserver, "www-web-0", node="node-1")
+    pv_b = "pvc-" + b["metadata"]["uid"]
+    if reclaim == "Retain":
+        # the retained PV comes back: one PV for the store, its data intact
+        assert wait_bound(apiserver, "www-web-0")["spec"]["volumeName"] == pv_a
+        assert pv_keys(apiserver) == {"default/www-web-0": [pv_a]}
+        assert open(data).read() == "a"
+        live_pv, live_data = pv_a, "a"
+    else:
+        # the old PV still holds the store (its release is pending): the new claim waits,
+        # rather than getting a second PV for the store that release is about to delete
+        held = "volume dir:default/www-web-0 is still held by PersistentVolume %s" % pv_a
+        wait_for(lambda: held in n1.log_text() or
+                 get_claim(apiserver, "www-web-0")["status"]["phase"] == "Bound",
+                 timeout=20 * SLOW, what="the new claim waiting or bound")
+        assert pv_keys(apiserver) == {"default/www-web-0": [pv_a]}, "two PVs for one store"
+        assert get_claim(apiserver, "www-web-0")["status"]["phase"] == "Pending"
+        assert open(data).read() == "a"
+
+    # the watch catches up
+    apiserver.fault(hold_watches=[])
+    if reclaim == "Delete":
+        wait_for(lambda: not apiserver.client.exists("persistentvolumes", pv_a, ns=None),
+                 timeout=30 * SLOW, what="the old PV released and deleted")
+        assert wait_bound(apiserver, "www-web-0", timeout=40)["spec"]["volumeName"] == pv_b
+        assert not os.path.exists(data), "a deleted volume's data came back"
+        with open(data, "w") as f:
+            f.write("b")
+        live_pv, live_data = pv_b, "b"
+    pv_cache_caught_up(apiserver, live_pv)
+    assert open(data).read() == live_data, "the live claim's data was deleted"
+    assert pv_keys(apiserver) == {"default/www-web-0": [live_pv]}
+    assert n1.volume_dirs() == ["default/www-web-0"]
+
+    if reclaim == "Retain":
+        # An administrator deletes the retained PV: the store is an orphan, which the next
+        # claim of that name takes over, under the next generation of its id.
+        delete_claim(apiserver, "www-web-0")
+        wait_for(lambda: apiserver.client.get("persistentvolumes", pv_a, ns=None)["status"]
+                 ["phase"] == "Released", timeout=20 * SLOW, what="PV Released again")
+        apiserver.client.delete("persistentvolumes", pv_a, ns=None)
+        wait_for(lambda: not apiserver.client.exists("persistentvolumes", pv_a, ns=None),
+                 timeout=20 * SLOW, what="retained PV deleted by the administrator")
+        c = claim(apiserver, "www-web-0", node="node-1")
+        pv_c = "pvc-" + c["metadata"]["uid"]
+        assert wait_bound(apiserver, "www-web-0")["spec"]["volumeName"] == pv_c
+        handle = apiserver.client.get("persistentvolumes", pv_c, ns=None)["spec"]["csi"][
+            "volumeHandle"]
+        assert handle == "dir:default/www-web-0/1"
+        assert open(data).read() == "a"
+        # whoever still holds the old PV's volume id (an external-provisioner, a stale
+        # cache) cannot delete the store with it
+        ch, csi = csi_channel(n1)
+        try:
+            csi.DeleteVolume(volume_id="dir:default/www-web-0")
+            assert csi.ControllerGetVolume(volume_id=handle).volume.volume_id == handle
+        finally:
+            ch.close()
+        assert open(data).read() == "a"
+        assert pv_keys(apiserver) == {"default/www-web-0": [pv_c]}
+
+    # nothing leaks: with Delete, the store goes with the last claim; with Retain it stays
+    # with its PV
+    delete_claim(apiserver, "www-web-0")
+    if reclaim == "Delete":
+        wait_for(lambda: pvs(apiserver) == [] and n1.volume_dirs() == [],
+                 timeout=20 * SLOW, what="released")
+    else:
+        wait_for(lambda: [pv["status"]["phase"] for pv in pvs(apiserver)] == ["Released"],
+                 timeout=20 * SLOW, what="released, retained")
+        assert n1.volume_dirs() == ["default/www-web-0"]
+        assert open(data).read() == "a"

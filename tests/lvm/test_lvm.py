@@ -170,11 +170,32 @@ def test_claim_key_readoption_and_restart(daemon, pb, vg, workdir):
     lv = lv_of(v.volume_id)[1]
     assert lv.startswith("ord-default.www-web-0-")
     assert dict(v.volume_context)["ordinal.csi.dev/key"] == "default/www-web-0"
-    # the claim comes back under a new PV name: the same LV, the name tag follows
+    assert "gen" not in tags_of(vg, lv)
+    # the claim comes back under a new PV name: the same LV, the name tag follows and the
+    # generation goes up, so the id changes and the old PV's id names nothing any more
     v2 = create(csi, pb, "pvc-2222", required=8 * MiB, params=params)
-    assert v2.volume_id == v.volume_id
+    assert v2.volume_id == v.volume_id + "/1"
     assert tags_of(vg, lv)["name"] == "pvc-2222"
+    assert tags_of(vg, lv)["gen"] == "1"
     assert len(vg.lvs()) == 1
+    assert create(csi, pb, "pvc-2222", required=8 * MiB, params=params).volume_id == \
+        v2.volume_id
+    csi_client.expect_error(Code.NOT_FOUND, csi.ControllerGetVolume, volume_id=v.volume_id)
+    csi_client.expect_error(Code.NOT_FOUND, csi.ControllerExpandVolume,
+                            volume_id=v.volume_id,
+                            capacity_range=pb.CapacityRange(required_bytes=16 * MiB))
+    csi.DeleteVolume(volume_id=v.volume_id)  # a stale id: OK, and nothing deleted
+    assert lv in vg.lvs()
+    assert csi.ControllerGetVolume(volume_id=v2.volume_id).volume.volume_id == v2.volume_id
+    # a third owner, then back: generation 3; every earlier id is stale
+    v3 = create(csi, pb, "pvc-3333", required=8 * MiB, params=params)
+    assert v3.volume_id == v.volume_id + "/2"
+    v4 = create(csi, pb, "pvc-2222", required=8 * MiB, params=params)
+    assert v4.volume_id == v.volume_id + "/3"
+    for stale in (v.volume_id, v2.volume_id, v3.volume_id):
+        csi.DeleteVolume(volume_id=stale)
+    assert lv in vg.lvs() and tags_of(vg, lv)["gen"] == "3"
+    v2 = v4
     # a claim key that is not a Kubernetes name
     csi_client.expect_error(Code.INVALID_ARGUMENT, csi.CreateVolume,
                             req(pb, "n", params=csi_client.pvc_params("Bad_NS", "x")))
@@ -185,11 +206,13 @@ def test_claim_key_readoption_and_restart(daemon, pb, vg, workdir):
     fresh = Daemon(os.path.join(workdir, "again"), vg).start()
     try:
         ids = [e.volume.volume_id for e in fresh.csi.ListVolumes().entries]
-        assert ids == [v.volume_id]
+        assert ids == [v2.volume_id]
         again = create(fresh.csi, pb, "pvc-2222", required=8 * MiB, params=params)
-        assert again.volume_id == v.volume_id and again.capacity_bytes == 8 * MiB
-        got = fresh.csi.ControllerGetVolume(volume_id=v.volume_id)
+        assert again.volume_id == v2.volume_id and again.capacity_bytes == 8 * MiB
+        got = fresh.csi.ControllerGetVolume(volume_id=v2.volume_id)
         assert not got.status.volume_condition.abnormal
+        fresh.csi.DeleteVolume(volume_id=v.volume_id)
+        assert lv in vg.lvs()
     finally:
         fresh.stop()
     daemon.start()

@@ -495,25 +495,152 @@ static void test_readoption(void **state)
 {
     struct fx *f = *state;
     struct be_create_req r = claim_req("shop/www-web-1", "pvc-old", MiB, 0);
-    struct be_volume v, w;
+    struct be_volume v, w, x;
     struct backend *b2;
-    char p[PATH_MAX];
+    char p[PATH_MAX], meta[PATH_MAX];
+    char *text = NULL;
+    size_t len;
 
     create_ok(f, &r, &v);
+    assert_string_equal(v.id, "dir:shop/www-web-1");
     P(p, "%s/shop/www-web-1/data/index.html", f->root);
     write_file(p, "retained");
+    /* another name takes the volume over: same data, next generation, new id */
     r.name = "pvc-new";
     create_ok(f, &r, &w);
-    assert_string_equal(w.id, v.id);
+    assert_string_equal(w.id, "dir:shop/www-web-1/1");
     assert_string_equal(w.name, "pvc-new");
     assert_int_equal(w.created_sec, v.created_sec);
     assert_file(p, "retained");
-    assert_int_equal(f->b->ops->lookup(f->b, v.id, &w), 0);
-    assert_string_equal(w.name, "pvc-new");
+    /* the same name again: the same volume and id (idempotent) */
+    create_ok(f, &r, &x);
+    assert_string_equal(x.id, w.id);
+    assert_int_equal(f->b->ops->lookup(f->b, w.id, &x), 0);
+    assert_string_equal(x.name, "pvc-new");
+    /* the earlier owner's id names nothing: lookup, expand, stage, remove */
+    assert_int_equal(f->b->ops->lookup(f->b, v.id, &x), -ENOENT);
+    bool ne;
+    assert_int_equal(f->b->ops->expand(f->b, v.id, 2 * MiB, 0, &x, &ne), -ENOENT);
+    assert_int_equal(f->b->ops->remove(f->b, v.id), 0);
+    assert_file(p, "retained");
+    assert_int_equal(f->b->ops->lookup(f->b, w.id, &x), 0);
+    /* generation and owner are on disk, in the meta written before create returned */
+    P(meta, "%s/shop/www-web-1/volume.meta", f->root);
+    assert_int_equal(fsu_read_file(meta, 1 << 16, &text, &len), 0);
+    assert_non_null(strstr(text, "\nid=dir:shop/www-web-1\n"));
+    assert_non_null(strstr(text, "\nname=pvc-new\n"));
+    assert_non_null(strstr(text, "\ngeneration=1\n"));
+    free(text);
     b2 = fresh(f);
-    assert_int_equal(b2->ops->lookup(b2, v.id, &w), 0);
-    assert_string_equal(w.name, "pvc-new");
+    assert_int_equal(b2->ops->lookup(b2, w.id, &x), 0);
+    assert_string_equal(x.name, "pvc-new");
+    assert_int_equal(b2->ops->lookup(b2, v.id, &x), -ENOENT);
+    assert_int_equal(b2->ops->remove(b2, v.id), 0);
+    assert_file(p, "retained");
+    /* the key lookup finds the current owner, whatever the generation */
+    assert_int_equal(b2->ops->lookup_key(b2, "shop/www-web-1", &x), 0);
+    assert_string_equal(x.id, w.id);
+    assert_string_equal(x.name, "pvc-new");
+    assert_int_equal(b2->ops->lookup_key(b2, "shop/www-web-2", &x), -ENOENT);
+    assert_int_equal(b2->ops->lookup_key(b2, "../x", &x), -ENOENT);
+    /* a third owner: generation 2; both earlier ids are stale, the current one removes it */
+    r.name = "pvc-third";
+    assert_int_equal(b2->ops->create(b2, &r, &x), 0);
+    assert_string_equal(x.id, "dir:shop/www-web-1/2");
+    assert_int_equal(b2->ops->remove(b2, w.id), 0);
+    assert_file(p, "retained");
+    assert_int_equal(f->b->ops->recover(f->b), 0); /* f->b sees what b2 wrote */
+    assert_int_equal(f->b->ops->lookup(f->b, x.id, &w), 0);
+    assert_int_equal(f->b->ops->remove(f->b, x.id), 0);
+    assert_int_equal(access(p, F_OK), -1);
     b2->ops->free(b2);
+}
+
+/* Volumes made before generations existed (no generation line in their meta) keep their ids. */
+static void test_generation_legacy(void **state)
+{
+    struct fx *f = *state;
+    struct be_create_req r = claim_req("old/db-0", "pvc-a", MiB, 0);
+    struct be_volume v, w;
+    struct backend *b2;
+    char meta[PATH_MAX], data[PATH_MAX], buf[1024];
+
+    create_ok(f, &r, &v);
+    /* rewrite the meta as the landed code wrote it */
+    P(meta, "%s/old/db-0/volume.meta", f->root);
+    snprintf(buf, sizeof(buf),
+             "version=1\nid=dir:old/db-0\nkey=old/db-0\nkey_is_claim=1\nname=pvc-a\n"
+             "capacity=%lld\naccess=mount\nsource_kind=none\nsource_id=\ncreated=%lld\n",
+             MiB, (long long)v.created_sec);
+    write_file(meta, buf);
+    P(data, "%s/old/db-0/data/f", f->root);
+    write_file(data, "old");
+    b2 = fresh(f);
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0", &w), 0);
+    assert_false(w.abnormal);
+    assert_string_equal(w.id, "dir:old/db-0");
+    /* taken over: generation 1, and the landed id is stale from then on */
+    r.name = "pvc-b";
+    assert_int_equal(b2->ops->create(b2, &r, &w), 0);
+    assert_string_equal(w.id, "dir:old/db-0/1");
+    assert_int_equal(b2->ops->remove(b2, "dir:old/db-0"), 0);
+    assert_file(data, "old");
+    /* a generation that is not the volume's, malformed ones, a plain name that looks like one */
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0/2", &w), -ENOENT);
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0/01", &w), -ENOENT);
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0/0", &w), -ENOENT);
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0/", &w), -ENOENT);
+    assert_int_equal(b2->ops->lookup(b2, "dir:old/db-0/1/1", &w), -ENOENT);
+    r = plain_req("7", MiB);
+    assert_int_equal(b2->ops->create(b2, &r, &w), 0);
+    assert_string_equal(w.id, "dir:_/7");
+    assert_int_equal(b2->ops->lookup(b2, "dir:_/7", &w), 0);
+    assert_string_equal(w.key, "7");
+    b2->ops->free(b2);
+    assert_int_equal(f->b->ops->recover(f->b), 0);
+}
+
+/* A readable id that would pass 128 bytes with its generation is issued in the hash form. */
+static void test_generation_long_id(void **state)
+{
+    struct fx *f = *state;
+    char claim[200], key[260], want[300], hex[65];
+    struct be_create_req r;
+    struct be_volume v, w, x;
+    struct be_volume_page page = {0};
+    struct backend *b2;
+
+    memset(claim, 'c', 120);
+    claim[120] = '\0';
+    snprintf(key, sizeof(key), "ns/%s", claim); /* "dir:" + 123 bytes: readable at gen 0 */
+    r = claim_req(key, "pvc-1", MiB, 0);
+    create_ok(f, &r, &v);
+    snprintf(want, sizeof(want), "dir:%s", key);
+    assert_string_equal(v.id, want);
+    r.name = "pvc-2";
+    create_ok(f, &r, &w);
+    fsu_sha256_hex(key, strlen(key), hex);
+    snprintf(want, sizeof(want), "dir:#%s/1", hex);
+    assert_string_equal(w.id, want);
+    assert_int_equal(f->b->ops->lookup(f->b, w.id, &x), 0);
+    assert_string_equal(x.key, key);
+    assert_int_equal(f->b->ops->lookup(f->b, v.id, &x), -ENOENT);
+    assert_int_equal(f->b->ops->list(f->b, "", 0, &page), 0);
+    assert_int_equal(page.n, 1);
+    assert_string_equal(page.items[0].id, w.id);
+    be_volume_page_free(&page);
+    /* paging past it with its id as the token */
+    assert_int_equal(f->b->ops->list(f->b, w.id, 0, &page), 0);
+    assert_int_equal(page.n, 0);
+    be_volume_page_free(&page);
+    b2 = fresh(f);
+    assert_int_equal(b2->ops->lookup(b2, w.id, &x), 0);
+    assert_int_equal(b2->ops->remove(b2, v.id), 0);
+    assert_int_equal(b2->ops->lookup(b2, w.id, &x), 0);
+    assert_int_equal(b2->ops->remove(b2, w.id), 0);
+    assert_int_equal(b2->ops->lookup(b2, w.id, &x), -ENOENT);
+    b2->ops->free(b2);
+    assert_int_equal(f->b->ops->recover(f->b), 0);
 }
 
 static void test_expand_capacity(void **state)
@@ -1036,6 +1163,8 @@ int main(void)
         T(test_list_paging),
         T(test_remove),
         T(test_readoption),
+        T(test_generation_legacy),
+        T(test_generation_long_id),
         T(test_expand_capacity),
         T(test_snapshots),
         T(test_restore_clone),

@@ -111,21 +111,34 @@ static void test_vg_name(void **state)
 static void test_ids(void **state)
 {
     char id[BE_ID_MAX + 1], vg[LVM_LV_NAME_MAX + 1], lv[LVM_LV_NAME_MAX + 1];
-    char name[LVM_LV_NAME_MAX + 1], key[BE_KEY_MAX + 1];
+    char name[LVM_LV_NAME_MAX + 1], key[BE_KEY_MAX + 1], want[BE_ID_MAX + 1];
+    int64_t gen = -1;
 
     (void)state;
     lvm__lv_name("ns/claim", name);
-    assert_int_equal(lvm__vol_id("vg0", name, id), 0);
+    assert_int_equal(lvm__vol_id("vg0", name, 0, id), 0);
     assert_int_equal(strncmp(id, "lvm:vg0/ord-ns.claim-", 21), 0);
-    assert_int_equal(lvm__parse_id(id, vg, lv), 0);
+    assert_int_equal(lvm__parse_id(id, vg, lv, &gen), 0);
     assert_string_equal(vg, "vg0");
     assert_string_equal(lv, name);
-    /* the longest VG and the longest name still fit */
+    assert_int_equal(gen, 0);
+    /* a later generation: the generation-0 id and "/<gen>" */
+    assert_int_equal(lvm__vol_id("vg0", name, 12, id), 0);
+    snprintf(want, sizeof(want), "lvm:vg0/%s/12", name);
+    assert_string_equal(id, want);
+    assert_int_equal(lvm__parse_id(id, vg, lv, &gen), 0);
+    assert_string_equal(lv, name);
+    assert_int_equal(gen, 12);
+    /* the longest VG and the longest name still fit, with the largest generation */
     memset(key, 'k', BE_KEY_MAX);
     key[BE_KEY_MAX] = '\0';
     lvm__lv_name(key, name);
-    assert_int_equal(lvm__vol_id("abcdefghijklmnopqrstuvwxyz012345", name, id), 0);
+    assert_int_equal(lvm__vol_id("abcdefghijklmnopqrstuvwxyz012345", name, 0, id), 0);
     assert_true(strlen(id) <= BE_ID_MAX);
+    assert_int_equal(lvm__vol_id("abcdefghijklmnopqrstuvwxyz012345", name, INT64_MAX, id), 0);
+    assert_true(strlen(id) <= BE_ID_MAX);
+    assert_int_equal(lvm__parse_id(id, vg, lv, &gen), 0);
+    assert_true(gen == INT64_MAX);
 
     static const char *const bad[] = {
         "",
@@ -141,10 +154,18 @@ static void test_ids(void **state)
         "lvm:../ord-x-0123456789abcdef",
         "lvm:vg0/../ord-x-0123456789abcdef",
         "lvm:abcdefghijklmnopqrstuvwxyz0123456/ord-x-0123456789abcdef",
+        /* generations: decimal from 1, one spelling */
+        "lvm:vg0/ord-x-0123456789abcdef/",
+        "lvm:vg0/ord-x-0123456789abcdef/0",
+        "lvm:vg0/ord-x-0123456789abcdef/01",
+        "lvm:vg0/ord-x-0123456789abcdef/+1",
+        "lvm:vg0/ord-x-0123456789abcdef/-1",
+        "lvm:vg0/ord-x-0123456789abcdef/1/2",
+        "lvm:vg0/ord-x-0123456789abcdef/99999999999999999999",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
-        assert_int_equal(lvm__parse_id(bad[i], vg, lv), -ENOENT);
-    assert_int_equal(lvm__parse_id(NULL, vg, lv), -ENOENT);
+        assert_int_equal(lvm__parse_id(bad[i], vg, lv, &gen), -ENOENT);
+    assert_int_equal(lvm__parse_id(NULL, vg, lv, &gen), -ENOENT);
 }
 
 static void test_keys(void **state)
@@ -243,6 +264,19 @@ static void test_tags_roundtrip(void **state)
     assert_string_equal(got.fs, "xfs");
     assert_string_equal(got.mkfs, m.mkfs);
     assert_int_equal(got.created, m.created);
+    assert_int_equal(got.gen, 0); /* no gen tag: generation 0, as LVs made before it */
+
+    /* a generation from 1 on is the last tag and comes back */
+    m.gen = 3;
+    n = lvm__tags_build(&m, tags);
+    assert_int_equal(n, 8);
+    assert_string_equal(tags[7], LVM_TAG_PREFIX "gen=3");
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__tags_parse(joined, &got), 0);
+    assert_int_equal(got.gen, 3);
+    m.gen = 0;
+    n = lvm__tags_build(&m, tags);
+    join_tags(tags, n, joined, sizeof(joined));
 
     /* other owners' tags around ours are ignored */
     char more[sizeof(joined) + 64];
@@ -304,6 +338,13 @@ static void test_tags_hostile(void **state)
         "key=a/b,name=,size=1,access=block,created=1",
         "key=a/b,name=n#00,size=1,access=block,created=1",
         "key,name=n,size=1,access=block,created=1",
+        /* generations: decimal from 1, once */
+        "key=a/b,name=n,size=1,access=block,created=1,gen=0",
+        "key=a/b,name=n,size=1,access=block,created=1,gen=01",
+        "key=a/b,name=n,size=1,access=block,created=1,gen=",
+        "key=a/b,name=n,size=1,access=block,created=1,gen=-1",
+        "key=a/b,name=n,size=1,access=block,created=1,gen=x",
+        "key=a/b,name=n,size=1,access=block,created=1,gen=1,gen=2",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         /* prefix every tag */

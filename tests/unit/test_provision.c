@@ -1,5 +1,6 @@
-/* Unit tests: provisioner/provision.c, the pure parts (Kubernetes quantities). The provisioning
- * flow itself is tested against the fake API server in tests/k8s/test_provisioner.py. */
+/* Unit tests: provisioner/provision.c, the pure parts (Kubernetes quantities, the ownership
+ * decision). The provisioning flow itself is tested against the fake API server in
+ * tests/k8s/test_provisioner.py. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,9 @@
 #include <cmocka.h>
 
 #include "provision.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
 
 static void test_quantities(void **state)
 {
@@ -104,12 +108,84 @@ static void test_format_quantity(void **state)
     }
 }
 
+static cJSON *owner_pv(const char *handle, const char *phase, const char *policy,
+                       const char *ref_uid, bool deleting)
+{
+    char text[1024];
+
+    snprintf(text, sizeof(text),
+             "{\"metadata\":{\"name\":\"pvc-a\"%s},"
+             "\"spec\":{\"csi\":{\"driver\":\"ordinal.csi.dev\",\"volumeHandle\":\"%s\"},"
+             "\"persistentVolumeReclaimPolicy\":\"%s\","
+             "\"claimRef\":{\"namespace\":\"default\",\"name\":\"www-web-0\","
+             "\"uid\":\"%s\"}},\"status\":{\"phase\":\"%s\"}}",
+             deleting ? ",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"" : "", handle, policy,
+             ref_uid, phase);
+    return cJSON_Parse(text);
+}
+
+static void test_owner_decision(void **state)
+{
+    static const char *const D = "ordinal.csi.dev", *const ID = "dir:default/www-web-0";
+    struct {
+        const char *store_owner; /* NULL: no store */
+        int rc;                  /* reading PV store_owner */
+        const char *handle, *phase, *policy, *ref_uid;
+        bool deleting;
+        enum prov_owner want;
+    } cases[] = {
+        /* no store, or the claim's own (a retry after a crash, idempotent) */
+        {NULL, -ENOENT, NULL, NULL, NULL, NULL, false, PROV_OWNER_NEW},
+        {"pvc-b", 0, ID, "Bound", "Delete", "uid-b", false, PROV_OWNER_NEW},
+        /* the owner PV is gone: an orphan, taken over */
+        {"pvc-a", -ENOENT, NULL, NULL, NULL, NULL, false, PROV_OWNER_ADOPT},
+        /* the owner PV could not be read: never guess */
+        {"pvc-a", -EIO, NULL, NULL, NULL, NULL, false, PROV_OWNER_WAIT},
+        {"pvc-a", -ETIMEDOUT, NULL, NULL, NULL, NULL, false, PROV_OWNER_WAIT},
+        /* it holds the store: bound, released with Delete (about to delete it), not yet
+         * marked Released, being deleted */
+        {"pvc-a", 0, ID, "Bound", "Delete", "uid-a", false, PROV_OWNER_WAIT},
+        {"pvc-a", 0, ID, "Released", "Delete", "uid-a", false, PROV_OWNER_WAIT},
+        {"pvc-a", 0, ID, "Bound", "Retain", "uid-a", false, PROV_OWNER_WAIT},
+        {"pvc-a", 0, ID, "Failed", "Delete", "uid-a", false, PROV_OWNER_WAIT},
+        {"pvc-a", 0, ID, "Released", "Retain", "uid-a", true, PROV_OWNER_WAIT},
+        /* retained: given back */
+        {"pvc-a", 0, ID, "Released", "Retain", "uid-a", false, PROV_OWNER_READOPT},
+        /* already given back to this claim */
+        {"pvc-a", 0, ID, "Released", "Retain", "uid-b", false, PROV_OWNER_DONE},
+        {"pvc-a", 0, ID, "Bound", "Retain", "uid-b", false, PROV_OWNER_DONE},
+        /* a PV of that name that does not hold the store (an earlier generation's id, another
+         * volume): the store is an orphan */
+        {"pvc-a", 0, "dir:default/www-web-0/3", "Bound", "Delete", "uid-a", false,
+         PROV_OWNER_ADOPT},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *pv = cases[i].rc == 0 ? owner_pv(cases[i].handle, cases[i].phase, cases[i].policy,
+                                                cases[i].ref_uid, cases[i].deleting)
+                                     : NULL;
+        enum prov_owner got = prov_owner_decide(D, "pvc-b", "uid-b", cases[i].store_owner,
+                                                cases[i].store_owner ? ID : "", cases[i].rc, pv);
+        if (got != cases[i].want)
+            print_error("case %zu: got %d, want %d\n", i, (int)got, (int)cases[i].want);
+        assert_int_equal(got, cases[i].want);
+        cJSON_Delete(pv);
+    }
+    /* another driver's PV of that name does not hold our store */
+    cJSON *pv = owner_pv(ID, "Bound", "Delete", "uid-a", false);
+    assert_int_equal(prov_owner_decide("other.csi", "pvc-b", "uid-b", "pvc-a", ID, 0, pv),
+                     PROV_OWNER_ADOPT);
+    cJSON_Delete(pv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_bad_quantities),
         cmocka_unit_test(test_format_quantity),
+        cmocka_unit_test(test_owner_decision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
