@@ -232,6 +232,17 @@ def test_api_server_away_csi_serves_and_sigterm_exits_0(daemons, tmp_path, momen
     assert_exits_promptly(d)
 
 
+def test_api_server_away_controller_serves_and_sigterm_exits_0(daemons, tmp_path):
+    kc = write_kubeconfig(str(tmp_path / "kubeconfig"), free_port())
+    d = daemons("ctrl-away", kc, mode="controller").start()
+    csi = d.connect()
+    t0 = time.monotonic()
+    assert csi.GetPluginInfo(timeout=2.0 * SLOW, wait_for_ready=True).name == DRIVER
+    assert time.monotonic() - t0 < 1.0 * SLOW
+    d.wait_log("not reachable")
+    assert_exits_promptly(d)
+
+
 def test_api_server_away_one_log_line_not_one_per_retry(daemons, tmp_path):
     lis = DroppingListener()
     try:
