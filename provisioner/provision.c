@@ -1106,7 +1106,7 @@ static void *prov_starter(void *arg)
     /* Decisions read the caches (is there a PV for this claim, a retained one to re-adopt):
      * no worker runs before all three have listed once. */
     for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
-        while (!atomic_load(&p->stop) && kube_informer_wait_synced(infs[i], 1.0) == -ETIMEDOUT)
+        while (!atomic_load(&p->stop) && kube_informer_wait_synced(infs[i], 0.25) == -ETIMEDOUT)
             ;
     if (atomic_load(&p->stop))
         return NULL;
