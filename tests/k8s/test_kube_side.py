@@ -170,6 +170,7 @@ def assert_exits_promptly(d):
     assert rc == 0, "exit %r after SIGTERM\n%s" % (rc, d.log_text()[-3000:])
     assert took < EXIT_WITHIN
     assert not os.path.exists(d.sock), "socket left behind"
+    print("%s: exit 0 %.3f s after SIGTERM" % (d.name, took))
     return took
 
 
@@ -392,6 +393,8 @@ def test_slow_leader_stops_leading_before_another_acquires(daemons, apiserver):
     b_leads = first_line(b.log_text(), "this instance leads")
     assert log_time(stopped) < micro_time(acquired["acquireTime"]), (stopped, acquired)
     assert log_time(stopped) < log_time(b_leads), (stopped, b_leads)
+    print("ctrl-a stopped leading %.2f s before ctrl-b's acquisition"
+          % (micro_time(acquired["acquireTime"]) - log_time(stopped)).total_seconds())
     # and it stopped within the renew deadline of its last renewal, not after its requests
     # gave up
     assert acquired["leaseTransitions"] >= 1
@@ -423,6 +426,8 @@ def test_failing_events_do_not_hold_up_provisioning(daemons, apiserver):
              what="claims Bound")
     took = time.monotonic() - t0
     assert took < 4.0 * SLOW, "Bound after %.1f s with failing events" % took
+    print("%d claims Bound %.2f s after creation with every event POST failing"
+          % (len(names), took))
     assert apiserver.faults()["stats"]["errors"] > 0
     # every event (Provisioning and ProvisioningSucceeded per claim) dropped and counted
     want = 2 * len(names)
