@@ -40,12 +40,16 @@ struct kube_client {
     double file_token_at;
     atomic_bool stopping;
     atomic_ulong requests;
+    atomic_int link;  /* enum link: what the last finished request saw */
+    char *user_agent; /* owned, NULL = the default */
     struct kube_ratelimit rl;
     struct kube_auth *auth;         /* owned exec plugin runner, or NULL */
     char *base_url;                 /* owned: cfg.server, its host replaced by tls-server-name */
     struct curl_slist *connect_to;  /* owned CURLOPT_CONNECT_TO for tls-server-name, or NULL */
     struct curl_slist *host_header; /* owned "Host: <server's host>" for tls-server-name */
 };
+
+enum link { LINK_UNKNOWN, LINK_UP, LINK_DOWN };
 
 int kube_global_init(void)
 {
@@ -385,6 +389,7 @@ struct kube_client *kube_client_new(const struct kube_config *cfg)
     kube__cond_init(&c->cond);
     atomic_init(&c->stopping, false);
     atomic_init(&c->requests, 0);
+    atomic_init(&c->link, LINK_UNKNOWN);
     return c;
 }
 
@@ -403,6 +408,7 @@ void kube_client_free(struct kube_client *c)
     free(c->base_url);
     curl_slist_free_all(c->connect_to);
     curl_slist_free_all(c->host_header);
+    free(c->user_agent);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     kube_config_release(&c->cfg);
@@ -430,6 +436,38 @@ const char *kube_client_namespace(const struct kube_client *c)
 unsigned long kube_client_request_count(struct kube_client *c)
 {
     return atomic_load(&c->requests);
+}
+
+bool kube_client_connected(const struct kube_client *c)
+{
+    return atomic_load(&c->link) == LINK_UP;
+}
+
+int kube_client_set_user_agent(struct kube_client *c, const char *ua)
+{
+    char *copy = strdup(ua);
+
+    if (!copy)
+        return -ENOMEM;
+    free(c->user_agent);
+    c->user_agent = copy;
+    return 0;
+}
+
+/* Record what a finished transfer saw; the one thread that changes the state logs it, so a
+ * server that stays away costs one line, not one per retry. */
+static void link_note(struct kube_client *c, bool answered, const char *why)
+{
+    int now = answered ? LINK_UP : LINK_DOWN;
+    int was = atomic_exchange(&c->link, now);
+
+    if (was == now)
+        return;
+    if (answered)
+        log_info("kube: API server %s answers", c->cfg.server);
+    else
+        log_warn("kube: API server %s not reachable (%s); retrying in the background",
+                 c->cfg.server, why);
 }
 
 bool kube__sleep(struct kube_client *c, double seconds, const atomic_bool *stop)
@@ -668,7 +706,8 @@ static int setup(struct kube_client *c, struct xfer *x, const char *method, cons
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "ordinal/" ORDINAL_VERSION);
+    curl_easy_setopt(h, CURLOPT_USERAGENT,
+                     c->user_agent ? c->user_agent : "ordinal/" ORDINAL_VERSION);
     if (c->cfg.ca.data) {
         struct curl_blob b = {c->cfg.ca.data, c->cfg.ca.len, CURL_BLOB_COPY};
 
@@ -785,6 +824,10 @@ static int perform(struct kube_client *c, struct xfer *x, const char *method,
     curl_slist_free_all(headers);
     handle_put(c, x->h);
     x->h = NULL;
+    if (x->http != 0)
+        link_note(c, true, NULL);
+    else if (rc != CURLE_ABORTED_BY_CALLBACK)
+        link_note(c, false, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     if (rc == CURLE_WRITE_ERROR && x->stream_r < 0)
         return x->stream_r;
     if (rc != CURLE_OK) {
@@ -816,34 +859,74 @@ static bool rate_wait(struct kube_client *c, const atomic_bool *stop)
     return wait <= 0 || kube__sleep(c, wait, stop);
 }
 
-int kube_request(struct kube_client *c, const char *method, const char *path_query,
-                 const char *body, const char *content_type, cJSON **ret_body,
-                 struct kube_status *st)
+/* The rate limit's wait, bounded: 0, -ECANCELED (stopped) or -ETIMEDOUT (the wait would end
+ * after the deadline, 0 = none). */
+static int rate_wait_until(struct kube_client *c, const atomic_bool *stop, double deadline)
+{
+    double now = kube__now(), wait = kube_ratelimit_reserve(&c->rl, now);
+
+    if (wait <= 0)
+        return 0;
+    if (deadline > 0 && now + wait >= deadline)
+        return -ETIMEDOUT;
+    return kube__sleep(c, wait, stop) ? 0 : -ECANCELED;
+}
+
+static bool call_stopped(struct kube_client *c, const atomic_bool *stop)
+{
+    return atomic_load(&c->stopping) || (stop && atomic_load(stop));
+}
+
+int kube_request_opts(struct kube_client *c, const char *method, const char *path_query,
+                      const char *body, const char *content_type, const struct kube_call_opts *opts,
+                      cJSON **ret_body, struct kube_status *st)
 {
     bool idempotent = strcmp(method, "GET") == 0, reauthed = false;
+    const atomic_bool *stop = opts ? opts->stop : NULL;
+    double deadline = opts ? opts->deadline : 0;
+    int max_retries = opts && opts->max_retries >= 0 ? opts->max_retries : c->cfg.max_retries;
     struct kube_status tmp;
     int r = -EIO;
 
     if (!st)
         st = &tmp;
     for (int attempt = 0;; attempt++) {
-        struct xfer x = {.c = c, .max = KUBE_MAX_BODY};
+        struct xfer x = {.c = c, .stop = stop, .max = KUBE_MAX_BODY};
+        long timeout_ms = c->cfg.timeout_ms;
         cJSON *parsed = NULL;
         bool retry;
         double wait;
 
-        if (atomic_load(&c->stopping) || !rate_wait(c, NULL)) {
+        if (call_stopped(c, stop)) {
             memset(st, 0, sizeof(*st));
             snprintf(st->message, sizeof(st->message), "client shut down");
             return -ECANCELED;
         }
-        r = perform(c, &x, method, path_query, body, content_type, c->cfg.timeout_ms, st);
+        r = rate_wait_until(c, stop, deadline);
+        if (r == 0 && deadline > 0) {
+            double left_ms = (deadline - kube__now()) * 1000;
+
+            if (left_ms < 1)
+                r = -ETIMEDOUT;
+            else if (left_ms < (double)timeout_ms)
+                timeout_ms = (long)left_ms + 1;
+        }
+        if (r < 0) {
+            memset(st, 0, sizeof(*st));
+            snprintf(st->message, sizeof(st->message), "%s",
+                     r == -ECANCELED ? "client shut down" : "deadline passed");
+            return r;
+        }
+        r = perform(c, &x, method, path_query, body, content_type, timeout_ms, st);
         if (r < 0) {
             xfer_release(&x);
-            if (r == -ECANCELED || r == -ENOMEM || !idempotent || attempt >= c->cfg.max_retries)
+            if (r == -ECANCELED || r == -ENOMEM || !idempotent || attempt >= max_retries)
+                return r;
+            wait = backoff_s(attempt);
+            if (deadline > 0 && kube__now() + wait >= deadline)
                 return r;
             log_debug("kube: %s %s: %s; retrying", method, path_query, st->message);
-            if (!kube__sleep(c, backoff_s(attempt), NULL))
+            if (!kube__sleep(c, wait, stop))
                 return -ECANCELED;
             continue;
         }
@@ -882,17 +965,26 @@ int kube_request(struct kube_client *c, const char *method, const char *path_que
                 continue;
             }
         }
-        retry = (x.http == 429 || x.http >= 500) && attempt < c->cfg.max_retries;
+        retry = (x.http == 429 || x.http >= 500) && attempt < max_retries;
         if (!retry)
             return r;
         wait = backoff_s(attempt);
         if (st->retry_after > 0)
             wait = st->retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : st->retry_after;
+        if (deadline > 0 && kube__now() + wait >= deadline)
+            return r;
         log_debug("kube: %s %s: HTTP %ld %s; retrying in %.1fs", method, path_query, x.http,
                   st->reason, wait);
-        if (!kube__sleep(c, wait, NULL))
+        if (!kube__sleep(c, wait, stop))
             return -ECANCELED;
     }
+}
+
+int kube_request(struct kube_client *c, const char *method, const char *path_query,
+                 const char *body, const char *content_type, cJSON **ret_body,
+                 struct kube_status *st)
+{
+    return kube_request_opts(c, method, path_query, body, content_type, NULL, ret_body, st);
 }
 
 int kube__stream(struct kube_client *c, const char *path_query, const atomic_bool *stop,
@@ -985,8 +1077,9 @@ int kube_list_query(char *buf, size_t n, const struct kube_list_opts *opts)
 
 #define PATH_MAX_ 4096
 
-int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns,
-             const char *name, cJSON **ret_obj, struct kube_status *st)
+int kube_get_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                  const char *name, const struct kube_call_opts *opts, cJSON **ret_obj,
+                  struct kube_status *st)
 {
     char path[PATH_MAX_];
     int r;
@@ -996,7 +1089,13 @@ int kube_get(struct kube_client *c, const struct kube_resource *res, const char 
     r = kube_path(path, sizeof(path), res, ns, name, NULL);
     if (r < 0)
         return r;
-    return kube_request(c, "GET", path, NULL, NULL, ret_obj, st);
+    return kube_request_opts(c, "GET", path, NULL, NULL, opts, ret_obj, st);
+}
+
+int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns,
+             const char *name, cJSON **ret_obj, struct kube_status *st)
+{
+    return kube_get_opts(c, res, ns, name, NULL, ret_obj, st);
 }
 
 int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
@@ -1110,8 +1209,9 @@ restart:
     return 0;
 }
 
-static int write_obj(struct kube_client *c, const char *method, const char *path, const cJSON *obj,
-                     const char *ctype, cJSON **ret_obj, struct kube_status *st)
+static int write_obj_opts(struct kube_client *c, const char *method, const char *path,
+                          const cJSON *obj, const char *ctype, const struct kube_call_opts *opts,
+                          cJSON **ret_obj, struct kube_status *st)
 {
     _cleanup_free_ char *body = NULL;
 
@@ -1120,11 +1220,18 @@ static int write_obj(struct kube_client *c, const char *method, const char *path
         if (!body)
             return -ENOMEM;
     }
-    return kube_request(c, method, path, body, ctype, ret_obj, st);
+    return kube_request_opts(c, method, path, body, ctype, opts, ret_obj, st);
 }
 
-int kube_create(struct kube_client *c, const struct kube_resource *res, const char *ns,
-                const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+static int write_obj(struct kube_client *c, const char *method, const char *path, const cJSON *obj,
+                     const char *ctype, cJSON **ret_obj, struct kube_status *st)
+{
+    return write_obj_opts(c, method, path, obj, ctype, NULL, ret_obj, st);
+}
+
+int kube_create_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                     const cJSON *obj, const struct kube_call_opts *opts, cJSON **ret_obj,
+                     struct kube_status *st)
 {
     char path[PATH_MAX_];
     int r;
@@ -1134,11 +1241,18 @@ int kube_create(struct kube_client *c, const struct kube_resource *res, const ch
     r = kube_path(path, sizeof(path), res, ns, NULL, NULL);
     if (r < 0)
         return r;
-    return write_obj(c, "POST", path, obj, NULL, ret_obj, st);
+    return write_obj_opts(c, "POST", path, obj, NULL, opts, ret_obj, st);
 }
 
-int kube_update(struct kube_client *c, const struct kube_resource *res, const char *ns,
-                const char *subresource, const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+int kube_create(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+{
+    return kube_create_opts(c, res, ns, obj, NULL, ret_obj, st);
+}
+
+int kube_update_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                     const char *subresource, const cJSON *obj, const struct kube_call_opts *opts,
+                     cJSON **ret_obj, struct kube_status *st)
 {
     const char *name = kube_obj_name(obj), *ons = kube_obj_namespace(obj);
     char path[PATH_MAX_];
@@ -1149,7 +1263,13 @@ int kube_update(struct kube_client *c, const struct kube_resource *res, const ch
     r = kube_path(path, sizeof(path), res, ns, name, subresource);
     if (r < 0)
         return r;
-    return write_obj(c, "PUT", path, obj, NULL, ret_obj, st);
+    return write_obj_opts(c, "PUT", path, obj, NULL, opts, ret_obj, st);
+}
+
+int kube_update(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                const char *subresource, const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+{
+    return kube_update_opts(c, res, ns, subresource, obj, NULL, ret_obj, st);
 }
 
 int kube_update_retry_from(struct kube_client *c, const struct kube_resource *res, const char *ns,

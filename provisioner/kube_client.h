@@ -128,6 +128,12 @@ bool kube_client_stopping(const struct kube_client *c);
 const char *kube_client_namespace(const struct kube_client *c);
 /* Requests made so far, including retries (tests and metrics). */
 unsigned long kube_client_request_count(struct kube_client *c);
+/* Whether the last request that ended got an HTTP answer (any status) rather than a transport
+ * error; false before the first. The client logs one line each time this changes. */
+bool kube_client_connected(const struct kube_client *c);
+/* The User-Agent sent, e.g. "ordinal/0.1 (node node-1)" (copied; lets an API server's audit log
+ * tell instances apart). Call before the client is shared with other threads. 0 or -ENOMEM. */
+int kube_client_set_user_agent(struct kube_client *c, const char *ua);
 
 /*
  * A raw request: method ("GET", ...), path from kube_path() (plus "?query", already escaped),
@@ -136,6 +142,34 @@ unsigned long kube_client_request_count(struct kube_client *c);
 int kube_request(struct kube_client *c, const char *method, const char *path_query,
                  const char *body, const char *content_type, cJSON **ret_body,
                  struct kube_status *st);
+
+/*
+ * Bounds for one call, for work that must give up in time (a lease renewal) or is best effort
+ * (an event):
+ *  - deadline (kube__now() seconds, 0 = none): every attempt's timeout is cut to it, and a retry
+ *    that would start after it is not made (the call returns -ETIMEDOUT);
+ *  - max_retries: < 0 = the client's;
+ *  - stop (may be NULL): becoming true aborts the call within about a second (-ECANCELED).
+ */
+struct kube_call_opts {
+    double deadline;
+    int max_retries;
+    const atomic_bool *stop;
+};
+
+/* kube_request, kube_get, kube_create and kube_update with bounds (opts NULL = none). */
+int kube_request_opts(struct kube_client *c, const char *method, const char *path_query,
+                      const char *body, const char *content_type, const struct kube_call_opts *opts,
+                      cJSON **ret_body, struct kube_status *st);
+int kube_get_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                  const char *name, const struct kube_call_opts *opts, cJSON **ret_obj,
+                  struct kube_status *st);
+int kube_create_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                     const cJSON *obj, const struct kube_call_opts *opts, cJSON **ret_obj,
+                     struct kube_status *st);
+int kube_update_opts(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                     const char *subresource, const cJSON *obj, const struct kube_call_opts *opts,
+                     cJSON **ret_obj, struct kube_status *st);
 
 struct kube_list_opts {
     const char *label_selector;   /* NULL = none; escaped by the client */

@@ -283,7 +283,22 @@ struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube
     return inf;
 }
 
-static int relist(struct kube_informer *inf)
+/* A failed list or watch: the first of a streak is logged at warn level when the server
+ * answered (a refusal worth a look); transport errors, which the client reports once for all
+ * requests, and the retries of a streak are logged at debug level: one line per state change,
+ * not one per retry. */
+static void note_failure(const struct kube_informer *inf, const char *what, int r,
+                         const struct kube_status *st, int streak)
+{
+    if (streak == 0 && st->http != 0)
+        log_warn("kube: %s %s failed: %s (%s); retrying with backoff", what, inf->res->plural,
+                 strerror(-r), st->message);
+    else
+        log_debug("kube: %s %s failed: %s (%s); retrying with backoff", what, inf->res->plural,
+                  strerror(-r), st->message);
+}
+
+static int relist(struct kube_informer *inf, int failures)
 {
     struct kube_list_opts o = {.label_selector = inf->label, .field_selector = inf->field};
     struct kube_status st;
@@ -293,9 +308,12 @@ static int relist(struct kube_informer *inf)
 
     r = kube_list_all(inf->client, inf->res, inf->ns, &o, &list, &st);
     if (r < 0) {
-        log_warn("kube: list %s failed: %s (%s)", inf->res->plural, strerror(-r), st.message);
+        if (r != -ECANCELED)
+            note_failure(inf, "list", r, &st, failures);
         return r;
     }
+    if (failures > 0)
+        log_debug("kube: list %s succeeded after %d failures", inf->res->plural, failures);
     atomic_fetch_add(&inf->lists, 1);
     rv = kube_obj_rv(list);
     if (!rv || strlen(rv) >= sizeof(inf->rv)) {
@@ -351,7 +369,7 @@ static void *informer_main(void *arg)
     while (!atomic_load(&inf->stop) && !kube_client_stopping(inf->client)) {
         int watch_failures = 0;
 
-        if (relist(inf) < 0) {
+        if (relist(inf, list_failures) < 0) {
             kube__sleep(inf->client, backoff(list_failures++, 1.0, 30.0), &inf->stop);
             continue;
         }
@@ -378,8 +396,7 @@ static void *informer_main(void *arg)
                          st.message[0] ? st.message : strerror(-r));
                 break;
             }
-            log_warn("kube: watch %s: %s (%s); reconnecting", inf->res->plural, strerror(-r),
-                     st.message);
+            note_failure(inf, "watch", r, &st, watch_failures);
             kube__sleep(inf->client, backoff(watch_failures++, 0.5, 30.0), &inf->stop);
         }
     }

@@ -3,8 +3,18 @@
  * renewing; each attempt is one GET and at most one write, so a failed attempt costs at most two
  * requests per retry period.
  *
- * Threading: l->mu guards `leading` and pairs with no condition (sleeps use the client's
- * kube__sleep with l->stop); it is a leaf lock never held across a request or a callback.
+ * Giving up in time: leadership is valid until the start of the last successful renewal plus
+ * renew_deadline. Every request of the renew loop carries that instant as its deadline (its
+ * timeout is cut to it and no retry starts after it), so the elector notices the loss at the
+ * deadline itself, not after a 30 s request timeout and its retries; and kube_leader_is_leader()
+ * compares with the deadline too, so no caller acts on a lease past it even for the moment the
+ * elector thread needs to wake. Measuring from the start of the request (not its answer) keeps
+ * the deadline before the instant any other candidate, which judges expiry from when it saw the
+ * renewal, may take over: renew_deadline < lease_duration.
+ *
+ * Threading: l->mu guards `leading`, `leading_until` and `lease_known` and pairs with no
+ * condition (sleeps use the client's kube__sleep with l->stop); it is a leaf lock never held
+ * across a request or a callback.
  */
 #include "kube_leader.h"
 
@@ -31,7 +41,14 @@ struct kube_leader {
     atomic_bool stop;
     pthread_mutex_t mu;
     bool leading;
+    double leading_until; /* kube__now() seconds */
+    bool lease_known;
 };
+
+/* Pause between renewal attempts after a failed one: several attempts fit in a deadline. */
+#define RENEW_RETRY_S 1.0
+/* Bound on releasing the lease at shutdown: exit promptly even if the API server is away. */
+#define RELEASE_TIMEOUT_S 3.0
 
 static const cJSON *spec_of(const cJSON *lease)
 {
@@ -231,15 +248,17 @@ struct kube_leader *kube_leader_new(struct kube_client *c, const struct kube_lea
     return l;
 }
 
-/* One attempt: 1 when we hold the lease afterwards, 0 when not, -errno on a request error. */
-static int try_acquire_or_renew(struct kube_leader *l)
+/* One attempt, every request bounded by deadline (kube__now() seconds) and aborted by l->stop:
+ * 1 when we hold the lease afterwards, 0 when not, -errno on a request error. */
+static int try_acquire_or_renew(struct kube_leader *l, double deadline)
 {
+    struct kube_call_opts o = {.deadline = deadline, .max_retries = -1, .stop = &l->stop};
     cJSON *lease = NULL;
     enum kube_leader_action a;
     struct kube_status st;
     int r;
 
-    r = kube_get(l->client, &kube_leases, l->ns, l->name, &lease, &st);
+    r = kube_get_opts(l->client, &kube_leases, l->ns, l->name, &o, &lease, &st);
     if (r < 0 && r != -ENOENT)
         return r;
     a = kube_leader_decide(r == -ENOENT ? NULL : lease, l->identity, kube__now(), &l->obs);
@@ -253,7 +272,7 @@ static int try_acquire_or_renew(struct kube_leader *l)
         lease = kube_lease_new(l->ns, l->name, l->identity, l->cfg.lease_duration, kube__wall());
         if (!lease)
             return -ENOMEM;
-        r = kube_create(l->client, &kube_leases, l->ns, lease, &created, &st);
+        r = kube_create_opts(l->client, &kube_leases, l->ns, lease, &o, &created, &st);
         cJSON_Delete(lease);
         if (r == 0)
             kube_leader_decide(created, l->identity, kube__now(), &l->obs);
@@ -264,7 +283,7 @@ static int try_acquire_or_renew(struct kube_leader *l)
     if (r == 0) {
         cJSON *updated = NULL;
 
-        r = kube_update(l->client, &kube_leases, l->ns, NULL, lease, &updated, &st);
+        r = kube_update_opts(l->client, &kube_leases, l->ns, NULL, lease, &o, &updated, &st);
         if (r == 0)
             kube_leader_decide(updated, l->identity, kube__now(), &l->obs);
         cJSON_Delete(updated);
@@ -277,10 +296,11 @@ static int try_acquire_or_renew(struct kube_leader *l)
 
 static int release(struct kube_leader *l)
 {
+    struct kube_call_opts o = {.deadline = kube__now() + RELEASE_TIMEOUT_S, .max_retries = 0};
     cJSON *lease = NULL;
     int r;
 
-    r = kube_get(l->client, &kube_leases, l->ns, l->name, &lease, NULL);
+    r = kube_get_opts(l->client, &kube_leases, l->ns, l->name, &o, &lease, NULL);
     if (r < 0)
         return r;
     if (strcmp(spec_str(spec_of(lease), "holderIdentity"), l->identity) != 0) {
@@ -289,15 +309,24 @@ static int release(struct kube_leader *l)
     }
     r = kube_lease_release(lease, kube__wall());
     if (r == 0)
-        r = kube_update(l->client, &kube_leases, l->ns, NULL, lease, NULL, NULL);
+        r = kube_update_opts(l->client, &kube_leases, l->ns, NULL, lease, &o, NULL, NULL);
     cJSON_Delete(lease);
     return r;
 }
 
-static void set_leading(struct kube_leader *l, bool v)
+/* until: the instant leadership lapses unless renewed (ignored when v is false). */
+static void set_leading(struct kube_leader *l, bool v, double until)
 {
     pthread_mutex_lock(&l->mu);
     l->leading = v;
+    l->leading_until = v ? until : 0;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void set_known(struct kube_leader *l, bool v)
+{
+    pthread_mutex_lock(&l->mu);
+    l->lease_known = v;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -306,21 +335,39 @@ static bool stopping(struct kube_leader *l)
     return atomic_load(&l->stop) || kube_client_stopping(l->client);
 }
 
+/* Log the first failure of a streak; the rest, until a success, at debug level. */
+static void note_failure(struct kube_leader *l, int r, int *streak)
+{
+    if ((*streak)++ == 0)
+        log_warn("leader election: lease %s/%s: %s; retrying every %.0f s", l->ns, l->name,
+                 strerror(-r), l->cfg.retry_period);
+    else
+        log_debug("leader election: lease %s/%s: %s", l->ns, l->name, strerror(-r));
+}
+
 static void *leader_main(void *arg)
 {
     struct kube_leader *l = arg;
+    int streak = 0;
 
     while (!stopping(l)) {
-        double last_renew;
+        double started, valid_until;
         int r;
 
         /* acquire */
         for (;;) {
-            r = try_acquire_or_renew(l);
+            started = kube__now();
+            r = try_acquire_or_renew(l, started + l->cfg.renew_deadline);
+            if (r >= 0) {
+                if (streak > 0)
+                    log_info("leader election: lease %s/%s readable again", l->ns, l->name);
+                streak = 0;
+            }
+            set_known(l, r >= 0);
             if (r == 1 || stopping(l))
                 break;
             if (r < 0)
-                log_warn("leader election: lease %s/%s: %s", l->ns, l->name, strerror(-r));
+                note_failure(l, r, &streak);
             kube__sleep(l->client, l->cfg.retry_period * (1 + (JITTER - 1) * kube__rand()),
                         &l->stop);
             if (stopping(l))
@@ -328,34 +375,52 @@ static void *leader_main(void *arg)
         }
         if (r != 1)
             break;
-        set_leading(l, true);
+        valid_until = started + l->cfg.renew_deadline;
+        set_leading(l, true, valid_until);
         log_info("leader election: %s is the leader", l->identity);
         if (l->cfg.on_started_leading)
             l->cfg.on_started_leading(l->cfg.ud);
-        /* renew */
-        last_renew = kube__now();
+        /* renew: every request is bounded by valid_until; at valid_until leadership is gone */
         while (!stopping(l)) {
-            if (!kube__sleep(l->client, l->cfg.retry_period, &l->stop))
-                break;
-            r = try_acquire_or_renew(l);
-            if (r == 1) {
-                last_renew = kube__now();
-                continue;
+            double pause = l->cfg.retry_period;
+
+            for (;;) {
+                if (!kube__sleep(l->client, pause, &l->stop))
+                    break;
+                started = kube__now();
+                if (started >= valid_until)
+                    break;
+                r = try_acquire_or_renew(l, valid_until);
+                if (r == 1) {
+                    valid_until = started + l->cfg.renew_deadline;
+                    set_leading(l, true, valid_until);
+                    break;
+                }
+                /* A failure or a conflict: try again until the deadline, as client-go does. */
+                log_debug("leader election: renewal of %s/%s failed: %s", l->ns, l->name,
+                          r < 0 ? strerror(-r) : "lease changed by another candidate");
+                pause = RENEW_RETRY_S;
+                if (kube__now() + pause >= valid_until)
+                    pause = valid_until - kube__now();
+                if (pause < 0)
+                    pause = 0;
             }
-            if (kube__now() - last_renew >= l->cfg.renew_deadline) {
-                log_warn("leader election: %s lost lease %s/%s", l->identity, l->ns, l->name);
+            if (stopping(l) || kube__now() >= valid_until)
                 break;
-            }
         }
-        if (atomic_load(&l->stop) && !kube_client_stopping(l->client)) {
+        if (!stopping(l))
+            log_warn("leader election: %s lost lease %s/%s: not renewed within %.0f s", l->identity,
+                     l->ns, l->name, l->cfg.renew_deadline);
+        set_leading(l, false, 0);
+        if (l->cfg.on_stopped_leading)
+            l->cfg.on_stopped_leading(l->cfg.ud);
+        if (atomic_load(&l->stop) && !kube_client_stopping(l->client) &&
+            kube__now() < valid_until) {
             r = release(l);
             if (r < 0)
                 log_warn("leader election: release of %s/%s failed: %s", l->ns, l->name,
                          strerror(-r));
         }
-        set_leading(l, false);
-        if (l->cfg.on_stopped_leading)
-            l->cfg.on_stopped_leading(l->cfg.ud);
     }
     return NULL;
 }
@@ -401,7 +466,17 @@ bool kube_leader_is_leader(struct kube_leader *l)
     bool v;
 
     pthread_mutex_lock(&l->mu);
-    v = l->leading;
+    v = l->leading && kube__now() < l->leading_until;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
+bool kube_leader_lease_known(struct kube_leader *l)
+{
+    bool v;
+
+    pthread_mutex_lock(&l->mu);
+    v = l->lease_known;
     pthread_mutex_unlock(&l->mu);
     return v;
 }

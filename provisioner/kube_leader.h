@@ -4,7 +4,9 @@
  *    it when it is free or expired, where "expired" is judged by the local clock from when this
  *    client last saw the lease record change (never by comparing the stored renewTime with our
  *    clock): observed_at + leaseDurationSeconds <= now;
- *  - renew: every retry_period; if no renewal succeeded for renew_deadline, leadership is lost;
+ *  - renew: every retry_period; leadership lasts until the start of the last successful renewal
+ *    plus renew_deadline: every renewal request is bounded by that instant (timeout cut to it,
+ *    no retry after it) and leadership ends there, whatever the API server does;
  *  - release on kube_leader_stop(): holderIdentity "", leaseDurationSeconds 1, renewTime now, so
  *    another candidate takes over at once.
  * Updates are PUTs with the resourceVersion that was read, so two candidates cannot both win.
@@ -45,7 +47,10 @@ int kube_leader_start(struct kube_leader *l);
  * before kube_client_shutdown(): a shut-down client cannot send the release. */
 void kube_leader_stop(struct kube_leader *l);
 void kube_leader_free(struct kube_leader *l);
+/* Leading, and the last renewal's deadline not passed. */
 bool kube_leader_is_leader(struct kube_leader *l);
+/* The last attempt read the Lease (whoever holds it): the elector knows the leader state. */
+bool kube_leader_lease_known(struct kube_leader *l);
 
 /* ---- the decision, as a pure function ---- */
 

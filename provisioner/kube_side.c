@@ -83,8 +83,16 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
         log_error("Kubernetes client: %s", be_last_error());
         goto fail;
     }
-    log_info("Kubernetes API at %s (context %s, qps %.1f, burst %d)", kc.server,
-             kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
+    {
+        char ua[160];
+
+        snprintf(ua, sizeof(ua), "ordinal/%s (%s %.100s)", svc->version,
+                 svc->mode == CSI_MODE_NODE ? "node" : "controller", svc->node_id);
+        if (kube_client_set_user_agent(k->client, ua) < 0)
+            goto fail;
+    }
+    log_info("Kubernetes API at %s (context %s, qps %.1f, burst %d); connecting in the background",
+             kc.server, kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
 
     if (svc->mode == CSI_MODE_NODE) {
         struct prov_config pc = {.client = k->client, .svc = svc, .workers = cfg->workers};
@@ -118,30 +126,37 @@ fail:
     return NULL;
 }
 
+void kube_side_stop(struct kube_side *k)
+{
+    if (!k)
+        return;
+    if (k->leader) {
+        /* releases the lease (bounded): before the client shuts down */
+        kube_leader_stop(k->leader);
+        kube_leader_free(k->leader);
+    }
+    /* Abort what is in flight (a list the informers wait on, a worker's retries) before joining
+     * the threads that wait on it: prompt even when the API server is away or slow. */
+    if (k->client)
+        kube_client_shutdown(k->client);
+    prov_stop(k->prov);
+    kube_client_free(k->client);
+    free(k);
+}
+
 void kube_side_status(const struct kube_side *k, struct kube_side_status *ret)
 {
     *ret = (struct kube_side_status){0};
     if (!k)
         return;
-    /* kube_side_start() returns only once the caches synced (node mode) or the elector runs. */
     ret->configured = true;
-    ret->connected = k->client != NULL;
-    ret->synced = k->prov != NULL || k->leader != NULL;
-    ret->leader = k->leader && kube_leader_is_leader(k->leader);
-}
-
-void kube_side_stop(struct kube_side *k)
-{
-    if (!k)
-        return;
-    prov_stop(k->prov);
+    ret->connected = k->client && kube_client_connected(k->client);
+    if (k->prov) {
+        ret->synced = prov_synced(k->prov);
+        ret->events_dropped = prov_events_dropped(k->prov);
+    }
     if (k->leader) {
-        kube_leader_stop(k->leader); /* releases the lease: before the client shuts down */
-        kube_leader_free(k->leader);
+        ret->synced = kube_leader_lease_known(k->leader);
+        ret->leader = kube_leader_is_leader(k->leader);
     }
-    if (k->client) {
-        kube_client_shutdown(k->client);
-        kube_client_free(k->client);
-    }
-    free(k);
 }

@@ -7,6 +7,12 @@
  * reclaim policy Delete (DeleteVolume, PV delete, finalizer off) and keeps the PV's protection
  * finalizer in line with its policy.
  *
+ * Start-up never waits for the API server: prov_start() starts the informers and returns; a
+ * starter thread waits (as long as it takes, interruptibly) until all three caches have listed
+ * once and only then starts the workers, so the daemon serves CSI from the first instant and
+ * provisions once Kubernetes answers. Events go through a kube_recorder: a worker never waits
+ * for one.
+ *
  * Threading: informer handlers (informer threads) only queue keys. Workers (kube_queue_run) sync
  * one key each at a time; the queue never hands one key to two workers. Objects read from the
  * informers are copies owned by the worker. No lock of ours is held across an API call.
@@ -17,7 +23,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +33,7 @@
 
 #include "kube_informer.h"
 #include "kube_queue.h"
+#include "kube_recorder.h"
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
@@ -33,12 +42,15 @@
 #define PROV_IDENTITY_KEY "storage.kubernetes.io/csiProvisionerIdentity"
 #define PROV_CLASS_ANN "volume.beta.kubernetes.io/storage-class"
 #define PROV_DEFAULT_SIZE (1LL << 30)
-#define PROV_SYNC_TIMEOUT 60
 
 struct prov {
     struct prov_config cfg;
     struct kube_informer *claims, *pvs, *classes;
     struct kube_queue *queue;
+    struct kube_recorder *events;
+    pthread_t starter;
+    bool starter_running;
+    atomic_bool stop, synced;
     char identity[160]; /* PROV_IDENTITY_KEY value: start time, driver, node */
 };
 
@@ -179,7 +191,7 @@ static void now_rfc3339(char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Record an Event on the claim. Failures are logged only: events are best effort. */
+/* Record an Event on the claim: queued to the recorder, never waited for (best effort). */
 static void claim_event(struct prov *p, const cJSON *claim, const char *type, const char *reason,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void claim_event(struct prov *p, const cJSON *claim, const char *type, const char *reason,
@@ -189,7 +201,6 @@ static void claim_event(struct prov *p, const cJSON *claim, const char *type, co
     char msg[512], ts[32], ename[320], component[128];
     struct timespec now;
     va_list ap;
-    int r;
 
     if (!ns || !name)
         return;
@@ -225,10 +236,7 @@ static void claim_event(struct prov *p, const cJSON *claim, const char *type, co
     cJSON_AddNumberToObject(ev, "count", 1);
     cJSON_AddStringToObject(ev, "reportingComponent", p->cfg.svc->driver_name);
     cJSON_AddStringToObject(ev, "reportingInstance", p->cfg.svc->node_id);
-    r = kube_create(p->cfg.client, &kube_events, ns, ev, NULL, NULL);
-    if (r < 0)
-        log_debug("event %s on claim %s/%s not recorded: %s", reason, ns, name, strerror(-r));
-    cJSON_Delete(ev);
+    kube_recorder_post(p->events, ns, ev);
 }
 
 struct finalizer_edit {
@@ -1134,17 +1142,54 @@ static void class_update(void *ud, const cJSON *old_obj, const cJSON *obj)
     class_changed(ud, obj);
 }
 
+/* The starter thread: workers start once every cache has listed, however long that takes. */
+static void *prov_starter(void *arg)
+{
+    struct prov *p = arg;
+    struct kube_informer *infs[] = {p->classes, p->pvs, p->claims};
+
+    /* Decisions read the caches (is there a PV for this claim, a retained one to re-adopt):
+     * no worker runs before all three have listed once. */
+    for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+        while (!atomic_load(&p->stop) && kube_informer_wait_synced(infs[i], 0.25) == -ETIMEDOUT)
+            ;
+    if (atomic_load(&p->stop))
+        return NULL;
+    if (kube_queue_run(p->queue, p->cfg.workers > 0 ? p->cfg.workers : 4, sync_key, p) < 0) {
+        log_error("provisioner: cannot start its workers");
+        return NULL;
+    }
+    atomic_store(&p->synced, true);
+    log_info("provisioner started for driver %s on node %s: caches synced", p->cfg.svc->driver_name,
+             p->cfg.svc->node_id);
+    return NULL;
+}
+
 void prov_stop(struct prov *p)
 {
     if (!p)
         return;
+    atomic_store(&p->stop, true);
+    if (p->starter_running)
+        pthread_join(p->starter, NULL);
     if (p->queue)
         kube_queue_shutdown(p->queue);
     kube_informer_free(p->claims);
     kube_informer_free(p->pvs);
     kube_informer_free(p->classes);
     kube_queue_free(p->queue);
+    kube_recorder_free(p->events);
     free(p);
+}
+
+bool prov_synced(const struct prov *p)
+{
+    return p && atomic_load(&p->synced);
+}
+
+unsigned long long prov_events_dropped(const struct prov *p)
+{
+    return p ? kube_recorder_dropped(p->events) : 0;
 }
 
 struct prov *prov_start(const struct prov_config *cfg)
@@ -1156,15 +1201,18 @@ struct prov *prov_start(const struct prov_config *cfg)
     if (!p)
         return NULL;
     p->cfg = *cfg;
+    atomic_init(&p->stop, false);
+    atomic_init(&p->synced, false);
     clock_gettime(CLOCK_REALTIME, &now);
     snprintf(p->identity, sizeof(p->identity), "%lld-%ld-%s-%s",
              (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, (long)(now.tv_nsec % 10000),
              cfg->svc->driver_name, cfg->svc->node_id);
     p->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
+    p->events = kube_recorder_new(cfg->client, 0);
     hc = (struct kube_informer_handlers){claim_add, claim_update, NULL, p};
     hv = (struct kube_informer_handlers){pv_add, pv_update, NULL, p};
     hs = (struct kube_informer_handlers){class_changed, class_update, NULL, p};
-    if (!p->queue)
+    if (!p->queue || !p->events)
         goto fail;
     p->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hs);
     p->pvs = kube_informer_new(cfg->client, &kube_persistentvolumes, NULL, NULL, NULL, &hv);
@@ -1174,18 +1222,10 @@ struct prov *prov_start(const struct prov_config *cfg)
     if (kube_informer_start(p->classes) < 0 || kube_informer_start(p->pvs) < 0 ||
         kube_informer_start(p->claims) < 0)
         goto fail;
-    /* Decisions read the caches (is there a PV for this claim, a retained one to re-adopt):
-     * no worker runs before all three have listed once. */
-    if (kube_informer_wait_synced(p->classes, PROV_SYNC_TIMEOUT) < 0 ||
-        kube_informer_wait_synced(p->pvs, PROV_SYNC_TIMEOUT) < 0 ||
-        kube_informer_wait_synced(p->claims, PROV_SYNC_TIMEOUT) < 0) {
-        log_error("provisioner: the caches did not sync within %d s", PROV_SYNC_TIMEOUT);
+    if (pthread_create(&p->starter, NULL, prov_starter, p) != 0)
         goto fail;
-    }
-    if (kube_queue_run(p->queue, cfg->workers > 0 ? cfg->workers : 4, sync_key, p) < 0)
-        goto fail;
-    log_info("provisioner started for driver %s on node %s", cfg->svc->driver_name,
-             cfg->svc->node_id);
+    p->starter_running = true;
+    log_info("provisioner: waiting for the claim, volume and class caches");
     return p;
 fail:
     log_error("provisioner: start-up failed");

@@ -42,10 +42,17 @@ struct prov_config {
 
 struct prov;
 
-/* Start the informers and workers. NULL on failure (logged). */
+/* Start the informers; the workers follow in the background once the caches have synced,
+ * however long the API server takes to answer. Never waits for the API server. NULL on failure
+ * (allocation, threads; logged). */
 struct prov *prov_start(const struct prov_config *cfg);
-/* Stop everything and free. The client must still be usable (shut it down after). */
+/* Stop everything and free. Prompt when the client was shut down first (in-flight requests are
+ * aborted; the protocol is crash-safe, so an interrupted sync is finished by the next start). */
 void prov_stop(struct prov *p);
+/* Whether the caches have synced and the workers run (thread-safe; p may be NULL). */
+bool prov_synced(const struct prov *p);
+/* Events dropped so far (thread-safe; p may be NULL). */
+unsigned long long prov_events_dropped(const struct prov *p);
 
 /* What a claim's provisioning does about the store its key names on this node. */
 enum prov_owner {

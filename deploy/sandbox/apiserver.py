@@ -52,14 +52,14 @@ class Faults:
     """Run-time switchable faults (POST /_fault); counters are reported by GET /_fault."""
 
     FIELDS = {"error_rate": 0.0, "error_code": 500, "retry_after": 1, "latency_ms": 0,
-              "match": "", "methods": [], "expire_next_watch": 0, "conflict_next_update": 0,
-              "hold_watches": []}
+              "match": "", "methods": [], "agent": "", "expire_next_watch": 0,
+              "conflict_next_update": 0, "hold_watches": []}
 
     def __init__(self):
         self.lock = threading.Lock()
         self.drop_epoch = 0
         self.stats = {"errors": 0, "conflicts": 0, "expired_watches": 0, "dropped_watches": 0,
-                      "held_events": 0}
+                      "held_events": 0, "delayed": 0}
         self._acc = 0.0
         self.reset()
 
@@ -96,14 +96,23 @@ class Faults:
             d["stats"] = dict(self.stats)
             return d
 
-    def _applies(self, method, path):
+    def _applies(self, method, path, agent):
         return (not self.match or self.match in path) and \
-            (not self.methods or method in self.methods)
+            (not self.methods or method in self.methods) and \
+            (not self.agent or self.agent in agent)
 
-    def take_error(self, method, path):
+    def latency_for(self, agent):
+        """Seconds to sleep before a request from this User-Agent (0 = none)."""
+        with self.lock:
+            if not self.latency_ms or (self.agent and self.agent not in agent):
+                return 0.0
+            self.stats["delayed"] += 1
+            return float(self.latency_ms) / 1000.0
+
+    def take_error(self, method, path, agent=""):
         """Deterministic N%: an accumulator fires once per 100/N matching requests."""
         with self.lock:
-            if self.error_rate <= 0 or not self._applies(method, path):
+            if self.error_rate <= 0 or not self._applies(method, path, agent):
                 return None
             self._acc += float(self.error_rate)
             if self._acc < 100.0:
@@ -267,9 +276,11 @@ class Handler(BaseHTTPRequestHandler):
                 if path == "/_fault":
                     self._admin(method, body)
                     return
-                if app.faults.latency_ms:
-                    time.sleep(float(app.faults.latency_ms) / 1000.0)
-                err = app.faults.take_error(method, path)
+                agent = self.headers.get("User-Agent", "")
+                delay = app.faults.latency_for(agent)
+                if delay:
+                    time.sleep(delay)
+                err = app.faults.take_error(method, path, agent)
                 if err is not None:
                     raise err
                 self._route(method, path, body)
@@ -902,16 +913,18 @@ def parse_args(argv):
   POST /_fault with a JSON object, any of:
     {"error_rate": 50, "error_code": 500|429|503|504, "retry_after": 1,
      "latency_ms": 200, "match": "persistentvolumeclaims", "methods": ["PUT"],
+     "agent": "node-1",
      "expire_next_watch": 1, "conflict_next_update": 1, "drop_watches": true,
      "compact": true, "watch_window": 100, "bookmark_interval": 0.5,
      "hold_watches": ["persistentvolumes"], "reset": true}
   GET /_fault shows the settings and counters. error_rate N answers exactly N of every
   100 matching requests with error_code (deterministically, spread evenly); 429 carries
-  Retry-After. drop_watches cuts every open watch stream mid-chunk; compact forgets the
-  watch history so every older resourceVersion is answered 410 Expired. hold_watches makes
-  the watches of the named resources (plural names) lag: they send nothing, not even
-  bookmarks, from the moment it is set (counted in held_events), and send what they held, in
-  order, once a later setting no longer names them; lists and gets are not affected.""")
+  Retry-After. agent limits error_rate and latency_ms to requests whose User-Agent
+  contains it (one client among several). drop_watches cuts every open watch stream mid-chunk;
+  compact forgets the watch history so every older resourceVersion is answered 410 Expired.
+  hold_watches makes the watches of the named resources (plural names) lag: they send nothing,
+  not even bookmarks, from the moment it is set (counted in held_events), and send what they
+  held, in order, once a later setting no longer names them; lists and gets are not affected.""")
     p.add_argument("--dir", required=True, help="state dir: kubeconfig, ready, pki/, log")
     p.add_argument("--bind", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="listen port (default 0: a free port)")

@@ -211,10 +211,12 @@ def test_claim_becomes_bound_pv_of_the_right_shape(apiserver, nodes):
              timeout=10 * SLOW, what="provisioning finalizer removed")
     assert n1.volume_dirs() == ["default/www-web-0"]
     assert os.path.isdir(os.path.join(n1.root, "default", "www-web-0", "data"))
-    events = apiserver.client.list("events", ns="default")["items"]
-    reasons = [e["reason"] for e in events
-               if e["involvedObject"]["name"] == "www-web-0"]
-    assert "Provisioning" in reasons and "ProvisioningSucceeded" in reasons
+    # events are recorded asynchronously: wait for them
+    def reasons():
+        events = apiserver.client.list("events", ns="default")["items"]
+        r = [e["reason"] for e in events if e["involvedObject"]["name"] == "www-web-0"]
+        return "Provisioning" in r and "ProvisioningSucceeded" in r
+    wait_for(reasons, timeout=10 * SLOW, what="Provisioning and ProvisioningSucceeded events")
 
 
 def test_wait_for_first_consumer_waits_for_selected_node(apiserver, nodes):
@@ -488,10 +490,12 @@ def test_out_of_space_gives_the_claim_back_to_the_scheduler(apiserver, nodes):
         raise AssertionError("%s\n%s" % (e, n1.log_text()[-4000:]))
     assert c["status"]["phase"] == "Pending"
     assert "ordinal.csi.dev/provisioning" not in c["metadata"].get("finalizers", [])
-    events = retrying(lambda: apiserver.client.list("events", ns="default"))["items"]
-    failed = [e for e in events if e["involvedObject"]["name"] == "huge-0" and
-              e["reason"] == "ProvisioningFailed"]
-    assert failed and "RESOURCE_EXHAUSTED" in failed[0]["message"], failed
+    def failed_events():  # recorded asynchronously
+        events = retrying(lambda: apiserver.client.list("events", ns="default"))["items"]
+        return [e for e in events if e["involvedObject"]["name"] == "huge-0" and
+                e["reason"] == "ProvisioningFailed"]
+    failed = wait_for(failed_events, timeout=10 * SLOW, what="a ProvisioningFailed event")
+    assert "RESOURCE_EXHAUSTED" in failed[0]["message"], failed
     assert pvs(apiserver) == []
     assert n1.volume_dirs() == []
 

@@ -1,5 +1,5 @@
-/* Unit tests: provisioner/kube_client.c without a server (paths, Status decoding, queries) and
- * kube_ratelimit.c (token bucket with an injected clock). */
+/* Unit tests: provisioner/kube_client.c without a server (paths, Status decoding, queries, call
+ * bounds), kube_ratelimit.c (token bucket with an injected clock) and kube_recorder.c (drops). */
 #include <errno.h>
 #include <stdio.h>
 #include <setjmp.h>
@@ -12,6 +12,8 @@
 
 #include "kube_client.h"
 #include "kube_ratelimit.h"
+#include "kube_recorder.h"
+#include "kube_util.h"
 
 static void test_paths(void **state)
 {
@@ -250,12 +252,102 @@ static void test_client_offline(void **state)
     kube_global_cleanup();
 }
 
+/* Bounded calls: a retry cap, a deadline that cuts the retries, a stop flag; the link state. */
+static void test_client_bounds(void **state)
+{
+    struct kube_config cfg;
+    struct kube_client *c;
+    struct kube_status st;
+    atomic_bool stop;
+    unsigned long n;
+    double t0;
+
+    (void)state;
+    assert_int_equal(kube_global_init(), 0);
+    kube_config_init(&cfg);
+    cfg.server = strdup("http://127.0.0.1:9"); /* nothing listens */
+    cfg.max_retries = 5;
+    c = kube_client_new(&cfg);
+    kube_config_release(&cfg);
+    assert_non_null(c);
+    assert_false(kube_client_connected(c)); /* nothing known yet */
+
+    /* no retries: one request */
+    struct kube_call_opts once = {.max_retries = 0};
+    assert_int_equal(kube_get_opts(c, &kube_pods, "ns", "p", &once, NULL, &st), -ECONNREFUSED);
+    assert_int_equal(kube_client_request_count(c), 1);
+    assert_false(kube_client_connected(c));
+
+    /* a deadline 0.3 s away: the client's 5 retries (backoff 0.25 s doubling) are cut to the
+     * ones that can start before it */
+    t0 = kube__now();
+    struct kube_call_opts bounded = {.deadline = t0 + 0.3, .max_retries = -1};
+    n = kube_client_request_count(c);
+    assert_int_equal(kube_get_opts(c, &kube_pods, "ns", "p", &bounded, NULL, &st), -ECONNREFUSED);
+    assert_true(kube__now() - t0 < 0.35);
+    assert_true(kube_client_request_count(c) - n <= 2);
+
+    /* a deadline that has passed: no request at all */
+    struct kube_call_opts late = {.deadline = kube__now() - 1, .max_retries = -1};
+    n = kube_client_request_count(c);
+    assert_int_equal(kube_get_opts(c, &kube_pods, "ns", "p", &late, NULL, &st), -ETIMEDOUT);
+    assert_int_equal(kube_client_request_count(c), n);
+
+    /* a stop flag that is set: -ECANCELED, no request */
+    atomic_init(&stop, true);
+    struct kube_call_opts stopped = {.max_retries = -1, .stop = &stop};
+    assert_int_equal(kube_get_opts(c, &kube_pods, "ns", "p", &stopped, NULL, &st), -ECANCELED);
+    assert_int_equal(kube_client_request_count(c), n);
+
+    assert_int_equal(kube_client_set_user_agent(c, "ordinal/test (node n1)"), 0);
+    kube_client_shutdown(c);
+    kube_client_free(c);
+    kube_global_cleanup();
+}
+
+/* The recorder never blocks its caller, drops what it cannot send and counts it. */
+static void test_recorder_drops(void **state)
+{
+    struct kube_config cfg;
+    struct kube_client *c;
+    struct kube_recorder *r;
+    double t0;
+
+    (void)state;
+    assert_int_equal(kube_global_init(), 0);
+    kube_config_init(&cfg);
+    cfg.server = strdup("http://127.0.0.1:9"); /* nothing listens */
+    cfg.max_retries = 5;
+    c = kube_client_new(&cfg);
+    kube_config_release(&cfg);
+    assert_non_null(c);
+    r = kube_recorder_new(c, 4);
+    assert_non_null(r);
+    t0 = kube__now();
+    for (int i = 0; i < 20; i++)
+        kube_recorder_post(r, "default", cJSON_Parse("{\"reason\":\"Test\"}"));
+    kube_recorder_post(r, "default", NULL);         /* nothing to post: ignored */
+    kube_recorder_post(r, NULL, cJSON_Parse("{}")); /* no namespace: dropped */
+    assert_true(kube__now() - t0 < 0.5);            /* never waited for the API server */
+    /* at most 4 queued and one in flight: the rest dropped at once */
+    assert_true(kube_recorder_dropped(r) >= 21 - 5);
+    while (kube_recorder_dropped(r) < 21 && kube__now() - t0 < 10)
+        kube__sleep(c, 0.01, NULL);
+    assert_int_equal(kube_recorder_dropped(r), 21);
+    assert_int_equal(kube_recorder_sent(r), 0);
+    kube_recorder_free(r);
+    assert_int_equal(kube_recorder_dropped(NULL), 0);
+    kube_client_free(c);
+    kube_global_cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),         cmocka_unit_test(test_query),
         cmocka_unit_test(test_status_decode), cmocka_unit_test(test_obj_fields),
         cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_client_offline),
+        cmocka_unit_test(test_client_bounds), cmocka_unit_test(test_recorder_drops),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
