@@ -6,7 +6,7 @@ pkgs=(build-essential cmake pkg-config
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
       libcurl4-openssl-dev libcjson-dev libcmocka-dev
       python3 python3-grpcio python3-protobuf python3-pytest
-      clang-format valgrind util-linux e2fsprogs xfsprogs lvm2 openssl)
+      clang-format valgrind util-linux e2fsprogs xfsprogs lvm2 openssl bubblewrap)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -903,6 +903,8 @@ def parse_args(argv):
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")
+    p.add_argument("--kubelet", action="append", default=[], metavar="SPEC",
+                   help=argparse.SUPPRESS)   # node=NAME,csi=unix:///sock,dir=DIR[,logs=DIR]
     p.add_argument("--error-rate", type=float, default=0.0,
                    help="percent of requests answered with --error-code (default 0)")
     p.add_argument("--error-code", type=int, default=500, choices=(500, 429, 503, 504),
@@ -956,6 +958,12 @@ def main(argv=None):
                              name="http", daemon=True)
     serve.start()
     app.controllers.start()
+    kubelets = []
+    if args.kubelet:   # internal (tests): kubelets in this process, see kubelet.py
+        import kubelet
+        kubelets = [kubelet.from_spec(app.store, spec, log=app.log) for spec in args.kubelet]
+        for k in kubelets:
+            k.start()
     write_atomic(os.path.join(args.dir, "ready"), json.dumps({
         "server": server_url, "pid": os.getpid(), "port": port,
         "kubeconfig": os.path.join(args.dir, "kubeconfig"), "ca": pki["ca.crt"]}) + "\n", 0o644)
@@ -970,6 +978,8 @@ def main(argv=None):
     with app.store.cond:
         app.store.stopping = True
         app.store.cond.notify_all()
+    for k in kubelets:
+        k.stop()
     app.controllers.stop()
     httpd.shutdown()
     httpd.server_close()
