@@ -484,6 +484,47 @@ def _phase(obj, default=""):
     return (obj.get("status") or {}).get("phase", default)
 
 
+def _pod_status(o):
+    """kubectl's printPod STATUS: the reason of the last container that has one, else the
+    phase; Terminating once deletionTimestamp is set."""
+    st = o.get("status") or {}
+    reason = st.get("reason") or st.get("phase") or ""
+    has_running = False
+    for c in reversed(st.get("containerStatuses") or []):
+        state = c.get("state") or {}
+        w, t = state.get("waiting") or {}, state.get("terminated")
+        if w.get("reason"):
+            reason = w["reason"]
+        elif t is not None:
+            if t.get("reason"):
+                reason = t["reason"]
+            elif t.get("signal"):
+                reason = "Signal:%d" % t["signal"]
+            else:
+                reason = "ExitCode:%d" % t.get("exitCode", 0)
+        elif c.get("ready") and "running" in state:
+            has_running = True
+    if reason == "Completed" and has_running:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in st.get("conditions") or [])
+        reason = "Running" if ready else "NotReady"
+    if (o.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
+    return reason
+
+
+def _pod_restarts(o):
+    """kubectl's RESTARTS: the sum, with the time since the last restart when there was one."""
+    cs = (o.get("status") or {}).get("containerStatuses") or []
+    n = sum(c.get("restartCount", 0) for c in cs)
+    last = [parse_rfc3339(((c.get("lastState") or {}).get("terminated") or {}).get(
+        "finishedAt")) for c in cs]
+    last = [t for t in last if t is not None]
+    if n and last:
+        return "%d (%s ago)" % (n, human_duration(time.time() - max(last)))
+    return str(n)
+
+
 def _pod_ready(o):
     cs = (o.get("status") or {}).get("containerStatuses") or []
     total = len((o.get("spec") or {}).get("containers") or [])
@@ -541,9 +582,8 @@ NAME = ("Name", "string", "name", lambda o: o["metadata"]["name"], 0)
 AGE = ("Age", "string", "", _age, 0)
 TABLES = {
     "pods": [NAME, ("Ready", "string", "", _pod_ready, 0),
-             ("Status", "string", "", lambda o: _phase(o), 0),
-             ("Restarts", "string", "", lambda o: str(sum(c.get("restartCount", 0) for c in (
-                 o.get("status") or {}).get("containerStatuses") or [])), 0), AGE,
+             ("Status", "string", "", _pod_status, 0),
+             ("Restarts", "string", "", _pod_restarts, 0), AGE,
              ("IP", "string", "", lambda o: _s(o, "status.podIP", "<none>"), 1),
              ("Node", "string", "", lambda o: _s(o, "spec.nodeName", "<none>"), 1)],
     "persistentvolumeclaims": [

@@ -115,3 +115,172 @@ def test_pod_volume_stage_publish_run_and_teardown(kcluster):
     pv2 = cl.client.get("persistentvolumes", pv["metadata"]["name"], ns=None)
     assert pv2["status"]["phase"] == "Bound"
     assert "Killing" in [e["reason"] for e in cl.events("web-0")]
+
+
+def container_pid(pod, name="main"):
+    cid = cstatus(pod, name).get("containerID", "")
+    assert cid.startswith("bwrap://"), cid
+    return int(cid[len("bwrap://"):])
+
+
+def nsenter(pid, *argv):
+    import subprocess
+    return subprocess.run(["nsenter", "-t", str(pid), "-m", "-u", "-p", "-r", "-w", "--"] +
+                          list(argv), capture_output=True, text=True, timeout=10)
+
+
+def reasons(cl, name):
+    return [(e["reason"], e["message"]) for e in cl.events(name)]
+
+
+def test_readiness_probe_keeps_ready_false_until_it_passes(kcluster):
+    cl = kcluster
+    probe = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1,
+             "failureThreshold": 1}
+    cl.pod("probe", command=["sleep", "1000"], readinessProbe=probe)
+    pod = cl.wait_pod("probe", lambda p: "running" in cstatus(p).get("state", {}),
+                      what="container running")
+    wait_for(lambda: any(r == "Unhealthy" and m.startswith("Readiness probe failed")
+                         for r, m in reasons(cl, "probe")), timeout=10 * SLOW,
+             what="a failed readiness probe event")
+    pod = cl.get_pod("probe")
+    assert pod["status"]["phase"] == "Running"
+    assert cstatus(pod)["ready"] is False and cstatus(pod)["started"] is True
+    ready = condition(pod, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ContainersNotReady"
+    assert ready["message"] == "containers with unready status: [main]"
+    assert cl.api.kubectl("get", "pod", "probe", "--no-headers").stdout.split()[:3] == [
+        "probe", "0/1", "Running"]
+    # /tmp is the container's own: the file appears only inside its mount namespace, and the
+    # probe (run in the container's namespaces) sees it
+    assert nsenter(container_pid(pod), "touch", "/tmp/ready").returncode == 0
+    assert not os.path.exists("/tmp/ready")
+    pod = cl.wait_pod("probe", running_ready, timeout=10, what="Ready after the file appeared")
+    assert cstatus(pod)["ready"] is True and cstatus(pod)["restartCount"] == 0
+
+
+def test_liveness_probe_failure_restarts_the_container(kcluster):
+    cl = kcluster
+    probe = {"exec": {"command": ["test", "-e", "/tmp/alive"]}, "periodSeconds": 1,
+             "failureThreshold": 2, "initialDelaySeconds": 1}
+    cl.pod("live", command=["sleep", "1000"], livenessProbe=probe, grace=1)
+    pod = cl.wait_pod("live", lambda p: cstatus(p).get("restartCount", 0) >= 1,
+                      timeout=30, what="a restart after the liveness probe failed")
+    cs = cstatus(pod)
+    assert cs["lastState"]["terminated"]["exitCode"] == 137   # PID 1 sleep ignores SIGTERM
+    rs = reasons(cl, "live")
+    assert ("Killing", "Container main failed liveness probe, will be restarted") in rs
+    assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in rs)
+
+
+def test_restart_policy_always_backs_off_and_counts(kcluster):
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("runs")
+    cl.pod("crash", claim="runs", command=["/bin/sh", "-c", "echo run >> /data/runs; exit 3"])
+    saw_backoff = []
+
+    def crashing(p):
+        cs = cstatus(p)
+        if (cs.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            saw_backoff.append(p)
+        return cs.get("restartCount", 0) >= 2 and saw_backoff
+    pod = cl.wait_pod("crash", crashing, timeout=30, what="two restarts and a back-off")
+    cs = cstatus(pod)
+    assert cs["lastState"]["terminated"]["exitCode"] == 3
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    assert pod["status"]["phase"] == "Running"    # Always: never a terminal phase
+    w = saw_backoff[0]
+    assert cstatus(w)["state"]["waiting"]["message"].startswith("back-off ")
+    # every start was a real process writing to the volume
+    runs = os.path.join(node.data_dir("default", "runs"), "runs")
+    wait_for(lambda: len(open(runs).read().split()) >= 3, timeout=10 * SLOW,
+             what="three runs written")
+    assert ("BackOff" in [r for r, _ in reasons(cl, "crash")])
+    row = cl.api.kubectl("get", "pod", "crash", "--no-headers").stdout.split()
+    assert row[1] == "0/1" and row[2] in ("CrashLoopBackOff", "Error", "Running"), row
+    assert int(row[3]) >= 2, row
+
+
+@pytest.mark.parametrize("policy,code,phase,reason", [
+    ("OnFailure", 0, "Succeeded", "Completed"),
+    ("Never", 1, "Failed", "Error"),
+])
+def test_restart_policy_terminal(kcluster, policy, code, phase, reason):
+    cl = kcluster
+    cl.pod("job", command=["/bin/sh", "-c", "exit %d" % code], restart=policy)
+    pod = cl.wait_pod("job", lambda p: p["status"]["phase"] == phase, timeout=20,
+                      what="phase %s" % phase)
+    cs = cstatus(pod)
+    assert cs["restartCount"] == 0
+    assert cs["state"]["terminated"]["exitCode"] == code
+    assert cs["state"]["terminated"]["reason"] == reason
+    assert condition(pod, "Ready")["status"] == "False"
+    row = cl.api.kubectl("get", "pod", "job", "--no-headers").stdout.split()
+    assert row[:4] == ["job", "0/1", reason, "0"], row
+
+
+def test_on_failure_restarts_a_failed_container(kcluster):
+    cl = kcluster
+    cl.claim("state")
+    # fails on its first run, succeeds on the second: the volume remembers
+    cmd = ["/bin/sh", "-c", "if [ -e /data/once ]; then exit 0; fi; touch /data/once; exit 2"]
+    cl.pod("retry", claim="state", command=cmd, restart="OnFailure")
+    pod = cl.wait_pod("retry", lambda p: p["status"]["phase"] == "Succeeded", timeout=20)
+    cs = cstatus(pod)
+    assert cs["restartCount"] == 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 2
+    assert cs["state"]["terminated"]["exitCode"] == 0
+
+
+def test_nginx_image_serves_the_volume_on_the_pod_ip(kcluster):
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("www-web-0")
+    cl.pod("web-0", claim="www-web-0", image="nginx:1.27", mount="/usr/share/nginx/html",
+           ports=[{"containerPort": 80, "name": "web"}],
+           readinessProbe={"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 1})
+    pod = cl.wait_pod("web-0", running_ready, what="nginx Running and Ready")
+    with open(os.path.join(node.data_dir("default", "www-web-0"), "index.html"), "w") as f:
+        f.write("web-0\n")
+    conn = http.client.HTTPConnection(pod["status"]["podIP"], 80, timeout=5)
+    conn.request("GET", "/index.html")
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (200, b"web-0\n")
+    conn.close()
+    # the host's /usr/share/nginx was never written: the mount point lives in the sandbox
+    assert not os.path.exists("/usr/share/nginx/html")
+    assert "NoCommand" not in [r for r, _ in reasons(cl, "web-0")]
+
+
+def test_image_without_command_sleeps_with_an_event(kcluster):
+    cl = kcluster
+    cl.pod("idle", image="busybox:1.36")
+    cl.wait_pod("idle", running_ready)
+    msgs = [m for r, m in reasons(cl, "idle") if r == "NoCommand"]
+    assert msgs and "it sleeps" in msgs[0] and "busybox:1.36" in msgs[0]
+
+
+def test_etc_hosts_resolves_the_headless_service_names(kcluster):
+    cl = kcluster
+    cl.service("nginx")
+    node = cl.nodes["node-1"]
+    for i in (0, 1):
+        cl.claim("www-web-%d" % i)
+    look = ["/bin/sh", "-c", "until getent hosts web-1.nginx.default.svc.cluster.local > "
+            "/data/fqdn && getent hosts web-1.nginx > /data/short; do sleep 0.2; done; "
+            "exec sleep 1000"]
+    cl.pod("web-0", claim="www-web-0", command=look, subdomain="nginx")
+    cl.pod("web-1", claim="www-web-1", command=["sleep", "1000"], subdomain="nginx")
+    web1 = cl.wait_pod("web-1", running_ready)
+    ip1 = web1["status"]["podIP"]
+    data0 = node.data_dir("default", "www-web-0")
+    wait_for(lambda: os.path.exists(os.path.join(data0, "short")) and
+             open(os.path.join(data0, "short")).read().strip(), timeout=15 * SLOW,
+             what="web-0 resolving web-1.nginx")
+    assert open(os.path.join(data0, "fqdn")).read().split()[0] == ip1
+    assert open(os.path.join(data0, "short")).read().split()[0] == ip1
+    web0 = cl.get_pod("web-0")
+    assert web0["status"]["podIP"] != ip1
+    out = nsenter(container_pid(web0), "hostname").stdout.strip()
+    assert out == "web-0"
