@@ -253,6 +253,9 @@ class Handler(BaseHTTPRequestHandler):
                 if path == "/_fault":
                     self._admin(method, body)
                     return
+                if path == "/_kubelet" and app.kubelets is not None:
+                    self._send(200, app.kubelets.admin(method, self._json_body(body)))
+                    return
                 if app.faults.latency_ms:
                     time.sleep(float(app.faults.latency_ms) / 1000.0)
                 err = app.faults.take_error(method, path)
@@ -831,6 +834,7 @@ class App:
         self.lock = threading.Lock()
         self.open_watches = 0
         self.address = ""
+        self.kubelets = None        # kubelet.Kubelets with --kubelet (internal, tests)
         self._log_lock = threading.Lock()
         self._log = open(args.log, "a", buffering=1) if args.log else None
         enabled = set() if args.no_controllers else {
@@ -958,12 +962,10 @@ def main(argv=None):
                              name="http", daemon=True)
     serve.start()
     app.controllers.start()
-    kubelets = []
     if args.kubelet:   # internal (tests): kubelets in this process, see kubelet.py
         import kubelet
-        kubelets = [kubelet.from_spec(app.store, spec, log=app.log) for spec in args.kubelet]
-        for k in kubelets:
-            k.start()
+        app.kubelets = kubelet.Kubelets(app.store, args.kubelet, log=app.log)
+        app.kubelets.start()
     write_atomic(os.path.join(args.dir, "ready"), json.dumps({
         "server": server_url, "pid": os.getpid(), "port": port,
         "kubeconfig": os.path.join(args.dir, "kubeconfig"), "ca": pki["ca.crt"]}) + "\n", 0o644)
@@ -978,8 +980,8 @@ def main(argv=None):
     with app.store.cond:
         app.store.stopping = True
         app.store.cond.notify_all()
-    for k in kubelets:
-        k.stop()
+    if app.kubelets is not None:
+        app.kubelets.stop()
     app.controllers.stop()
     httpd.shutdown()
     httpd.server_close()

@@ -1335,3 +1335,47 @@ def from_spec(store, text, log=None):
     return Kubelet(store, kv["node"], kv["csi"], kv["dir"],
                    kv.get("logs") or os.path.join(kv["dir"], "logs"),
                    backoff=(base, max(base, 300.0 * base / 10.0)), log=log)
+
+
+class Kubelets:
+    """The kubelets one process hosts (apiserver.py --kubelet SPEC ...), each stoppable and
+    startable again: a node going away and coming back. Admin endpoint of apiserver.py:
+    GET /_kubelet -> {"node-1": true, ...}; POST /_kubelet {"node": "node-1",
+    "action": "stop"|"start"}."""
+
+    def __init__(self, store, specs, log=None):
+        self.store = store
+        self.log = log
+        self.specs = {parse_spec(s)["node"]: s for s in specs}
+        self.running = {}
+        self.lock = threading.Lock()
+
+    def start(self, node=None):
+        with self.lock:
+            for n in [node] if node else sorted(self.specs):
+                if n not in self.specs:
+                    raise KeyError(n)
+                if n not in self.running:
+                    k = from_spec(self.store, self.specs[n], log=self.log)
+                    k.start()
+                    self.running[n] = k
+
+    def stop(self, node=None):
+        with self.lock:
+            for n in [node] if node else sorted(self.running):
+                k = self.running.pop(n, None)
+                if k is not None:
+                    k.stop()
+
+    def state(self):
+        with self.lock:
+            return {n: n in self.running for n in sorted(self.specs)}
+
+    def admin(self, method, spec):
+        if method == "POST":
+            node, action = (spec or {}).get("node"), (spec or {}).get("action")
+            if node not in self.specs or action not in ("start", "stop"):
+                raise ApiError(400, "BadRequest", 'want {"node": one of %s, "action": '
+                               '"start"|"stop"}' % sorted(self.specs))
+            (self.start if action == "start" else self.stop)(node)
+        return self.state()

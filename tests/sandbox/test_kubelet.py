@@ -284,3 +284,113 @@ def test_etc_hosts_resolves_the_headless_service_names(kcluster):
     assert web0["status"]["podIP"] != ip1
     out = nsenter(container_pid(web0), "hostname").stdout.strip()
     assert out == "web-0"
+
+
+def test_shared_claim_is_unstaged_only_after_the_last_pod(kcluster):
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("shared")
+    a = cl.pod("a", claim="shared", command=["sleep", "1000"], grace=0)
+    b = cl.pod("b", claim="shared", command=["sleep", "1000"], grace=0)
+    cl.wait_pod("a", running_ready)
+    cl.wait_pod("b", running_ready)
+    pv = bound_pv(cl, "shared")
+    name, handle = pv["metadata"]["name"], pv["spec"]["csi"]["volumeHandle"]
+    st = staging(node, handle)
+    ta, tb = target(node, a["metadata"]["uid"], name), target(node, b["metadata"]["uid"], name)
+    assert is_mounted(st) and is_mounted(ta) and is_mounted(tb)
+    cl.client.delete("pods", "a", gracePeriodSeconds=1)
+    cl.wait_gone("a")
+    assert not is_mounted(ta)
+    assert is_mounted(st) and is_mounted(tb), "b still uses the volume: it stays staged"
+    cl.client.delete("pods", "b", gracePeriodSeconds=1)
+    cl.wait_gone("b")
+    assert not is_mounted(tb) and not is_mounted(st)
+    log = node.log_text()
+    assert log.count("NodeUnpublishVolume: OK") == 2 and log.count("NodeUnstageVolume: OK") == 1
+
+
+def test_pod_recreated_with_the_same_claim_finds_its_data(kcluster):
+    cl = kcluster
+    cl.claim("www-web-0")
+    cmd = ["/bin/sh", "-c", "echo $POD_UID >> /data/uids; exec sleep 1000"]
+    env = [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]
+    first = cl.pod("web-0", claim="www-web-0", command=cmd, env=env, grace=0)
+    cl.wait_pod("web-0", running_ready)
+    cl.client.delete("pods", "web-0", gracePeriodSeconds=1)
+    cl.wait_gone("web-0")
+    second = cl.pod("web-0", claim="www-web-0", command=cmd, env=env, grace=0)
+    cl.wait_pod("web-0", running_ready)
+    uids = os.path.join(cl.nodes["node-1"].data_dir("default", "www-web-0"), "uids")
+    want = [first["metadata"]["uid"], second["metadata"]["uid"]]
+    wait_for(lambda: open(uids).read().split() == want, timeout=10 * SLOW,
+             what="both pods' uids in the volume")
+
+
+def kubelet_admin(cl, node, action):
+    return cl.client.call("POST", "/_kubelet", {"node": node, "action": action})
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_kubelet_stopped_and_started_again(kcluster):
+    """A node going away kills its containers and leaves its mounts; when it comes back its
+    pods run again (restartCount + 1, same pod IP, same data)."""
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("www-web-0")
+    cmd = ["/bin/sh", "-c", "echo start >> /data/starts; exec sleep 1000"]
+    cl.pod("web-0", claim="www-web-0", command=cmd, grace=0)
+    pod = cl.wait_pod("web-0", running_ready)
+    pid = container_pid(pod)
+    assert kubelet_admin(cl, "node-1", "stop") == {"node-1": False}
+    wait_for(lambda: not pid_alive(pid), timeout=10 * SLOW, what="container killed")
+    n = cl.client.get("nodes", "node-1", ns=None)
+    assert condition(n, "Ready")["status"] == "Unknown"
+    pv = bound_pv(cl, "www-web-0")
+    assert is_mounted(target(node, pod["metadata"]["uid"], pv["metadata"]["name"]))
+    assert kubelet_admin(cl, "node-1", "start") == {"node-1": True}
+    again = cl.wait_pod("web-0", lambda p: running_ready(p) and container_pid(p) != pid,
+                        what="running again")
+    assert cstatus(again)["restartCount"] == 1
+    assert again["status"]["podIP"] == pod["status"]["podIP"]
+    starts = os.path.join(node.data_dir("default", "www-web-0"), "starts")
+    wait_for(lambda: open(starts).read().split() == ["start", "start"], timeout=10 * SLOW)
+    n = cl.client.get("nodes", "node-1", ns=None)
+    assert condition(n, "Ready")["status"] == "True"
+
+
+def test_kubelet_away_deletions_finish_when_it_is_back(kcluster):
+    """A pod deleted while its node is away stays Terminating, and the kubelet finishes the
+    deletion when it comes back; a pod force-deleted meanwhile leaves mounts that the kubelet
+    finds from vol_data.json and cleans up (unpublish, unstage)."""
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("c1")
+    cl.claim("c2")
+    p1 = cl.pod("p1", claim="c1", command=["sleep", "1000"], grace=0)
+    p2 = cl.pod("p2", claim="c2", command=["sleep", "1000"], grace=0)
+    cl.wait_pod("p1", running_ready)
+    cl.wait_pod("p2", running_ready)
+    pv1, pv2 = bound_pv(cl, "c1"), bound_pv(cl, "c2")
+    t1 = target(node, p1["metadata"]["uid"], pv1["metadata"]["name"])
+    t2 = target(node, p2["metadata"]["uid"], pv2["metadata"]["name"])
+    s1 = staging(node, pv1["spec"]["csi"]["volumeHandle"])
+    s2 = staging(node, pv2["spec"]["csi"]["volumeHandle"])
+    kubelet_admin(cl, "node-1", "stop")
+    cl.client.delete("pods", "p1", gracePeriodSeconds=1)
+    assert cl.get_pod("p1")["metadata"]["deletionTimestamp"]      # Terminating
+    cl.client.delete("pods", "p2", gracePeriodSeconds=0)          # --force
+    assert cl.get_pod("p2") is None
+    assert all(is_mounted(p) for p in (t1, t2, s1, s2))
+    kubelet_admin(cl, "node-1", "start")
+    cl.wait_gone("p1")
+    wait_for(lambda: not any(is_mounted(p) for p in (t1, t2, s1, s2)), timeout=15 * SLOW,
+             what="orphaned mounts cleaned up")
+    assert not os.listdir(os.path.join(node.kubelet_dir, "pods"))
