@@ -35,6 +35,7 @@ import labelsel as sel  # noqa: E402
 import store as st  # noqa: E402
 from apierrors import ApiError  # noqa: E402
 from resources import BY_PATH, GROUPS, RESOURCES  # noqa: E402
+RESOURCE_PODS = resources.resource("pods")
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-ordinal-fake",
            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
@@ -366,7 +367,7 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub and not ((sub == "status" and res.status) or (sub == "scale" and res.scale) or
-                        (sub == "binding" and res.plural == "pods")):
+                        (sub in ("binding", "log") and res.plural == "pods")):
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
         nsk = ns if res.namespaced else ""
@@ -383,6 +384,8 @@ class Handler(BaseHTTPRequestHandler):
             obj = app.store.get(res, nsk, name)
             if sub == "scale":
                 return self._send(200, _scale(res, obj))
+            if sub == "log":
+                return self._pod_log(obj)
             return self._send_obj(res, obj)
         if method == "POST":
             if name is None:
@@ -568,6 +571,61 @@ class Handler(BaseHTTPRequestHandler):
             app.store.mutate(res, ns, name, cond, sub="status")
         self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success", "code": 201})
+
+    def _pod_log(self, pod):
+        """pods/log: the container's log file as the kubelet wrote it (tailLines, limitBytes,
+        follow until the container stops or restarts)."""
+        app = self.server.app
+        if app.kubelets is None:
+            raise apierrors.bad_request("no kubelet in this sandbox serves pod logs")
+        q = self.query
+        true = ("true", "1")
+        path, container = app.kubelets.log_file(pod, q.get("container"),
+                                                q.get("previous") in true)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if q.get("tailLines"):
+            n = int(q["tailLines"])
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-n:]) if n > 0 else b""
+        if q.get("limitBytes"):
+            data = data[:int(q["limitBytes"])]
+        if q.get("follow") not in true or q.get("previous") in true:
+            return self._send(200, data, ctype="text/plain")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.status_code = 200
+        if data:
+            self._chunk(data)
+        md = pod["metadata"]
+        with open(path, "ab+") as f:
+            f.seek(0, os.SEEK_END)
+            while not app.store.stopping:
+                more = f.read()
+                if more:
+                    self._chunk(more)
+                    continue
+                try:
+                    cur = app.store.get(RESOURCE_PODS, md["namespace"], md["name"])
+                except ApiError:
+                    break
+                st = next((c for c in (cur.get("status") or {}).get("containerStatuses") or []
+                           if c.get("name") == container), {})
+                if cur["metadata"]["uid"] != md["uid"] or "running" not in (
+                        st.get("state") or {}) or app.kubelets.log_file(
+                            cur, container, False)[0] != path:
+                    more = f.read()
+                    if more:
+                        self._chunk(more)
+                    break
+                time.sleep(0.2)
+        self._chunk(b"")
 
     def _update_scale(self, res, ns, name, scale):
         replicas = ((scale or {}).get("spec") or {}).get("replicas")

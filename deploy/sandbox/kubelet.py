@@ -1371,6 +1371,44 @@ class Kubelets:
         with self.lock:
             return {n: n in self.running for n in sorted(self.specs)}
 
+    def log_file(self, pod, container, previous):
+        """The pods/log subresource: (path of the container's log file, container status).
+        Errors as kube-apiserver and the kubelet answer them."""
+        md = pod["metadata"]
+        name = md["name"]
+        names = [c["name"] for c in _get(pod, "spec", "containers", default=[])]
+        if not container:
+            if len(names) != 1:
+                raise ApiError(400, "BadRequest", "a container name must be specified for pod "
+                               "%s, choose one of: [%s]" % (name, " ".join(names)))
+            container = names[0]
+        if container not in names:
+            raise ApiError(400, "BadRequest", "container %s is not valid for pod %s"
+                           % (container, name))
+        st = next((c for c in _get(pod, "status", "containerStatuses", default=[])
+                   if c.get("name") == container), {})
+        n = int(st.get("restartCount") or 0)
+        w = _get(st, "state", "waiting")
+        if previous:
+            if not _get(st, "lastState", "terminated"):
+                raise ApiError(400, "BadRequest", 'previous terminated container "%s" in pod '
+                               '"%s" not found' % (container, name))
+            # the latest run's file when waiting (back-off), else the run before it
+            n = n if w else n - 1
+        elif w and not _get(st, "lastState", "terminated"):
+            raise ApiError(400, "BadRequest", 'container "%s" in pod "%s" is waiting to start: '
+                           '%s' % (container, name, w.get("reason", "")))
+        node = _get(pod, "spec", "nodeName")
+        if node not in self.specs:
+            raise ApiError(400, "BadRequest", 'pod "%s" is not running on a node of this '
+                           'sandbox' % name)
+        kv = parse_spec(self.specs[node])
+        logs = kv.get("logs") or os.path.join(kv["dir"], "logs")
+        path = os.path.join(os.path.abspath(logs), "%s_%s_%s" % (md["namespace"], name,
+                                                                 md["uid"]),
+                            container, "%d.log" % max(0, n))
+        return path, container
+
     def admin(self, method, spec):
         if method == "POST":
             node, action = (spec or {}).get("node"), (spec or {}).get("action")

@@ -394,3 +394,32 @@ def test_kubelet_away_deletions_finish_when_it_is_back(kcluster):
     wait_for(lambda: not any(is_mounted(p) for p in (t1, t2, s1, s2)), timeout=15 * SLOW,
              what="orphaned mounts cleaned up")
     assert not os.listdir(os.path.join(node.kubelet_dir, "pods"))
+
+
+def test_kubectl_logs_and_follow(kcluster):
+    import subprocess
+    cl = kcluster
+    cmd = ["/bin/sh", "-c", "echo one; echo two; while [ ! -e /tmp/stop ]; do sleep 0.1; done; "
+           "echo three; exit 4"]
+    cl.pod("talk", command=cmd, restart="OnFailure")
+    pod = cl.wait_pod("talk", running_ready)
+    wait_for(lambda: cl.api.kubectl("logs", "talk").stdout == "one\ntwo\n", timeout=10 * SLOW,
+             what="kubectl logs")
+    assert cl.api.kubectl("logs", "talk", "--tail=1").stdout == "two\n"
+    env = dict(os.environ, KUBECONFIG=cl.api.kubeconfig)
+    f = subprocess.Popen(["kubectl", "--cache-dir", cl.api.kubectl_cache, "logs", "-f", "talk"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f.stdout.readline() == "one\n"
+        assert f.stdout.readline() == "two\n"
+        assert nsenter(container_pid(pod), "touch", "/tmp/stop").returncode == 0
+        assert f.stdout.readline() == "three\n"
+        f.wait(20 * SLOW)     # the stream ends when the container stops
+    finally:
+        f.kill()
+        f.wait()
+    # OnFailure: exit 4 restarts it; --previous shows the first run
+    cl.wait_pod("talk", lambda p: cstatus(p).get("restartCount") == 1 and running_ready(p))
+    assert cl.api.kubectl("logs", "talk", "--previous").stdout == "one\ntwo\nthree\n"
+    bad = cl.api.kubectl("logs", "talk", "-c", "nope", check=False)
+    assert bad.returncode != 0 and "container nope is not valid for pod talk" in bad.stderr
