@@ -367,11 +367,13 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub and not ((sub == "status" and res.status) or (sub == "scale" and res.scale) or
-                        (sub in ("binding", "log") and res.plural == "pods")):
+                        (sub in ("binding", "log", "exec") and res.plural == "pods")):
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
         nsk = ns if res.namespaced else ""
         dry = self.query.get("dryRun") == "All"
+        if sub == "exec" and method in ("GET", "POST") and name:
+            return self._pod_exec(app.store.get(res, nsk, name))
         if method == "GET":
             if watch or self.query.get("watch") in ("true", "1"):
                 if name:
@@ -571,6 +573,22 @@ class Handler(BaseHTTPRequestHandler):
             app.store.mutate(res, ns, name, cond, sub="status")
         self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success", "code": 201})
+
+    def _pod_exec(self, pod):
+        """pods/exec over WebSocket (wsexec.py), run by the pod's kubelet."""
+        app = self.server.app
+        if app.kubelets is None:
+            raise apierrors.bad_request("no kubelet in this sandbox runs pod commands")
+        import wsexec
+        q = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        argv = q.get("command") or []
+        if not argv:
+            raise apierrors.bad_request("you must specify at least 1 command")
+        true = ("true", "1")
+        proc = app.kubelets.exec_process(pod, self.query.get("container"))
+        wsexec.serve(self, proc, argv, self.query.get("stdin") in true,
+                     self.query.get("stdout", "true") in true,
+                     self.query.get("stderr", "true") in true)
 
     def _pod_log(self, pod):
         """pods/log: the container's log file as the kubelet wrote it (tailLines, limitBytes,

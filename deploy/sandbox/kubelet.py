@@ -1409,6 +1409,27 @@ class Kubelets:
                             container, "%d.log" % max(0, n))
         return path, container
 
+    def exec_process(self, pod, container):
+        """The running containers.Process that pods/exec enters, or the API's error."""
+        md = pod["metadata"]
+        names = [c["name"] for c in _get(pod, "spec", "containers", default=[])]
+        if not container:
+            container = names[0] if names else ""
+        if container not in names:
+            raise ApiError(400, "BadRequest", "container %s is not valid for pod %s"
+                           % (container, md["name"]))
+        with self.lock:
+            k = self.running.get(_get(pod, "spec", "nodeName"))
+        w = None
+        if k is not None:
+            with k.lock:
+                w = k.workers.get(md["uid"])
+        cs = w.containers.get(container) if w is not None else None
+        if cs is None or not cs.running():
+            raise ApiError(400, "BadRequest", 'unable to upgrade connection: container not '
+                           'found ("%s")' % container)
+        return cs.proc
+
     def admin(self, method, spec):
         if method == "POST":
             node, action = (spec or {}).get("node"), (spec or {}).get("action")

@@ -423,3 +423,21 @@ def test_kubectl_logs_and_follow(kcluster):
     assert cl.api.kubectl("logs", "talk", "--previous").stdout == "one\ntwo\nthree\n"
     bad = cl.api.kubectl("logs", "talk", "-c", "nope", check=False)
     assert bad.returncode != 0 and "container nope is not valid for pod talk" in bad.stderr
+
+
+def test_kubectl_exec_runs_in_the_container(kcluster):
+    cl = kcluster
+    cl.claim("www-web-0")
+    cl.pod("web-0", claim="www-web-0", command=["sleep", "1000"])
+    cl.wait_pod("web-0", running_ready)
+    assert cl.api.kubectl("exec", "web-0", "--", "hostname").stdout == "web-0\n"
+    r = cl.api.kubectl("exec", "web-0", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3",
+                       check=False)
+    assert (r.returncode, r.stdout, r.stderr.splitlines()[0]) == (3, "out\n", "err")
+    r = cl.api.kubectl("exec", "-i", "web-0", "--", "/bin/sh", "-c", "cat > /data/in; cat /data/in",
+                       input="hello from stdin\n")
+    assert r.stdout == "hello from stdin\n"
+    data = cl.nodes["node-1"].data_dir("default", "www-web-0")
+    assert open(os.path.join(data, "in")).read() == "hello from stdin\n"
+    bad = cl.api.kubectl("exec", "web-0", "-c", "nope", "--", "true", check=False)
+    assert bad.returncode != 0 and "container nope is not valid for pod web-0" in bad.stderr
