@@ -53,7 +53,7 @@ import grpc
 
 import containers
 from apierrors import ApiError
-from resources import now_rfc3339, parse_rfc3339, resource
+from resources import now_rfc3339, resource
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -69,6 +69,7 @@ CSI_TIMEOUT = 120.0            # kubelet's csiTimeout
 MOUNT_BACKOFF = (0.5, 120.0)   # kubelet's exponential back-off for volume operations
 CLUSTER_DOMAIN = "cluster.local"
 TERMINAL = ("Succeeded", "Failed")
+HOSTS_DELAY = 0.2              # seconds between rewrites of the pods' /etc/hosts
 
 
 class _IPs:
@@ -978,19 +979,28 @@ class Kubelet:
         except Exception:  # noqa: BLE001
             self.log("kubelet %s: start-up failed:\n%s" % (self.node_name,
                                                            traceback.format_exc()))
+        last_hosts = 0.0
         while not self.stopping.is_set():
+            # /etc/hosts files are rewritten at most every HOSTS_DELAY, also while events
+            # keep coming (pod status updates)
+            wait = None
+            if self._hosts_dirty:
+                wait = max(0.0, last_hosts + HOSTS_DELAY - time.monotonic())
             try:
-                ev = self.events.get(timeout=0.2 if self._hosts_dirty else None)
+                ev = self.events.get(timeout=wait)
             except queue.Empty:
-                self._refresh_hosts()
-                continue
+                ev = False
             if ev is None:
                 break
-            try:
-                self._dispatch(ev)
-            except Exception:  # noqa: BLE001
-                self.log("kubelet %s: dispatch failed:\n%s" % (self.node_name,
-                                                               traceback.format_exc()))
+            if ev:
+                try:
+                    self._dispatch(ev)
+                except Exception:  # noqa: BLE001
+                    self.log("kubelet %s: dispatch failed:\n%s" % (self.node_name,
+                                                                   traceback.format_exc()))
+            if self._hosts_dirty and time.monotonic() >= last_hosts + HOSTS_DELAY:
+                last_hosts = time.monotonic()
+                self._refresh_hosts()
 
     def _dispatch(self, ev):
         kind, uid, ns, name, mine = ev
