@@ -970,6 +970,12 @@ class Kubelet:
                              node == self.node_name or pnode == self.node_name))
         elif res in (PVCS, PVS, SERVICES, CONFIGMAPS, SECRETS):
             self.events.put((res.plural, None, None, None, False))
+        elif res is NODES and obj["metadata"].get("name") == self.node_name and \
+                etype != "DELETED":
+            ready = [c for c in (obj.get("status") or {}).get("conditions") or []
+                     if c.get("type") == "Ready" and c.get("status") == "True"]
+            if not ready:     # a Node made after the kubelet started: it reports Ready
+                self.events.put(("node", None, None, None, True))
 
     def _run(self):
         try:
@@ -1011,6 +1017,10 @@ class Kubelet:
             return
         if kind == "services":
             self._hosts_dirty = True
+            return
+        if kind == "node":
+            self._host_ip = None
+            self._set_node_ready(True)
             return
         with self.lock:
             waiting = [w for w in self.workers.values() if not w.mounted]

@@ -87,6 +87,9 @@ def test_pod_volume_stage_publish_run_and_teardown(kcluster):
     for t in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready",
               "PodScheduled"):
         assert condition(pod, t)["status"] == "True", t
+    # the Node, made after the kubelet started, reports Ready
+    wait_for(lambda: condition(cl.client.get("nodes", "node-1", ns=None), "Ready").get(
+        "status") == "True", timeout=10 * SLOW, what="node-1 Ready")
     table = cl.api.kubectl("get", "pod", "web-0", "--no-headers").stdout.split()
     assert table[:4] == ["web-0", "1/1", "Running", "0"], table
     reasons = [e["reason"] for e in cl.events("web-0")]
