@@ -1225,6 +1225,8 @@ class Kubelet:
                 os.makedirs(staging, mode=0o750, exist_ok=True)
                 _write_json(os.path.join(os.path.dirname(staging), "vol_data.json"),
                             {"driverName": driver, "volumeHandle": handle})
+                self.log("kubelet %s: NodeStageVolume %s staging=%s" % (self.node_name, handle,
+                                                                        staging))
                 try:
                     self.csi.NodeStageVolume(
                         volume_id=handle, staging_target_path=staging, volume_capability=cap,
@@ -1241,6 +1243,8 @@ class Kubelet:
                             "csi.storage.k8s.io/serviceAccount.name":
                                 _get(pod, "spec", "serviceAccountName", default="default"),
                             "csi.storage.k8s.io/ephemeral": "false"})
+            self.log("kubelet %s: NodePublishVolume %s target=%s volume_context=%s"
+                     % (self.node_name, handle, target, json.dumps(ctx, sort_keys=True)))
             try:
                 self.csi.NodePublishVolume(
                     volume_id=handle, staging_target_path=staging if self.stage_unstage else "",
@@ -1275,6 +1279,8 @@ class Kubelet:
             target = os.path.join(csi_dir, pv, "mount")
             with self._vlock(handle):
                 self._plugin()
+                self.log("kubelet %s: NodeUnpublishVolume %s target=%s" % (self.node_name,
+                                                                           handle, target))
                 try:
                     self.csi.NodeUnpublishVolume(volume_id=handle, target_path=target,
                                                  wait_for_ready=True)
@@ -1287,6 +1293,8 @@ class Kubelet:
                 os.rmdir(os.path.join(csi_dir, pv))
                 staging = data.get("stagingPath") or staging_path(self.node_dir, driver, handle)
                 if self.stage_unstage and not self._volume_in_use(handle):
+                    self.log("kubelet %s: NodeUnstageVolume %s staging=%s"
+                             % (self.node_name, handle, staging))
                     try:
                         self.csi.NodeUnstageVolume(volume_id=handle,
                                                    staging_target_path=staging,

@@ -444,3 +444,49 @@ def test_kubectl_exec_runs_in_the_container(kcluster):
     assert open(os.path.join(data, "in")).read() == "hello from stdin\n"
     bad = cl.api.kubectl("exec", "web-0", "-c", "nope", "--", "true", check=False)
     assert bad.returncode != 0 and "container nope is not valid for pod web-0" in bad.stderr
+
+
+def test_pod_waits_for_its_claim_and_gets_pod_info_in_the_volume_context(kcluster):
+    import json
+    cl = kcluster
+    cl.claim("late", node=None)        # WaitForFirstConsumer: no node selected yet
+    pod = cl.pod("late", claim="late", command=["sleep", "1000"],
+                 extra={"serviceAccountName": "builder"})
+    p = cl.wait_pod("late", lambda p: condition(p, "PodReadyToStartContainers").get(
+        "status") == "False", what="the kubelet's status while the claim is unbound")
+    assert p["status"]["phase"] == "Pending"
+    assert cstatus(p)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert cl.client.get("persistentvolumeclaims", "late")["status"]["phase"] == "Pending"
+    assert mounts_under(cl.nodes["node-1"].dir) == []
+    # the scheduler's part: select the node; the provisioner binds, the kubelet goes on
+    cl.client.patch("persistentvolumeclaims", "late", {"metadata": {"annotations": {
+        "volume.kubernetes.io/selected-node": "node-1"}}})
+    cl.wait_pod("late", running_ready)
+    pv = bound_pv(cl, "late")
+    line = [ln for ln in cl.api.log().splitlines() if "NodePublishVolume" in ln][0]
+    ctx = json.loads(line.split("volume_context=", 1)[1])
+    want = dict(pv["spec"]["csi"]["volumeAttributes"])
+    want.update({"csi.storage.k8s.io/pod.name": "late",
+                 "csi.storage.k8s.io/pod.namespace": "default",
+                 "csi.storage.k8s.io/pod.uid": pod["metadata"]["uid"],
+                 "csi.storage.k8s.io/serviceAccount.name": "builder",
+                 "csi.storage.k8s.io/ephemeral": "false"})
+    assert ctx == want
+
+
+def test_missing_config_map_is_a_config_error_until_it_exists(kcluster):
+    cl = kcluster
+    env = [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg",
+                                                                  "key": "greeting"}}}]
+    cl.claim("out")
+    cl.pod("cfg", claim="out", command=["/bin/sh", "-c", 'echo "$GREETING" > /data/g; '
+                                        'exec sleep 1000'], env=env)
+    p = cl.wait_pod("cfg", lambda p: (cstatus(p).get("state", {}).get("waiting") or {}).get(
+        "reason") == "CreateContainerConfigError", what="CreateContainerConfigError")
+    assert "couldn't find key greeting in ConfigMap default/cfg" in \
+        cstatus(p)["state"]["waiting"]["message"]
+    cl.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "cfg"}, "data": {"greeting": "hi"}})
+    cl.wait_pod("cfg", running_ready)
+    g = os.path.join(cl.nodes["node-1"].data_dir("default", "out"), "g")
+    wait_for(lambda: os.path.exists(g) and open(g).read() == "hi\n", timeout=10 * SLOW)
