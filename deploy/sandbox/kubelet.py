@@ -450,8 +450,8 @@ class PodWorker:
 
     # ---- hosts ----
 
-    def _write_hosts(self, pod):
-        text = self.k.hosts_text(pod, self.ip)
+    def _write_hosts(self, pod, records=None):
+        text = self.k.hosts_text(pod, self.ip, records)
         if text == self.hosts_text:
             return
         path = os.path.join(pod_dir(self.k.node_dir, self.uid), "etc-hosts")
@@ -463,12 +463,12 @@ class PodWorker:
             f.write(text)
         self.hosts_text = text
 
-    def refresh_hosts(self):
+    def refresh_hosts(self, records):
         if self.hosts_text is None or self.done:
             return
         pod = self._fetch()
         if pod is not None and self.ip:
-            self._write_hosts(pod)
+            self._write_hosts(pod, records)
 
     # ---- containers ----
 
@@ -966,8 +966,14 @@ class Kubelet:
             md = obj["metadata"]
             node = (obj.get("spec") or {}).get("nodeName")
             pnode = ((prev or {}).get("spec") or {}).get("nodeName")
-            self.events.put(("pod", md.get("uid"), md.get("namespace"), md.get("name"),
-                             node == self.node_name or pnode == self.node_name))
+            mine = node == self.node_name or pnode == self.node_name
+            # /etc/hosts changes only with a pod's IP, names or deletion
+            dns = etype != "MODIFIED" or any(
+                _get(obj, *k) != _get(prev, *k) for k in (
+                    ("status", "podIP"), ("spec", "hostname"), ("spec", "subdomain"),
+                    ("metadata", "deletionTimestamp")))
+            self.events.put(("pod" if dns else "pod-status", md.get("uid"),
+                             md.get("namespace"), md.get("name"), mine))
         elif res in (PVCS, PVS, SERVICES, CONFIGMAPS, SECRETS):
             self.events.put((res.plural, None, None, None, False))
         elif res is NODES and obj["metadata"].get("name") == self.node_name and \
@@ -1010,8 +1016,8 @@ class Kubelet:
 
     def _dispatch(self, ev):
         kind, uid, ns, name, mine = ev
-        if kind == "pod":
-            self._hosts_dirty = True
+        if kind in ("pod", "pod-status"):
+            self._hosts_dirty = self._hosts_dirty or kind == "pod"
             if mine:
                 self._ensure_worker(uid, ns, name)
             return
@@ -1063,9 +1069,12 @@ class Kubelet:
         self._hosts_dirty = False
         with self.lock:
             workers = list(self.workers.values())
+        if not workers:
+            return
+        records = self.dns_records()
         for w in workers:
             try:
-                w.refresh_hosts()
+                w.refresh_hosts(records)
             except OSError as e:
                 self.log("kubelet %s: hosts file: %s" % (self.node_name, e))
 
@@ -1114,7 +1123,23 @@ class Kubelet:
 
     # ---- /etc/hosts ----
 
-    def hosts_text(self, pod, ip):
+    def dns_records(self):
+        """[(namespace, service, hostname, ip)] of every live pod of an existing Service that
+        the pod names as its subdomain (what cluster DNS would serve for headless Services)."""
+        services = {(s["metadata"]["namespace"], s["metadata"]["name"])
+                    for s in self.store.objects(SERVICES)}
+        out = []
+        for p in self.store.objects(PODS):
+            pip = _get(p, "status", "podIP")
+            psub = _get(p, "spec", "subdomain")
+            pns = p["metadata"]["namespace"]
+            if pip and psub and (pns, psub) in services and \
+                    not p["metadata"].get("deletionTimestamp"):
+                out.append((pns, psub, _get(p, "spec", "hostname") or p["metadata"]["name"],
+                            pip))
+        return sorted(out)
+
+    def hosts_text(self, pod, ip, records=None):
         md = pod["metadata"]
         ns = md["namespace"]
         lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost",
@@ -1129,29 +1154,20 @@ class Kubelet:
             lines.append("%s\t%s" % (ip, hostname))
         # The sandbox has no cluster DNS: the headless Services' records are listed here,
         # short names as the pod's search path (<ns>.svc.cluster.local) would resolve them.
-        services = {(s["metadata"]["namespace"], s["metadata"]["name"])
-                    for s in self.store.objects(SERVICES)}
+        if records is None:
+            records = self.dns_records()
         extra = []
-        by_service = {}
-        for p in self.store.objects(PODS):
-            pip = _get(p, "status", "podIP")
-            psub = _get(p, "spec", "subdomain")
-            pns = p["metadata"]["namespace"]
-            if not pip or not psub or (pns, psub) not in services or \
-                    p["metadata"].get("deletionTimestamp"):
-                continue
-            h = _get(p, "spec", "hostname") or p["metadata"]["name"]
-            names = ["%s.%s.%s.svc.%s" % (h, psub, pns, CLUSTER_DOMAIN),
-                     "%s.%s.%s.svc" % (h, psub, pns), "%s.%s.%s" % (h, psub, pns)]
-            if pns == ns:
-                names.append("%s.%s" % (h, psub))
-            extra.append("%s\t%s" % (pip, " ".join(names)))
-            by_service.setdefault((pns, psub), []).append(pip)
-        for (sns, sname), ips in sorted(by_service.items()):
-            names = ["%s.%s.svc.%s" % (sname, sns, CLUSTER_DOMAIN), "%s.%s.svc" % (sname, sns)]
-            if sns == ns:
-                names.append(sname)
-            extra += ["%s\t%s" % (i, " ".join(names)) for i in sorted(ips)]
+        for rns, rsub, h, rip in records:
+            names = ["%s.%s.%s.svc.%s" % (h, rsub, rns, CLUSTER_DOMAIN),
+                     "%s.%s.%s.svc" % (h, rsub, rns), "%s.%s.%s" % (h, rsub, rns)]
+            if rns == ns:
+                names.append("%s.%s" % (h, rsub))
+            extra.append("%s\t%s" % (rip, " ".join(names)))
+        for rns, rsub, _h, rip in records:
+            names = ["%s.%s.svc.%s" % (rsub, rns, CLUSTER_DOMAIN), "%s.%s.svc" % (rsub, rns)]
+            if rns == ns:
+                names.append(rsub)
+            extra.append("%s\t%s" % (rip, " ".join(names)))
         if extra:
             lines.append("# Headless Service records (the sandbox has no cluster DNS).")
             lines += sorted(extra, key=lambda s: s.split("\t")[1])
