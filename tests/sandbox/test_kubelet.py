@@ -490,3 +490,25 @@ def test_missing_config_map_is_a_config_error_until_it_exists(kcluster):
     cl.wait_pod("cfg", running_ready)
     g = os.path.join(cl.nodes["node-1"].data_dir("default", "out"), "g")
     wait_for(lambda: os.path.exists(g) and open(g).read() == "hi\n", timeout=10 * SLOW)
+
+
+def test_read_only_mount_sub_path_and_working_dir(kcluster):
+    cl = kcluster
+    cl.claim("vol")
+    script = ("pwd > /rw/pwd; touch /ro/x 2>/rw/ro-err || echo refused >> /rw/ro-result; "
+              "touch /usr/x 2>/dev/null || echo refused >> /rw/usr-result; exec sleep 1000")
+    c = {"name": "main", "image": "busybox", "command": ["/bin/sh", "-c", script],
+         "workingDir": "/srv/work/here",
+         "volumeMounts": [{"name": "www", "mountPath": "/rw", "subPath": "sub"},
+                          {"name": "www", "mountPath": "/ro", "readOnly": True}]}
+    cl.pod("mounts", containers=[c], extra={"volumes": [
+        {"name": "www", "persistentVolumeClaim": {"claimName": "vol"}}]})
+    cl.wait_pod("mounts", running_ready)
+    sub = os.path.join(cl.nodes["node-1"].data_dir("default", "vol"), "sub")
+    wait_for(lambda: os.path.exists(os.path.join(sub, "usr-result")), timeout=10 * SLOW,
+             what="the container's results")
+    assert open(os.path.join(sub, "pwd")).read() == "/srv/work/here\n"
+    assert open(os.path.join(sub, "ro-result")).read() == "refused\n"
+    assert "Read-only file system" in open(os.path.join(sub, "ro-err")).read()
+    assert open(os.path.join(sub, "usr-result")).read() == "refused\n"
+    assert not os.path.exists("/srv/work")
