@@ -166,6 +166,20 @@ def _read_json(path):
         return None
 
 
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _check_names(pod):
+    """Volume and container names become path components: refuse anything but RFC 1123
+    labels even if an object slipped past the API server's validation."""
+    spec = pod.get("spec") or {}
+    for field in ("volumes", "containers"):
+        for item in spec.get(field) or []:
+            n = (item or {}).get("name")
+            if not isinstance(n, str) or len(n) > 63 or not _LABEL.match(n):
+                raise RuntimeError("%s name %r is not a valid RFC 1123 label" % (field[:-1], n))
+
+
 class ConfigError(Exception):
     """CreateContainerConfigError: a reference in the container's env could not be resolved."""
 
@@ -356,6 +370,7 @@ class PodWorker:
     # ---- volumes ----
 
     def _mount_all(self, pod):
+        _check_names(pod)
         spec = pod.get("spec") or {}
         self.claims = {_get(v, "persistentVolumeClaim", "claimName")
                        for v in spec.get("volumes") or [] if _get(v, "persistentVolumeClaim")}

@@ -377,6 +377,18 @@ def validate(res, obj, old=None):
     elif p == "pods":
         if not spec.get("containers"):
             bad("spec.containers", "Required value", "FieldValueRequired")
+        # Names a kubelet turns into paths (volumes, containers) must be RFC 1123 labels.
+        for field in ("volumes", "containers", "initContainers"):
+            for i, item in enumerate(spec.get(field) or []):
+                n = item.get("name") if isinstance(item, dict) else None
+                if not isinstance(n, str) or not n:
+                    bad("spec.%s[%d].name" % (field, i), "Required value", "FieldValueRequired")
+                elif not _is_dns_label(n):
+                    bad("spec.%s[%d].name" % (field, i), 'Invalid value: "%s": a lowercase RFC '
+                        "1123 label must consist of lower case alphanumeric characters or '-', "
+                        "and must start and end with an alphanumeric character (e.g. 'my-name',"
+                        "  or '123-abc', regex used for validation is "
+                        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')" % n)
         if old is not None:
             o = old.get("spec") or {}
             if o.get("nodeName") and o.get("nodeName") != spec.get("nodeName"):

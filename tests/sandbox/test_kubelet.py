@@ -512,3 +512,19 @@ def test_read_only_mount_sub_path_and_working_dir(kcluster):
     assert "Read-only file system" in open(os.path.join(sub, "ro-err")).read()
     assert open(os.path.join(sub, "usr-result")).read() == "refused\n"
     assert not os.path.exists("/srv/work")
+
+
+def test_pod_with_a_path_like_volume_name_is_refused(kcluster):
+    from kubelet_fixtures import ApiError
+    cl = kcluster
+    with pytest.raises(ApiError) as e:
+        cl.pod("evil", containers=[{"name": "main", "image": "busybox"}], extra={
+            "volumes": [{"name": "../../../x", "emptyDir": {}}]})
+    assert e.value.status == 422
+    cause = e.value.body["details"]["causes"][0]
+    assert cause["field"] == "spec.volumes[0].name"
+    assert "a lowercase RFC 1123 label must consist of" in cause["message"]
+    with pytest.raises(ApiError) as e:
+        cl.pod("evil", containers=[{"name": "Main/..", "image": "busybox"}])
+    assert e.value.body["details"]["causes"][0]["field"] == "spec.containers[0].name"
+    assert cl.get_pod("evil") is None
