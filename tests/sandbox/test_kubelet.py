@@ -528,3 +528,25 @@ def test_pod_with_a_path_like_volume_name_is_refused(kcluster):
         cl.pod("evil", containers=[{"name": "Main/..", "image": "busybox"}])
     assert e.value.body["details"]["causes"][0]["field"] == "spec.containers[0].name"
     assert cl.get_pod("evil") is None
+
+
+def test_deletion_waits_for_ordinal_csi_killed_and_restarted(kcluster):
+    import signal
+    cl = kcluster
+    node = cl.nodes["node-1"]
+    cl.claim("www-web-0")
+    pod = cl.pod("web-0", claim="www-web-0", command=["sleep", "1000"], grace=1)
+    cl.wait_pod("web-0", running_ready)
+    pv = bound_pv(cl, "www-web-0")
+    tg = target(node, pod["metadata"]["uid"], pv["metadata"]["name"])
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait()
+    cl.client.delete("pods", "web-0")
+    # the kubelet stops the container, then waits for the driver: the pod stays Terminating
+    cl.wait_pod("web-0", lambda p: p["status"]["phase"] in ("Failed", "Succeeded"),
+                what="containers stopped, final status written")
+    assert is_mounted(tg)
+    node.start_csi(cl.api.kubeconfig)
+    cl.wait_gone("web-0", timeout=30)
+    assert not is_mounted(tg)
+    assert not is_mounted(staging(node, pv["spec"]["csi"]["volumeHandle"]))
