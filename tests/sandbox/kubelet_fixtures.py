@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "k8s"))
 sys.path.insert(0, os.path.join(HERE, "..", "csi"))
 
-from fakeapi import ApiError, FakeApiServer, wait_for  # noqa: E402
+from fakeapi import KUBECTL, ApiError, FakeApiServer, wait_for  # noqa: E402,F401
 
 SOURCE = os.environ.get("ORDINAL_SOURCE") or os.path.abspath(os.path.join(HERE, "..", ".."))
 BINARY = os.environ.get("ORDINAL_CSI") or os.path.join(SOURCE, "build", "debug", "ordinal-csi")
@@ -227,13 +227,11 @@ def running_ready(pod):
 
 
 @pytest.fixture
-def kcluster(request):
+def kcluster():
     if not os.path.isfile(BINARY):
         pytest.fail("ordinal-csi not found at %s (build it or set ORDINAL_CSI)" % BINARY)
     base = tempfile.mkdtemp(prefix="ordinal-kubelet-", dir="/tmp")
-    marker = request.node.get_closest_marker("nodes")
-    names = marker.args if marker else ("node-1",)
-    c = Cluster(base, names)
+    c = Cluster(base, ("node-1",))
     yield c
     # Captured output: pytest shows it only when the test failed.
     print("---- apiserver log ----\n" + c.api.log()[-6000:])

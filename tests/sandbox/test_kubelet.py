@@ -9,11 +9,13 @@ volume.kubernetes.io/selected-node (the provisioner inside ordinal-csi then make
 import hashlib
 import http.client
 import os
+import shutil
 
 import pytest
 
-from kubelet_fixtures import (SLOW, condition, cstatus, kcluster, mounts_under,  # noqa: F401
-                              needs_bwrap, needs_root, running_ready, wait_for)
+from kubelet_fixtures import (KUBECTL, SLOW, condition, cstatus, mounts_under, needs_bwrap,
+                              needs_root, running_ready, wait_for)
+from kubelet_fixtures import kcluster  # noqa: F401  (the fixture)
 
 pytestmark = [needs_root, needs_bwrap]
 
@@ -30,6 +32,21 @@ def target(node, uid, pv):
 
 def is_mounted(path):
     return os.path.realpath(path) in mounts_under(path)
+
+
+HAVE_KUBECTL = shutil.which(KUBECTL) is not None
+needs_kubectl = pytest.mark.skipif(not HAVE_KUBECTL, reason="kubectl not installed")
+
+
+def pod_row(cl, name):
+    """NAME READY STATUS RESTARTS ... as `kubectl get pod` prints it (real kubectl when
+    installed, else the same server-side Table columns read directly)."""
+    if HAVE_KUBECTL:
+        return cl.api.kubectl("get", "pod", name, "--no-headers").stdout.split()
+    r = cl.client.request("GET", "/api/v1/namespaces/default/pods/" + name, headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    cells = r.body["rows"][0]["cells"]
+    return " ".join(str(c) for c in cells).split()
 
 
 def read(path):
@@ -90,7 +107,7 @@ def test_pod_volume_stage_publish_run_and_teardown(kcluster):
     # the Node, made after the kubelet started, reports Ready
     wait_for(lambda: condition(cl.client.get("nodes", "node-1", ns=None), "Ready").get(
         "status") == "True", timeout=10 * SLOW, what="node-1 Ready")
-    table = cl.api.kubectl("get", "pod", "web-0", "--no-headers").stdout.split()
+    table = pod_row(cl, "web-0")
     assert table[:4] == ["web-0", "1/1", "Running", "0"], table
     reasons = [e["reason"] for e in cl.events("web-0")]
     assert {"Pulled", "Created", "Started"} <= set(reasons), reasons
@@ -152,7 +169,7 @@ def test_readiness_probe_keeps_ready_false_until_it_passes(kcluster):
     ready = condition(pod, "Ready")
     assert ready["status"] == "False" and ready["reason"] == "ContainersNotReady"
     assert ready["message"] == "containers with unready status: [main]"
-    assert cl.api.kubectl("get", "pod", "probe", "--no-headers").stdout.split()[:3] == [
+    assert pod_row(cl, "probe")[:3] == [
         "probe", "0/1", "Running"]
     # /tmp is the container's own: the file appears only inside its mount namespace, and the
     # probe (run in the container's namespaces) sees it
@@ -200,7 +217,7 @@ def test_restart_policy_always_backs_off_and_counts(kcluster):
     wait_for(lambda: len(open(runs).read().split()) >= 3, timeout=10 * SLOW,
              what="three runs written")
     assert ("BackOff" in [r for r, _ in reasons(cl, "crash")])
-    row = cl.api.kubectl("get", "pod", "crash", "--no-headers").stdout.split()
+    row = pod_row(cl, "crash")
     assert row[1] == "0/1" and row[2] in ("CrashLoopBackOff", "Error", "Running"), row
     assert int(row[3]) >= 2, row
 
@@ -219,7 +236,7 @@ def test_restart_policy_terminal(kcluster, policy, code, phase, reason):
     assert cs["state"]["terminated"]["exitCode"] == code
     assert cs["state"]["terminated"]["reason"] == reason
     assert condition(pod, "Ready")["status"] == "False"
-    row = cl.api.kubectl("get", "pod", "job", "--no-headers").stdout.split()
+    row = pod_row(cl, "job")
     assert row[:4] == ["job", "0/1", reason, "0"], row
 
 
@@ -399,6 +416,7 @@ def test_kubelet_away_deletions_finish_when_it_is_back(kcluster):
     assert not os.listdir(os.path.join(node.kubelet_dir, "pods"))
 
 
+@needs_kubectl
 def test_kubectl_logs_and_follow(kcluster):
     import subprocess
     cl = kcluster
@@ -410,7 +428,7 @@ def test_kubectl_logs_and_follow(kcluster):
              what="kubectl logs")
     assert cl.api.kubectl("logs", "talk", "--tail=1").stdout == "two\n"
     env = dict(os.environ, KUBECONFIG=cl.api.kubeconfig)
-    f = subprocess.Popen(["kubectl", "--cache-dir", cl.api.kubectl_cache, "logs", "-f", "talk"],
+    f = subprocess.Popen([KUBECTL, "--cache-dir", cl.api.kubectl_cache, "logs", "-f", "talk"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert f.stdout.readline() == "one\n"
@@ -428,6 +446,7 @@ def test_kubectl_logs_and_follow(kcluster):
     assert bad.returncode != 0 and "container nope is not valid for pod talk" in bad.stderr
 
 
+@needs_kubectl
 def test_kubectl_exec_runs_in_the_container(kcluster):
     cl = kcluster
     cl.claim("www-web-0")
@@ -444,6 +463,10 @@ def test_kubectl_exec_runs_in_the_container(kcluster):
     assert open(os.path.join(data, "in")).read() == "hello from stdin\n"
     bad = cl.api.kubectl("exec", "web-0", "-c", "nope", "--", "true", check=False)
     assert bad.returncode != 0 and "container nope is not valid for pod web-0" in bad.stderr
+    # kubectl delete waits for the kubelet to finish (graceful deletion) before it returns
+    assert cl.api.kubectl("delete", "pod", "web-0").stdout == 'pod "web-0" deleted\n'
+    assert cl.get_pod("web-0") is None
+    assert not mounts_under(cl.nodes["node-1"].kubelet_dir)
 
 
 def test_pod_waits_for_its_claim_and_gets_pod_info_in_the_volume_context(kcluster):
