@@ -173,7 +173,7 @@ def _check_names(pod):
     """Volume and container names become path components: refuse anything but RFC 1123
     labels even if an object slipped past the API server's validation."""
     spec = pod.get("spec") or {}
-    for field in ("volumes", "containers"):
+    for field in ("volumes", "containers", "initContainers"):
         for item in spec.get(field) or []:
             n = (item or {}).get("name")
             if not isinstance(n, str) or len(n) > 63 or not _LABEL.match(n):
@@ -250,6 +250,9 @@ class PodWorker:
                                        daemon=True)
         self.ip = None
         self.containers = {}        # name -> ContainerState
+        self.inits = {}             # init container name -> ContainerState
+        self.initialized = False    # every init container has completed
+        self.init_failed = False    # one failed for good (restartPolicy Never)
         self.mounted = False        # volumes set up
         self.mounts = {}            # volume name -> host path
         self.mount_retry_at = 0.0
@@ -282,7 +285,7 @@ class PodWorker:
                 self.wake.clear()
         finally:
             if self.k.stopping.is_set():
-                for cs in self.containers.values():   # the node goes away with its processes
+                for cs in self._states():   # the node goes away with its processes
                     if cs.proc:
                         cs.proc.kill(signal.SIGKILL)
             if self.ip:
@@ -290,12 +293,15 @@ class PodWorker:
             self.done = True
             self.k._worker_done(self)
 
+    def _states(self):
+        return list(self.inits.values()) + list(self.containers.values())
+
     def _next_deadline(self):
         now = time.monotonic()
         ds = []
         if not self.mounted and self.mount_retry_at:
             ds.append(self.mount_retry_at)
-        for cs in self.containers.values():
+        for cs in self._states():
             if cs.backoff_until > now and not cs.running():
                 ds.append(cs.backoff_until)
             if cs.running():
@@ -327,7 +333,7 @@ class PodWorker:
         if self.start_time is None:
             self.start_time = _get(pod, "status", "startTime") or now_rfc3339()
         if _get(pod, "status", "phase") in TERMINAL and not any(
-                cs.running() for cs in self.containers.values()):
+                cs.running() for cs in self._states()):
             if self.mounted:
                 self._unmount_all()
                 self.mounted = False
@@ -357,6 +363,9 @@ class PodWorker:
                 self._write_status(pod)
                 return False
             self._write_hosts(pod)
+        if not self.initialized and not self._sync_inits(pod):
+            self._write_status(pod)
+            return False
         for c in _get(pod, "spec", "containers", default=[]):
             cs = self.containers.get(c["name"])
             if cs is None:
@@ -366,6 +375,29 @@ class PodWorker:
             self._sync_container(pod, cs)
         self._write_status(pod)
         return False
+
+    def _sync_inits(self, pod):
+        """Init containers one after the other, each to a successful exit; True when all
+        are done. A failed one is restarted (with back-off) unless restartPolicy is Never,
+        which fails the pod."""
+        policy = "Never" if _get(pod, "spec", "restartPolicy") == "Never" else "OnFailure"
+        old = {s.get("name"): s for s in _get(pod, "status", "initContainerStatuses",
+                                              default=[])}
+        for c in _get(pod, "spec", "initContainers", default=[]):
+            cs = self.inits.get(c["name"])
+            if cs is None:
+                cs = self.inits[c["name"]] = ContainerState(c, old.get(c["name"]))
+                cs.probes = {}            # init containers have no probes
+            if cs.term is not None and cs.term.get("exitCode") == 0:
+                continue
+            self._sync_container(pod, cs, policy)
+            if cs.term is not None and cs.term.get("exitCode") == 0:
+                continue
+            if cs.term is not None:
+                self.init_failed = True
+            return False
+        self.initialized = True
+        return True
 
     # ---- volumes ----
 
@@ -627,7 +659,7 @@ class PodWorker:
             t["containerID"] = cs.container_id()
         return t
 
-    def _sync_container(self, pod, cs):
+    def _sync_container(self, pod, cs, policy=None):
         if cs.running():
             self._probe(pod, cs)
             return
@@ -639,7 +671,7 @@ class PodWorker:
             return
         # It has exited: restart as restartPolicy and the back-off say.
         term = self._term_state(cs)
-        policy = _get(pod, "spec", "restartPolicy", default="Always")
+        policy = policy or _get(pod, "spec", "restartPolicy", default="Always")
         if policy == "Never" or (policy == "OnFailure" and term["exitCode"] == 0):
             cs.term = term
             cs.ready = False
@@ -737,7 +769,7 @@ class PodWorker:
         return True, ""
 
     def _kill_all(self, grace, pod):
-        running = [cs for cs in self.containers.values() if cs.running()]
+        running = [cs for cs in self._states() if cs.running()]
         for cs in running:
             if pod is not None:
                 self.k.event(pod, "Normal", "Killing", "Stopping container %s" % cs.name)
@@ -753,7 +785,7 @@ class PodWorker:
         if grace is None:
             grace = _get(pod, "spec", "terminationGracePeriodSeconds", default=30)
         self._kill_all(float(grace), pod)
-        for cs in self.containers.values():
+        for cs in self._states():
             if cs.proc is not None and cs.term is None:
                 cs.term = self._term_state(cs)
             cs.ready = False
@@ -827,17 +859,27 @@ class PodWorker:
 
     def _write_status(self, pod, final=False):
         specs = _get(pod, "spec", "containers", default=[])
-        statuses = []
-        for c in specs:
-            cs = self.containers.get(c["name"])
-            if cs is None:
-                w = {"reason": "ContainerCreating"}
-                statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": "",
-                                 "restartCount": 0, "ready": False, "started": False,
-                                 "state": {"waiting": w}, "lastState": {}})
+        init_specs = _get(pod, "spec", "initContainers", default=[])
+        creating = "PodInitializing" if init_specs and self.mounted else "ContainerCreating"
+
+        def pending(c, reason):
+            return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
+                    "restartCount": 0, "ready": False, "started": False,
+                    "state": {"waiting": {"reason": reason}}, "lastState": {}}
+        statuses = [self._container_status(self.containers[c["name"]])
+                    if c["name"] in self.containers else pending(c, creating) for c in specs]
+        init_statuses = []
+        for c in init_specs:
+            if c["name"] in self.inits:
+                st = self._container_status(self.inits[c["name"]])
+                st["ready"] = st["state"].get("terminated", {}).get("exitCode") == 0
+                init_statuses.append(st)
             else:
-                statuses.append(self._container_status(cs))
+                init_statuses.append(pending(c, "PodInitializing"))
+        incomplete = [c["name"] for c, st in zip(init_specs, init_statuses) if not st["ready"]]
         phase = self._phase(pod, statuses)
+        if init_specs and not self.initialized:
+            phase = "Failed" if self.init_failed else "Pending"
         if final:
             codes = [s["state"].get("terminated", {}).get("exitCode") for s in statuses]
             if all(c is not None for c in codes) and statuses:
@@ -862,7 +904,9 @@ class PodWorker:
         not_ready = ("PodCompleted", None) if completed else (
             "ContainersNotReady", "containers with unready status: [%s]" % " ".join(unready))
         conds = [cond("PodReadyToStartContainers", sandbox),
-                 cond("Initialized", True),
+                 cond("Initialized", not incomplete, *(() if not incomplete else (
+                     "ContainersNotInitialized", "containers with incomplete status: [%s]"
+                     % " ".join(incomplete)))),
                  cond("Ready", not unready and not completed,
                       *(() if not unready and not completed else not_ready)),
                  cond("ContainersReady", not unready and not completed,
@@ -875,6 +919,8 @@ class PodWorker:
         new["conditions"] = conds
         new["phase"] = phase
         new["containerStatuses"] = statuses
+        if init_statuses:
+            new["initContainerStatuses"] = init_statuses
         new["hostIP"] = self.k.host_ip()
         new["hostIPs"] = [{"ip": self.k.host_ip()}]
         if self.ip:

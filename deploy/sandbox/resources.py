@@ -497,9 +497,33 @@ def _phase(obj, default=""):
 
 
 def _pod_status(o):
-    """kubectl's printPod STATUS: the reason of the last container that has one, else the
-    phase; Terminating once deletionTimestamp is set."""
+    """kubectl's printPod STATUS: Init:N/M (or the failing init container's reason) while
+    init containers run, else the reason of the last container that has one, else the phase;
+    Terminating once deletionTimestamp is set."""
     st = o.get("status") or {}
+    inits = (o.get("spec") or {}).get("initContainers") or []
+    reason = None
+    for i, c in enumerate(st.get("initContainerStatuses") or []):
+        state = c.get("state") or {}
+        t, w = state.get("terminated"), state.get("waiting") or {}
+        if t is not None and t.get("exitCode") == 0:
+            continue
+        if t is not None:
+            reason = "Init:" + (t.get("reason") or ("Signal:%d" % t["signal"] if t.get("signal")
+                                                     else "ExitCode:%d" % t.get("exitCode", 0)))
+        elif w.get("reason") and w["reason"] != "PodInitializing":
+            reason = "Init:" + w["reason"]
+        else:
+            reason = "Init:%d/%d" % (i, len(inits))
+        break
+    if reason is None:
+        reason = _main_status(st)
+    if (o.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
+    return reason
+
+
+def _main_status(st):
     reason = st.get("reason") or st.get("phase") or ""
     has_running = False
     for c in reversed(st.get("containerStatuses") or []):
@@ -520,14 +544,13 @@ def _pod_status(o):
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in st.get("conditions") or [])
         reason = "Running" if ready else "NotReady"
-    if (o.get("metadata") or {}).get("deletionTimestamp"):
-        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
     return reason
 
 
 def _pod_restarts(o):
     """kubectl's RESTARTS: the sum, with the time since the last restart when there was one."""
-    cs = (o.get("status") or {}).get("containerStatuses") or []
+    st = o.get("status") or {}
+    cs = (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
     n = sum(c.get("restartCount", 0) for c in cs)
     last = [parse_rfc3339(((c.get("lastState") or {}).get("terminated") or {}).get(
         "finishedAt")) for c in cs]

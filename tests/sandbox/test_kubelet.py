@@ -573,3 +573,46 @@ def test_deletion_waits_for_ordinal_csi_killed_and_restarted(kcluster):
     cl.wait_gone("web-0", timeout=30)
     assert not is_mounted(tg)
     assert not is_mounted(staging(node, pv["spec"]["csi"]["volumeHandle"]))
+
+
+def test_init_containers_run_first_and_in_order(kcluster):
+    cl = kcluster
+    cl.claim("vol")
+    data = cl.nodes["node-1"].data_dir("default", "vol")
+    mount = [{"name": "www", "mountPath": "/data"}]
+    inits = [{"name": "wait", "image": "busybox", "volumeMounts": mount, "command": [
+                 "/bin/sh", "-c", "until [ -e /data/go ]; do sleep 0.1; done; echo wait >> "
+                 "/data/order"]},
+             {"name": "second", "image": "busybox", "volumeMounts": mount,
+              "command": ["/bin/sh", "-c", "echo second >> /data/order"]}]
+    main = {"name": "main", "image": "busybox", "volumeMounts": mount,
+            "command": ["/bin/sh", "-c", "echo main >> /data/order; exec sleep 1000"]}
+    cl.pod("init", containers=[main], extra={"initContainers": inits, "volumes": [
+        {"name": "www", "persistentVolumeClaim": {"claimName": "vol"}}]})
+    p = cl.wait_pod("init", lambda p: "running" in ((p["status"].get(
+        "initContainerStatuses") or [{}])[0].get("state") or {}), what="first init running")
+    init_cond = condition(p, "Initialized")
+    assert (init_cond["status"], init_cond["reason"]) == ("False", "ContainersNotInitialized")
+    assert init_cond["message"] == "containers with incomplete status: [wait second]"
+    assert p["status"]["phase"] == "Pending"
+    assert cstatus(p)["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert pod_row(cl, "init")[:3] == ["init", "0/1", "Init:0/2"]
+    open(os.path.join(data, "go"), "w").close()
+    p = cl.wait_pod("init", running_ready, what="Running after the init containers")
+    assert condition(p, "Initialized")["status"] == "True"
+    for st in p["status"]["initContainerStatuses"]:
+        assert st["state"]["terminated"]["reason"] == "Completed" and st["ready"] is True
+    wait_for(lambda: open(os.path.join(data, "order")).read().split() == [
+        "wait", "second", "main"], timeout=10 * SLOW, what="init, init, main in order")
+
+
+def test_failed_init_container_with_restart_never_fails_the_pod(kcluster):
+    cl = kcluster
+    inits = [{"name": "setup", "image": "busybox", "command": ["/bin/sh", "-c", "exit 7"]}]
+    main = {"name": "main", "image": "busybox", "command": ["sleep", "1000"]}
+    cl.pod("bad-init", containers=[main], restart="Never", extra={"initContainers": inits})
+    p = cl.wait_pod("bad-init", lambda p: p["status"]["phase"] == "Failed", what="Failed")
+    st = p["status"]["initContainerStatuses"][0]
+    assert st["state"]["terminated"]["exitCode"] == 7 and st["restartCount"] == 0
+    assert cstatus(p)["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert pod_row(cl, "bad-init")[:3] == ["bad-init", "0/1", "Init:Error"]
