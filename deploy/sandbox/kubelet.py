@@ -775,8 +775,25 @@ class PodWorker:
                 self.k.event(pod, "Normal", "Killing", "Stopping container %s" % cs.name)
             cs.proc.kill(signal.SIGTERM)
         deadline = time.monotonic() + max(0.0, grace)
+        seen_grace = grace
+        while any(cs.running() for cs in running) and time.monotonic() < deadline:
+            running[0].proc.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            for cs in running:
+                if cs.running():
+                    cs.proc.wait(0)
+            if pod is None:
+                continue
+            # A second deletion with a shorter grace period (kubectl delete --grace-period)
+            # shortens the wait, as kubelet's pod killer does; a pod gone is killed at once.
+            cur = self._fetch()
+            if cur is None:
+                break
+            g = cur["metadata"].get("deletionGracePeriodSeconds")
+            if g is not None and g < seen_grace:
+                seen_grace = g
+                deadline = min(deadline, time.monotonic() + g)
         for cs in running:
-            if not cs.proc.wait(max(0.0, deadline - time.monotonic())):
+            if cs.running():
                 cs.proc.kill(signal.SIGKILL)
                 cs.proc.wait(10)
 

@@ -616,3 +616,17 @@ def test_failed_init_container_with_restart_never_fails_the_pod(kcluster):
     assert st["state"]["terminated"]["exitCode"] == 7 and st["restartCount"] == 0
     assert cstatus(p)["state"] == {"waiting": {"reason": "PodInitializing"}}
     assert pod_row(cl, "bad-init")[:3] == ["bad-init", "0/1", "Init:Error"]
+
+
+def test_shorter_grace_period_on_a_second_delete_shortens_the_wait(kcluster):
+    cl = kcluster
+    cl.pod("slow", command=["sleep", "1000"], grace=60)   # PID 1 ignores SIGTERM
+    p = cl.wait_pod("slow", running_ready)
+    pid = container_pid(p)
+    cl.client.delete("pods", "slow")
+    p = cl.get_pod("slow")
+    assert p["metadata"]["deletionGracePeriodSeconds"] == 60
+    cl.client.delete("pods", "slow", gracePeriodSeconds=1)
+    assert cl.get_pod("slow")["metadata"]["deletionGracePeriodSeconds"] == 1
+    cl.wait_gone("slow", timeout=20)      # long before the first 60 s
+    wait_for(lambda: not pid_alive(pid), timeout=5 * SLOW, what="the container killed")
