@@ -335,13 +335,15 @@ def test_pod_recreated_with_the_same_claim_finds_its_data(kcluster):
     cl.claim("www-web-0")
     cmd = ["/bin/sh", "-c", "echo $POD_UID >> /data/uids; exec sleep 1000"]
     env = [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]
+    uids = os.path.join(cl.nodes["node-1"].data_dir("default", "www-web-0"), "uids")
     first = cl.pod("web-0", claim="www-web-0", command=cmd, env=env, grace=0)
     cl.wait_pod("web-0", running_ready)
+    wait_for(lambda: os.path.exists(uids) and open(uids).read().split() == [
+        first["metadata"]["uid"]], timeout=10 * SLOW, what="the first pod's write")
     cl.client.delete("pods", "web-0", gracePeriodSeconds=1)
     cl.wait_gone("web-0")
     second = cl.pod("web-0", claim="www-web-0", command=cmd, env=env, grace=0)
     cl.wait_pod("web-0", running_ready)
-    uids = os.path.join(cl.nodes["node-1"].data_dir("default", "www-web-0"), "uids")
     want = [first["metadata"]["uid"], second["metadata"]["uid"]]
     wait_for(lambda: open(uids).read().split() == want, timeout=10 * SLOW,
              what="both pods' uids in the volume")
@@ -369,6 +371,9 @@ def test_kubelet_stopped_and_started_again(kcluster):
     cl.pod("web-0", claim="www-web-0", command=cmd, grace=0)
     pod = cl.wait_pod("web-0", running_ready)
     pid = container_pid(pod)
+    starts = os.path.join(node.data_dir("default", "www-web-0"), "starts")
+    wait_for(lambda: os.path.exists(starts) and open(starts).read() == "start\n",
+             timeout=10 * SLOW, what="the first start")
     assert kubelet_admin(cl, "node-1", "stop") == {"node-1": False}
     wait_for(lambda: not pid_alive(pid), timeout=10 * SLOW, what="container killed")
     n = cl.client.get("nodes", "node-1", ns=None)
@@ -380,8 +385,9 @@ def test_kubelet_stopped_and_started_again(kcluster):
                         what="running again")
     assert cstatus(again)["restartCount"] == 1
     assert again["status"]["podIP"] == pod["status"]["podIP"]
-    starts = os.path.join(node.data_dir("default", "www-web-0"), "starts")
-    wait_for(lambda: open(starts).read().split() == ["start", "start"], timeout=10 * SLOW)
+    wait_for(lambda: len(open(starts).read().split()) >= 2, timeout=10 * SLOW,
+             what="the second start")
+    assert open(starts).read().split() == ["start", "start"]
     n = cl.client.get("nodes", "node-1", ns=None)
     assert condition(n, "Ready")["status"] == "True"
 
