@@ -88,7 +88,8 @@ def test_pod_volume_stage_publish_run_and_teardown(kcluster):
     # the container ran in its sandbox (hostname = pod name) and wrote into the volume,
     # which is the backing store's directory on the node
     data = node.data_dir("default", "www-web-0")
-    wait_for(lambda: os.path.exists(os.path.join(data, "env")), timeout=10 * SLOW,
+    wait_for(lambda: os.path.exists(os.path.join(data, "env")) and
+             read(os.path.join(data, "env")).endswith("\n"), timeout=10 * SLOW,
              what="the container's write")
     assert read(os.path.join(data, "hostname")) == "web-0\n"
     ip = pod["status"]["podIP"]
@@ -534,7 +535,8 @@ def test_read_only_mount_sub_path_and_working_dir(kcluster):
         {"name": "www", "persistentVolumeClaim": {"claimName": "vol"}}]})
     cl.wait_pod("mounts", running_ready)
     sub = os.path.join(cl.nodes["node-1"].data_dir("default", "vol"), "sub")
-    wait_for(lambda: os.path.exists(os.path.join(sub, "usr-result")), timeout=10 * SLOW,
+    wait_for(lambda: os.path.exists(os.path.join(sub, "usr-result")) and
+             read(os.path.join(sub, "usr-result")).endswith("\n"), timeout=10 * SLOW,
              what="the container's results")
     assert open(os.path.join(sub, "pwd")).read() == "/srv/work/here\n"
     assert open(os.path.join(sub, "ro-result")).read() == "refused\n"
