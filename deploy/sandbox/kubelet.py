@@ -776,11 +776,11 @@ class PodWorker:
             cs.proc.kill(signal.SIGTERM)
         deadline = time.monotonic() + max(0.0, grace)
         seen_grace = grace
-        while any(cs.running() for cs in running) and time.monotonic() < deadline:
-            running[0].proc.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            for cs in running:
-                if cs.running():
-                    cs.proc.wait(0)
+        while time.monotonic() < deadline:
+            alive = [cs for cs in running if cs.running()]
+            if not alive:
+                break
+            alive[0].proc.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             if pod is None:
                 continue
             # A second deletion with a shorter grace period (kubectl delete --grace-period)

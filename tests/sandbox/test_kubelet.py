@@ -638,3 +638,27 @@ def test_shorter_grace_period_on_a_second_delete_shortens_the_wait(kcluster):
     assert cl.get_pod("slow")["metadata"]["deletionGracePeriodSeconds"] == 1
     cl.wait_gone("slow", timeout=20)      # long before the first 60 s
     wait_for(lambda: not pid_alive(pid), timeout=5 * SLOW, what="the container killed")
+
+
+def test_two_containers_stop_together_within_the_grace_period(kcluster):
+    cl = kcluster
+    quick = {"name": "quick", "image": "busybox", "command": [
+        "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]}
+    stubborn = {"name": "stubborn", "image": "busybox", "command": ["sleep", "1000"]}
+    cl.pod("two", containers=[quick, stubborn], grace=2)
+    p = cl.wait_pod("two", running_ready)
+    assert pod_row(cl, "two")[:2] == ["two", "2/2"]
+    cl.client.delete("pods", "two")
+    final = []
+    w = cl.client.watch("pods", name="two", resourceVersion=p["metadata"]["resourceVersion"])
+    while True:
+        ev = w.next_event(timeout=30 * SLOW)
+        assert ev is not None
+        if ev["type"] == "DELETED":
+            break
+        final.append(ev["object"])
+    w.close()
+    last = final[-1]["status"]
+    codes = {c["name"]: c["state"]["terminated"]["exitCode"] for c in last["containerStatuses"]}
+    assert codes == {"quick": 0, "stubborn": 137}    # SIGTERM handled; SIGKILL at 2 s
+    assert last["phase"] == "Failed"
