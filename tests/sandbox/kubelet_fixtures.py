@@ -192,7 +192,9 @@ class Cluster:
         try:
             rc = self.api.stop(timeout=30)
             if rc != 0:
-                errors.append("apiserver exit %r\n%s" % (rc, self.api.log()[-4000:]))
+                with open(os.path.join(self.api.dir, "stderr.log"), errors="replace") as f:
+                    errors.append("apiserver exit %r\n%s\n%s" % (rc, f.read()[-4000:],
+                                                                  self.api.log()[-2000:]))
         finally:
             for n in self.nodes.values():
                 try:
