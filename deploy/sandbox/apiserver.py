@@ -35,6 +35,7 @@ import labelsel as sel  # noqa: E402
 import store as st  # noqa: E402
 from apierrors import ApiError  # noqa: E402
 from resources import BY_PATH, GROUPS, RESOURCES  # noqa: E402
+RESOURCE_PODS = resources.resource("pods")
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-ordinal-fake",
            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
@@ -276,6 +277,9 @@ class Handler(BaseHTTPRequestHandler):
                 if path == "/_fault":
                     self._admin(method, body)
                     return
+                if path == "/_kubelet" and app.kubelets is not None:
+                    self._send(200, app.kubelets.admin(method, self._json_body(body)))
+                    return
                 agent = self.headers.get("User-Agent", "")
                 delay = app.faults.latency_for(agent)
                 if delay:
@@ -388,11 +392,13 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub and not ((sub == "status" and res.status) or (sub == "scale" and res.scale) or
-                        (sub == "binding" and res.plural == "pods")):
+                        (sub in ("binding", "log", "exec") and res.plural == "pods")):
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
         nsk = ns if res.namespaced else ""
         dry = self.query.get("dryRun") == "All"
+        if sub == "exec" and method in ("GET", "POST") and name:
+            return self._pod_exec(app.store.get(res, nsk, name))
         if method == "GET":
             if watch or self.query.get("watch") in ("true", "1"):
                 if name:
@@ -405,6 +411,8 @@ class Handler(BaseHTTPRequestHandler):
             obj = app.store.get(res, nsk, name)
             if sub == "scale":
                 return self._send(200, _scale(res, obj))
+            if sub == "log":
+                return self._pod_log(obj)
             return self._send_obj(res, obj)
         if method == "POST":
             if name is None:
@@ -590,6 +598,77 @@ class Handler(BaseHTTPRequestHandler):
             app.store.mutate(res, ns, name, cond, sub="status")
         self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success", "code": 201})
+
+    def _pod_exec(self, pod):
+        """pods/exec over WebSocket (wsexec.py), run by the pod's kubelet."""
+        app = self.server.app
+        if app.kubelets is None:
+            raise apierrors.bad_request("no kubelet in this sandbox runs pod commands")
+        import wsexec
+        q = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        argv = q.get("command") or []
+        if not argv:
+            raise apierrors.bad_request("you must specify at least 1 command")
+        true = ("true", "1")
+        proc = app.kubelets.exec_process(pod, self.query.get("container"))
+        wsexec.serve(self, proc, argv, self.query.get("stdin") in true,
+                     self.query.get("stdout", "true") in true,
+                     self.query.get("stderr", "true") in true)
+
+    def _pod_log(self, pod):
+        """pods/log: the container's log file as the kubelet wrote it (tailLines, limitBytes,
+        follow until the container stops or restarts)."""
+        app = self.server.app
+        if app.kubelets is None:
+            raise apierrors.bad_request("no kubelet in this sandbox serves pod logs")
+        q = self.query
+        true = ("true", "1")
+        path, container = app.kubelets.log_file(pod, q.get("container"),
+                                                q.get("previous") in true)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if q.get("tailLines"):
+            n = int(q["tailLines"])
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-n:]) if n > 0 else b""
+        if q.get("limitBytes"):
+            data = data[:int(q["limitBytes"])]
+        if q.get("follow") not in true or q.get("previous") in true:
+            return self._send(200, data, ctype="text/plain")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.status_code = 200
+        if data:
+            self._chunk(data)
+        md = pod["metadata"]
+        with open(path, "ab+") as f:
+            f.seek(0, os.SEEK_END)
+            while not app.store.stopping:
+                more = f.read()
+                if more:
+                    self._chunk(more)
+                    continue
+                try:
+                    cur = app.store.get(RESOURCE_PODS, md["namespace"], md["name"])
+                except ApiError:
+                    break
+                st = next((c for c in (cur.get("status") or {}).get("containerStatuses") or []
+                           if c.get("name") == container), {})
+                if cur["metadata"]["uid"] != md["uid"] or "running" not in (
+                        st.get("state") or {}) or app.kubelets.log_file(
+                            cur, container, False)[0] != path:
+                    more = f.read()
+                    if more:
+                        self._chunk(more)
+                    break
+                time.sleep(0.2)
+        self._chunk(b"")
 
     def _update_scale(self, res, ns, name, scale):
         replicas = ((scale or {}).get("spec") or {}).get("replicas")
@@ -867,6 +946,7 @@ class App:
         self.lock = threading.Lock()
         self.open_watches = 0
         self.address = ""
+        self.kubelets = None        # kubelet.Kubelets with --kubelet (internal, tests)
         self._log_lock = threading.Lock()
         self._log = open(args.log, "a", buffering=1) if args.log else None
         enabled = set() if args.no_controllers else {
@@ -945,6 +1025,8 @@ def parse_args(argv):
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")
+    p.add_argument("--kubelet", action="append", default=[], metavar="SPEC",
+                   help=argparse.SUPPRESS)   # node=NAME,csi=unix:///sock,dir=DIR[,logs=DIR]
     p.add_argument("--error-rate", type=float, default=0.0,
                    help="percent of requests answered with --error-code (default 0)")
     p.add_argument("--error-code", type=int, default=500, choices=(500, 429, 503, 504),
@@ -998,6 +1080,10 @@ def main(argv=None):
                              name="http", daemon=True)
     serve.start()
     app.controllers.start()
+    if args.kubelet:   # internal (tests): kubelets in this process, see kubelet.py
+        import kubelet
+        app.kubelets = kubelet.Kubelets(app.store, args.kubelet, log=app.log)
+        app.kubelets.start()
     write_atomic(os.path.join(args.dir, "ready"), json.dumps({
         "server": server_url, "pid": os.getpid(), "port": port,
         "kubeconfig": os.path.join(args.dir, "kubeconfig"), "ca": pki["ca.crt"]}) + "\n", 0o644)
@@ -1012,6 +1098,8 @@ def main(argv=None):
     with app.store.cond:
         app.store.stopping = True
         app.store.cond.notify_all()
+    if app.kubelets is not None:
+        app.kubelets.stop()
     app.controllers.stop()
     httpd.shutdown()
     httpd.server_close()

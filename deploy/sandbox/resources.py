@@ -12,6 +12,10 @@ def now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def rfc3339_after(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
 def parse_rfc3339(s):
     try:
         return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -373,6 +377,18 @@ def validate(res, obj, old=None):
     elif p == "pods":
         if not spec.get("containers"):
             bad("spec.containers", "Required value", "FieldValueRequired")
+        # Names a kubelet turns into paths (volumes, containers) must be RFC 1123 labels.
+        for field in ("volumes", "containers", "initContainers"):
+            for i, item in enumerate(spec.get(field) or []):
+                n = item.get("name") if isinstance(item, dict) else None
+                if not isinstance(n, str) or not n:
+                    bad("spec.%s[%d].name" % (field, i), "Required value", "FieldValueRequired")
+                elif not _is_dns_label(n):
+                    bad("spec.%s[%d].name" % (field, i), 'Invalid value: "%s": a lowercase RFC '
+                        "1123 label must consist of lower case alphanumeric characters or '-', "
+                        "and must start and end with an alphanumeric character (e.g. 'my-name',"
+                        "  or '123-abc', regex used for validation is "
+                        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')" % n)
         if old is not None:
             o = old.get("spec") or {}
             if o.get("nodeName") and o.get("nodeName") != spec.get("nodeName"):
@@ -480,6 +496,70 @@ def _phase(obj, default=""):
     return (obj.get("status") or {}).get("phase", default)
 
 
+def _pod_status(o):
+    """kubectl's printPod STATUS: Init:N/M (or the failing init container's reason) while
+    init containers run, else the reason of the last container that has one, else the phase;
+    Terminating once deletionTimestamp is set."""
+    st = o.get("status") or {}
+    inits = (o.get("spec") or {}).get("initContainers") or []
+    reason = None
+    for i, c in enumerate(st.get("initContainerStatuses") or []):
+        state = c.get("state") or {}
+        t, w = state.get("terminated"), state.get("waiting") or {}
+        if t is not None and t.get("exitCode") == 0:
+            continue
+        if t is not None:
+            reason = "Init:" + (t.get("reason") or ("Signal:%d" % t["signal"] if t.get("signal")
+                                                     else "ExitCode:%d" % t.get("exitCode", 0)))
+        elif w.get("reason") and w["reason"] != "PodInitializing":
+            reason = "Init:" + w["reason"]
+        else:
+            reason = "Init:%d/%d" % (i, len(inits))
+        break
+    if reason is None:
+        reason = _main_status(st)
+    if (o.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
+    return reason
+
+
+def _main_status(st):
+    reason = st.get("reason") or st.get("phase") or ""
+    has_running = False
+    for c in reversed(st.get("containerStatuses") or []):
+        state = c.get("state") or {}
+        w, t = state.get("waiting") or {}, state.get("terminated")
+        if w.get("reason"):
+            reason = w["reason"]
+        elif t is not None:
+            if t.get("reason"):
+                reason = t["reason"]
+            elif t.get("signal"):
+                reason = "Signal:%d" % t["signal"]
+            else:
+                reason = "ExitCode:%d" % t.get("exitCode", 0)
+        elif c.get("ready") and "running" in state:
+            has_running = True
+    if reason == "Completed" and has_running:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in st.get("conditions") or [])
+        reason = "Running" if ready else "NotReady"
+    return reason
+
+
+def _pod_restarts(o):
+    """kubectl's RESTARTS: the sum, with the time since the last restart when there was one."""
+    st = o.get("status") or {}
+    cs = (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
+    n = sum(c.get("restartCount", 0) for c in cs)
+    last = [parse_rfc3339(((c.get("lastState") or {}).get("terminated") or {}).get(
+        "finishedAt")) for c in cs]
+    last = [t for t in last if t is not None]
+    if n and last:
+        return "%d (%s ago)" % (n, human_duration(time.time() - max(last)))
+    return str(n)
+
+
 def _pod_ready(o):
     cs = (o.get("status") or {}).get("containerStatuses") or []
     total = len((o.get("spec") or {}).get("containers") or [])
@@ -537,9 +617,8 @@ NAME = ("Name", "string", "name", lambda o: o["metadata"]["name"], 0)
 AGE = ("Age", "string", "", _age, 0)
 TABLES = {
     "pods": [NAME, ("Ready", "string", "", _pod_ready, 0),
-             ("Status", "string", "", lambda o: _phase(o), 0),
-             ("Restarts", "string", "", lambda o: str(sum(c.get("restartCount", 0) for c in (
-                 o.get("status") or {}).get("containerStatuses") or [])), 0), AGE,
+             ("Status", "string", "", _pod_status, 0),
+             ("Restarts", "string", "", _pod_restarts, 0), AGE,
              ("IP", "string", "", lambda o: _s(o, "status.podIP", "<none>"), 1),
              ("Node", "string", "", lambda o: _s(o, "spec.nodeName", "<none>"), 1)],
     "persistentvolumeclaims": [

@@ -23,6 +23,7 @@ PVCS = resource("persistentvolumeclaims")
 PVS = resource("persistentvolumes")
 SCS = resource("storageclasses")
 EVENTS = resource("events")
+PODS = resource("pods")
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 GC_ORPHAN = "orphan"
 GC_FOREGROUND = "foregroundDeletion"
@@ -52,6 +53,9 @@ class Store:
         self.stopping = False
         self._event_index = {}
         self.listeners = []        # fn(res, type, obj, prev), called with the lock held
+        # Graceful pod deletion (a kubelet finishes it); off for a bare server, where nothing
+        # would ever confirm the deletion of a scheduled pod. kubelet.Kubelet turns it on.
+        self.graceful_pods = False
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(NAMESPACES, "", {"metadata": {"name": ns}})
         self.compact()
@@ -253,7 +257,10 @@ class Store:
             return new
         md = new["metadata"]
         key = (self._nskey(res, md.get("namespace", "")), md["name"])
+        # ShouldDeleteDuringUpdate: only once the grace period is over (a pod being deleted
+        # gracefully stays until its kubelet deletes it with gracePeriodSeconds=0).
         if md.get("deletionTimestamp") and not md.get("finalizers") and \
+                not old["metadata"].get("deletionGracePeriodSeconds") and \
                 not (res is NAMESPACES and (new.get("spec") or {}).get("finalizers")):
             md["resourceVersion"] = str(self._bump())
             del self.data[res.key][key]
@@ -343,6 +350,20 @@ class Store:
             new = copy.deepcopy(old)
             md = new["metadata"]
             fins = list(md.get("finalizers") or [])
+            grace = self._pod_grace(old, opts) if res is PODS and self.graceful_pods else 0
+            if grace is not None and md.get("deletionTimestamp") and \
+                    md.get("deletionGracePeriodSeconds", 0) > grace:
+                # A shorter grace period shortens a graceful deletion; 0 finishes it.
+                if grace > 0 or fins:
+                    md["deletionGracePeriodSeconds"] = grace
+                    md["deletionTimestamp"] = resources.rfc3339_after(grace)
+                    return self._commit(res, old, new, dry_run), False
+                if dry_run:
+                    return new, True
+                md["resourceVersion"] = str(self._bump())
+                del self.data[res.key][(self._nskey(res, ns), name)]
+                self._record(res, "DELETED", new, old)
+                return copy.deepcopy(new), True
             if md.get("deletionTimestamp"):
                 # Already deleting: only the GC finalizers may change with a new policy.
                 if policy == "Orphan" and GC_ORPHAN not in fins:
@@ -366,9 +387,9 @@ class Store:
             else:
                 md.pop("finalizers", None)
             ns_pending = res is NAMESPACES and (new.get("spec") or {}).get("finalizers")
-            if fins or ns_pending:
-                md["deletionTimestamp"] = now_rfc3339()
-                md["deletionGracePeriodSeconds"] = 0
+            if fins or ns_pending or grace:
+                md["deletionTimestamp"] = resources.rfc3339_after(grace or 0)
+                md["deletionGracePeriodSeconds"] = grace or 0
                 if md.get("generation", 0) > 0:
                     md["generation"] += 1
                 if res is NAMESPACES:
@@ -385,6 +406,22 @@ class Store:
             del self.data[res.key][(self._nskey(res, ns), name)]
             self._record(res, "DELETED", new, old)
             return copy.deepcopy(new), True
+
+    @staticmethod
+    def _pod_grace(pod, opts):
+        """The pod strategy's CheckGracefulDelete: the grace period of a pod deletion."""
+        period = opts.get("gracePeriodSeconds")
+        spec = pod.get("spec") or {}
+        if period is None:
+            period = spec.get("terminationGracePeriodSeconds") or 0
+        try:
+            period = int(period)
+        except (TypeError, ValueError):
+            period = 0
+        if not spec.get("nodeName") or \
+                (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            period = 0          # never started, or already finished: nothing to wait for
+        return 1 if period < 0 else period
 
     def finalize_namespace(self, name):
         """The namespace controller's last step: clear spec.finalizers, which deletes it."""
