@@ -190,7 +190,10 @@ static void send_reply(struct csi_call *c, grpc_status_code code, const char *me
         ops[n].data.send_message.send_message = c->reply;
         n++;
     }
-    c->status_details = grpc_slice_from_copied_string(message);
+    /* A message may quote request fields: no control character reaches the client. */
+    char safe[sizeof(c->msg)];
+    log_text_escape(safe, (int)sizeof(safe), message);
+    c->status_details = grpc_slice_from_copied_string(safe);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.trailing_metadata_count = 0;
     ops[n].data.send_status_from_server.status = code;

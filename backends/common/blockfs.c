@@ -262,6 +262,7 @@ static int split_flags(const char *const *flags, size_t n, unsigned long *ret_fl
     char tokbuf[BFS_DATA_MAX + 1];
     size_t nk = 0, dl = 0, tl = 0;
     unsigned long dummy;
+    char what[64];
 
     data[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -283,7 +284,8 @@ static int split_flags(const char *const *flags, size_t n, unsigned long *ret_fl
             }
             for (const char *c = tok; *c; c++)
                 if (!opt_char(*c) || *c == ',')
-                    return be_error(-EINVAL, "mount flag \"%.40s\" is not valid", tok);
+                    return be_error(-EINVAL, "%s is not valid",
+                                    mnt_flag_describe(tok, i, what, sizeof(what)));
             if (dl + strlen(tok) + 2 > cap)
                 return be_error(-EINVAL, "mount options longer than %zu bytes", cap - 1);
             dl += (size_t)snprintf(data + dl, cap - dl, "%s%s", dl ? "," : "", tok);
@@ -382,9 +384,10 @@ int bfs_mount(const char *dev, const char *path, const char *fstype, const char 
                             mro ? "read-only" : "read-write");
         return 0;
     }
+    /* The data options are never echoed: one of them may carry a secret. */
     if (mount(dev, path, fstype, msflags | (ro ? MS_RDONLY : 0), data[0] ? data : NULL) < 0)
-        return be_error(-errno, "mount %s on %s (%s%s%s): %s", dev, path, fstype,
-                        data[0] ? ", " : "", data, strerror(errno));
+        return be_error(-errno, "mount %s on %s (%s%s): %s", dev, path, fstype,
+                        data[0] ? ", with filesystem options" : "", strerror(errno));
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -274,9 +275,27 @@ static const struct flag_def flag_defs[] = {
     {"dirsync", MS_DIRSYNC, 0},
 };
 
+const char *mnt_flag_describe(const char *flag, size_t index, char *buf, size_t cap)
+{
+    size_t n = flag ? strcspn(flag, "=,") : 0;
+    bool ok = n > 0 && n <= 32;
+
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = flag[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '.' || c == '-';
+    }
+    if (ok)
+        snprintf(buf, cap, "mount flag %zu (\"%.*s\")", index, (int)n, flag);
+    else
+        snprintf(buf, cap, "mount flag %zu", index);
+    return buf;
+}
+
 int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags)
 {
     unsigned long f = 0;
+    char what[64];
 
     for (size_t i = 0; i < n; i++) {
         const char *s = flags[i];
@@ -286,9 +305,9 @@ int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags
             return be_error(-EINVAL, "mount flag %zu is missing", i);
         if (strchr(s, ',') || strchr(s, '='))
             return be_error(-EINVAL,
-                            "mount flag \"%.64s\": data options are not supported by "
+                            "%s: data options (name=value) and lists are not supported by "
                             "bind mounts",
-                            s);
+                            mnt_flag_describe(s, i, what, sizeof(what)));
         for (size_t k = 0; k < ARRAY_SIZE(flag_defs); k++) {
             if (strcmp(s, flag_defs[k].name) == 0) {
                 f = (f & ~flag_defs[k].clear) | flag_defs[k].set;
@@ -297,7 +316,8 @@ int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags
             }
         }
         if (!found)
-            return be_error(-EINVAL, "unknown mount flag \"%.64s\"", s);
+            return be_error(-EINVAL, "%s is not a known flag",
+                            mnt_flag_describe(s, i, what, sizeof(what)));
     }
     *ret_flags = f;
     return 0;

@@ -59,6 +59,14 @@ int mnt_is_mountpoint(const char *path);
 int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags);
 
 /*
+ * How a message names mount flag number index: `mount flag 2 ("password")`, with only the
+ * option's name (what comes before '=' or ','), and only when that name is 1..32 characters of
+ * [A-Za-z0-9_.-]; else `mount flag 2`. A flag's value may be a secret (password=...): messages
+ * and logs never show it. Returns buf (size cap).
+ */
+const char *mnt_flag_describe(const char *flag, size_t index, char *buf, size_t cap);
+
+/*
  * Bind-mount src onto dst (non-recursive), then, when flags or readonly ask for it, remount the
  * bind with MS_REMOUNT|MS_BIND|flags (and MS_RDONLY): Linux ignores those flags on the first
  * step. The nosuid/nodev/noexec flags of the mount src lives on are kept, as the kernel
