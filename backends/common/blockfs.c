@@ -513,6 +513,59 @@ int bfs_unmount(const char *path, bool remove)
     return 0;
 }
 
+int bfs_unmount_of(const char *path, const char *dev, bool remove)
+{
+    bool foreign = false;
+    struct stat st;
+    int i, r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : be_error(-errno, "%s: %s", path, strerror(errno));
+    for (i = 0; i < BFS_UNMOUNT_MAX; i++) {
+        bool ours;
+
+        r = mnt_is_mountpoint(path);
+        if (r == -ENOENT)
+            return 0;
+        if (r < 0)
+            return be_error(r, "cannot inspect %s: %s", path, strerror(-r));
+        if (r == 0)
+            break;
+        ours = dev && (bfs_is_mount_of(path, dev) == 1 || bfs_is_block_of(path, dev) == 1);
+        if (!ours) {
+            if (i == 0)
+                return be_error(-EBUSY, "%s holds a mount that is not %s%s: left untouched", path,
+                                dev ? "this volume's" : "this volume's (its device node is ",
+                                dev ? "" : "missing on this node)");
+            foreign = true;
+            break;
+        }
+        r = mnt_unmount(path);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+    }
+    if (i == BFS_UNMOUNT_MAX)
+        return be_error(-EBUSY, "more than %d mounts stacked on %s", BFS_UNMOUNT_MAX, path);
+    if (!remove || foreign)
+        return 0;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : be_error(-errno, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            return 0;
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            return be_error(-EBUSY, "%s is not empty: left untouched", path);
+        return be_error(-errno, "cannot remove %s: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size != 0)
+        return be_error(-EBUSY, "%s is not what publish made: left untouched", path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return be_error(-errno, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
 /* ---- grow, sizes ---- */
 
 int bfs_grow(const char *dev, const char *mountpoint, const char *fstype)

@@ -349,6 +349,71 @@ int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonl
     return 0;
 }
 
+/* Whether mount point mp contains path p (component-wise prefix); the length to skip in p. */
+static bool mount_contains(const char *mp, const char *p, size_t *ret_skip)
+{
+    size_t n = strlen(mp);
+
+    if (strcmp(mp, "/") == 0) {
+        *ret_skip = 0;
+        return p[0] == '/';
+    }
+    if (strncmp(mp, p, n) != 0 || (p[n] != '\0' && p[n] != '/'))
+        return false;
+    *ret_skip = n;
+    return true;
+}
+
+int mnt_shows_dir(const char *path, const char *src)
+{
+    char real[PATH_MAX], src_real[PATH_MAX], want[PATH_MAX + 16];
+    const struct mnt_entry *top, *host = NULL;
+    struct mnt_table t;
+    size_t host_skip = 0, best = 0;
+    int r;
+
+    r = mnt_is_mountpoint(path);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return -ENOENT;
+    if (!realpath(path, real))
+        return -errno;
+    if (!realpath(src, src_real)) {
+        if (errno != ENOENT || strlen(src) >= sizeof(src_real))
+            return -errno;
+        memcpy(src_real, src, strlen(src) + 1);
+    }
+    r = mnt_table_load(NULL, &t);
+    if (r < 0)
+        return r;
+    top = mnt_table_find(&t, real);
+    /* The mount src lives on: the topmost one with the longest mount point containing it. */
+    for (size_t i = 0; i < t.n; i++) {
+        size_t skip, len = strlen(t.entries[i].mount_point);
+        if (&t.entries[i] != top && mount_contains(t.entries[i].mount_point, src_real, &skip) &&
+            (!host || len >= best)) {
+            host = &t.entries[i];
+            host_skip = skip;
+            best = len;
+        }
+    }
+    r = 0;
+    if (top && host && top->major == host->major && top->minor == host->minor) {
+        const char *rest = src_real + host_skip;
+        bool root_is_slash = strcmp(host->root, "/") == 0;
+
+        snprintf(want, sizeof(want), "%s%s", root_is_slash ? "" : host->root, rest);
+        if (!want[0])
+            snprintf(want, sizeof(want), "/");
+        size_t wl = strlen(want);
+        r = strcmp(top->root, want) == 0 ||
+            (strncmp(top->root, want, wl) == 0 && strcmp(top->root + wl, "//deleted") == 0);
+    }
+    mnt_table_release(&t);
+    return r;
+}
+
 int mnt_unmount(const char *path)
 {
     if (umount2(path, UMOUNT_NOFOLLOW) == 0)

@@ -74,6 +74,15 @@ const char *mnt_flag_describe(const char *flag, size_t index, char *buf, size_t 
  */
 int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonly);
 
+/*
+ * Whether the topmost mount at path shows the directory src: the mount's root is src on src's
+ * filesystem (a bind of src, or a bind of such a bind). Judged from mountinfo, so that it holds
+ * also when src was removed after the mount ("<root>//deleted"); src must then be given in
+ * canonical form. 1 yes, 0 path is a mount of something else, -ENOENT path is not a mount point
+ * or does not exist, other -errno.
+ */
+int mnt_shows_dir(const char *path, const char *src);
+
 /* Unmount path (UMOUNT_NOFOLLOW): 1 when a mount was removed, 0 when path is not a mount point
  * or does not exist, -errno otherwise. Only the topmost mount is removed. */
 int mnt_unmount(const char *path);
