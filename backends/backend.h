@@ -177,6 +177,10 @@ struct be_ops {
     /* Grow what lives on the volume mounted at path (filesystem) to the volume's size. */
     int (*node_expand)(struct backend *b, const char *volume_id, const char *path,
                        int64_t *ret_capacity);
+
+    /* Whether create accepts a snapshot or another volume as content source (CLONE_VOLUME and
+     * restores); false means create refuses every source (-ENOTSUP). */
+    bool content_sources;
 };
 
 struct backend {

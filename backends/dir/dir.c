@@ -1319,6 +1319,7 @@ static const struct be_ops dir_ops = {
     .unpublish = dir__unpublish,
     .stats = dir__stats,
     .node_expand = dir__node_expand,
+    .content_sources = true,
 };
 
 struct backend *be_dir_new(const char *root, const char *node_id)
