@@ -566,7 +566,8 @@ void server_stop(struct server *s, int grace_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&s->mu);
-    while (!s->shutdown_done) {
+    /* Also until every received call is freed: its reply tag still needs the CQ threads. */
+    while (!s->shutdown_done || s->inflight > 0) {
         if (s->n_cq_threads == 0) {
             /* Start-up failed before any CQ thread: drain here. */
             pthread_mutex_unlock(&s->mu);
@@ -589,7 +590,7 @@ void server_stop(struct server *s, int grace_ms)
             continue;
         }
         if (pthread_cond_timedwait(&s->stop_cond, &s->mu, &deadline) == ETIMEDOUT &&
-            !s->shutdown_done) {
+            (!s->shutdown_done || s->inflight > 0)) {
             pthread_mutex_unlock(&s->mu);
             log_warn("shutdown: in-flight calls did not finish in %d ms; cancelling them",
                      grace_ms);
