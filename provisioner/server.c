@@ -10,11 +10,12 @@
  *                  message, status, close). Its tag fires on a CQ thread -> free everything.
  *
  * Threading: CQ threads only move calls between phases; workers run handlers. `mu` guards the
- * work queue, `stopping` and the shutdown flags; it is never held across a gRPC call that could
- * block, nor across a handler. Lock order: only one lock here.
+ * work queue, `stopping`, `inflight` and the shutdown flags; it is never held across a gRPC call
+ * that could block, nor across a handler. Lock order: only one lock here.
  *
  * Two condition variables, one per kind of waiter: workers wait on `work_cond` (a call queued,
- * or told to exit), server_stop waits on `stop_cond` (the shutdown tag came back). With one
+ * or told to exit), server_stop waits on `stop_cond` (the shutdown tag came back, or the last
+ * received call was freed while stopping). With one
  * shared variable, the pthread_cond_signal of queue_push could wake server_stop instead of an
  * idle worker, and the queued call then sat unserved while shutdown waited for it.
  */
@@ -83,7 +84,7 @@ struct server {
 
     pthread_mutex_t mu;
     pthread_cond_t work_cond; /* workers: a call queued, or workers_exit */
-    pthread_cond_t stop_cond; /* server_stop: shutdown_done (CLOCK_MONOTONIC) */
+    pthread_cond_t stop_cond; /* server_stop: shutdown_done, inflight 0 (CLOCK_MONOTONIC) */
     struct csi_call *queue_head, *queue_tail;
     bool stopping;   /* no more re-posts */
     size_t inflight; /* calls received from gRPC whose reply has not completed */
