@@ -186,6 +186,10 @@ struct be_ops {
     /* The volume whose key is key ("<ns>/<claim>" or a plain name), in its current generation:
      * 0, or -ENOENT. Lets the provisioner ask who owns a claim's store before CreateVolume. */
     int (*lookup_key)(struct backend *b, const char *key, struct be_volume *ret);
+
+    /* Whether create accepts a snapshot or another volume as content source (CLONE_VOLUME and
+     * restores); false means create refuses every source (-ENOTSUP). */
+    bool content_sources;
 };
 
 struct backend {

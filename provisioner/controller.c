@@ -554,24 +554,38 @@ CSI_HANDLER(get_capacity)
 
 CSI_HANDLER(controller_get_capabilities)
 {
-    static const Csi__V1__ControllerServiceCapability__RPC__Type types[] = {
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_VOLUME,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__LIST_VOLUMES,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__GET_CAPACITY,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_SNAPSHOT,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__LIST_SNAPSHOTS,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CLONE_VOLUME,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__EXPAND_VOLUME,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__VOLUME_CONDITION,
-        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__GET_VOLUME,
-    };
-    const size_t n = ARRAY_SIZE(types);
+    struct csi_service *svc = ctx;
+    Csi__V1__ControllerServiceCapability__RPC__Type types[9];
+    size_t n = 0;
+    struct csi_caps cc;
+
+    (void)req;
+    /* Only what the configured backends can do: a CO that sees CREATE_DELETE_SNAPSHOT or
+     * CLONE_VOLUME offers them to users, who would then get nothing but errors. */
+    csi_caps_of(svc, &cc);
+    if (cc.volumes)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_VOLUME;
+    if (cc.list_volumes)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__LIST_VOLUMES;
+    if (cc.capacity)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__GET_CAPACITY;
+    if (cc.snapshots)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_SNAPSHOT;
+    if (cc.list_snapshots)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__LIST_SNAPSHOTS;
+    if (cc.clone)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CLONE_VOLUME;
+    if (cc.expand)
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__EXPAND_VOLUME;
+    if (cc.get_volume) {
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__VOLUME_CONDITION;
+        types[n++] = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__GET_VOLUME;
+    }
+
     struct arena *a = csi_call_arena(call);
     Csi__V1__ControllerGetCapabilitiesResponse *resp = arena_alloc(a, sizeof(*resp));
-    Csi__V1__ControllerServiceCapability **caps = arena_alloc(a, n * sizeof(*caps));
+    Csi__V1__ControllerServiceCapability **caps = arena_alloc(a, (n ? n : 1) * sizeof(*caps));
 
-    (void)ctx;
-    (void)req;
     if (!resp || !caps)
         return -ENOMEM;
     csi__v1__controller_get_capabilities_response__init(resp);

@@ -69,6 +69,26 @@ const char *csi_map_get(struct csi_kv *const *entries, size_t n, const char *key
     return NULL;
 }
 
+void csi_caps_of(const struct csi_service *svc, struct csi_caps *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        const struct be_ops *o = svc->backends[i]->ops;
+
+        ret->volumes |= o->create && o->remove;
+        ret->list_volumes |= o->list != NULL;
+        ret->get_volume |= o->lookup != NULL;
+        ret->capacity |= o->capacity != NULL;
+        ret->snapshots |= o->snapshot_create && o->snapshot_remove && o->snapshot_lookup;
+        ret->list_snapshots |= o->snapshot_list != NULL;
+        ret->clone |= o->create && o->content_sources;
+        ret->expand |= o->expand != NULL;
+        ret->stage |= o->stage && o->unstage;
+        ret->stats |= o->stats != NULL;
+        ret->node_expand |= o->node_expand != NULL;
+    }
+}
+
 struct backend *csi_backend_named(struct csi_service *svc, const char *name)
 {
     for (size_t i = 0; i < svc->n_backends; i++)

@@ -38,6 +38,27 @@ struct csi_service {
     struct lock_table *locks; /* owned */
 };
 
+/*
+ * What the configured backends can do, for the capability lists of the three services: a
+ * capability is advertised when at least one backend offers the slots behind it (with several
+ * backends a request for one that cannot do it fails per volume). No backend, no capability.
+ */
+struct csi_caps {
+    bool volumes;        /* create and remove: CREATE_DELETE_VOLUME */
+    bool list_volumes;   /* list: LIST_VOLUMES */
+    bool get_volume;     /* lookup: GET_VOLUME, VOLUME_CONDITION */
+    bool capacity;       /* GET_CAPACITY */
+    bool snapshots;      /* snapshot create, remove and lookup: CREATE_DELETE_SNAPSHOT */
+    bool list_snapshots; /* LIST_SNAPSHOTS */
+    bool clone;          /* content sources: CLONE_VOLUME */
+    bool expand;         /* controller expand: EXPAND_VOLUME, plugin VolumeExpansion */
+    bool stage;          /* stage and unstage: STAGE_UNSTAGE_VOLUME */
+    bool stats;          /* GET_VOLUME_STATS, node VOLUME_CONDITION */
+    bool node_expand;    /* node EXPAND_VOLUME */
+};
+
+void csi_caps_of(const struct csi_service *svc, struct csi_caps *ret);
+
 /* Every method the daemon serves, for the server's registration. */
 extern const struct csi_method csi_methods[];
 extern const size_t csi_n_methods;

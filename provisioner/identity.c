@@ -1,6 +1,7 @@
 /*
  * CSI Identity service: GetPluginInfo, GetPluginCapabilities, Probe.
- * Every instance (node or controller mode) reports the same capabilities, as the spec wants.
+ * Every instance (node or controller mode) with the same backends reports the same
+ * capabilities, as the spec wants; what is advertised follows the configured backends.
  */
 #include "csi.h"
 
@@ -25,17 +26,20 @@ CSI_HANDLER(get_plugin_info)
 
 CSI_HANDLER(get_plugin_capabilities)
 {
+    struct csi_service *svc = ctx;
     struct arena *a = csi_call_arena(call);
     Csi__V1__GetPluginCapabilitiesResponse *resp = arena_alloc(a, sizeof(*resp));
     Csi__V1__PluginCapability *caps = arena_alloc(a, 3 * sizeof(*caps));
     Csi__V1__PluginCapability **ptrs = arena_alloc(a, 3 * sizeof(*ptrs));
     Csi__V1__PluginCapability__Service *svcs = arena_alloc(a, 2 * sizeof(*svcs));
     Csi__V1__PluginCapability__VolumeExpansion *exp = arena_alloc(a, sizeof(*exp));
+    struct csi_caps cc;
+    size_t n = 0;
 
-    (void)ctx;
     (void)req;
     if (!resp || !caps || !ptrs || !svcs || !exp)
         return -ENOMEM;
+    csi_caps_of(svc, &cc);
     csi__v1__get_plugin_capabilities_response__init(resp);
     for (int i = 0; i < 3; i++) {
         csi__v1__plugin_capability__init(&caps[i]);
@@ -47,13 +51,18 @@ CSI_HANDLER(get_plugin_capabilities)
     svcs[1].type = CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__VOLUME_ACCESSIBILITY_CONSTRAINTS;
     csi__v1__plugin_capability__volume_expansion__init(exp);
     exp->type = CSI__V1__PLUGIN_CAPABILITY__VOLUME_EXPANSION__TYPE__ONLINE;
-    caps[0].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
-    caps[0].service = &svcs[0];
-    caps[1].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
-    caps[1].service = &svcs[1];
-    caps[2].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_VOLUME_EXPANSION;
-    caps[2].volume_expansion = exp;
-    resp->n_capabilities = 3;
+    /* With no backend there is no controller work and no volume to be local. */
+    if (svc->n_backends > 0) {
+        caps[n].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
+        caps[n++].service = &svcs[0];
+        caps[n].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
+        caps[n++].service = &svcs[1];
+    }
+    if (cc.expand) {
+        caps[n].type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_VOLUME_EXPANSION;
+        caps[n++].volume_expansion = exp;
+    }
+    resp->n_capabilities = n;
     resp->capabilities = ptrs;
     *ret_resp = &resp->base;
     return 0;

@@ -36,7 +36,11 @@ void log_emit(enum log_level level, const char *fmt, ...) __attribute__((format(
 #define log_error(...) log_at_(LOG_ERROR, __VA_ARGS__)
 
 /* Write s as a JSON string body (no quotes) into buf of size n; returns the length written.
- * Output is always NUL-terminated and truncated to fit. */
+ * Output is always NUL-terminated and truncated to fit. Control characters (C0, DEL, C1), U+2028,
+ * U+2029 are escaped; a byte that is not UTF-8 becomes \ufffd. */
 int log_json_escape(char *buf, int n, const char *s);
+/* The same for text lines and status messages: control characters become \n, \t, \r, \xNN or
+ * \uXXXX, bytes that are not UTF-8 \xNN; quotes and backslashes stay as they are. */
+int log_text_escape(char *buf, int n, const char *s);
 
 #endif

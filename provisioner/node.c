@@ -33,6 +33,17 @@ static int find_volume(struct csi_call *call, struct csi_service *svc, const cha
     return 0;
 }
 
+/* A node RPC whose backend slot is missing: UNIMPLEMENTED (and the capability behind it is not
+ * advertised), never a call through NULL. */
+static int require_slot(struct csi_call *call, const struct backend *be, bool offered,
+                        const char *rpc)
+{
+    if (!offered)
+        return csi_call_error(call, -ENOSYS, "%s: backend %s does not offer it", rpc,
+                              be->ops->name);
+    return 0;
+}
+
 static int lock_volume(struct csi_call *call, struct csi_service *svc, const struct be_volume *v,
                        const char **ret_key)
 {
@@ -83,6 +94,8 @@ CSI_HANDLER(node_stage_volume)
         return rc;
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
         return rc;
+    if ((rc = require_slot(call, be, be->ops->stage != NULL, "NodeStageVolume")) < 0)
+        return rc;
     if (!csi_capability_supported(r->volume_capability, vol.access, &why))
         return csi_call_error(call, -EMEDIUMTYPE, "volume_capability: %s", why);
     m.volume_id = r->volume_id;
@@ -116,6 +129,8 @@ CSI_HANDLER(node_unstage_volume)
     if ((rc = csi_check_path(call, r->staging_target_path, "staging_target_path")) < 0)
         return rc;
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
+        return rc;
+    if ((rc = require_slot(call, be, be->ops->unstage != NULL, "NodeUnstageVolume")) < 0)
         return rc;
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
@@ -153,6 +168,8 @@ CSI_HANDLER(node_publish_volume)
         (rc = csi_check_map(call, CSI_KV(r->secrets), r->n_secrets, "secrets")) < 0)
         return rc;
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
+        return rc;
+    if ((rc = require_slot(call, be, be->ops->publish != NULL, "NodePublishVolume")) < 0)
         return rc;
     /* STAGE_UNSTAGE_VOLUME is advertised, so the CO must have staged the volume. */
     if (!r->staging_target_path || !r->staging_target_path[0])
@@ -205,6 +222,8 @@ CSI_HANDLER(node_unpublish_volume)
         }
         return -ENOENT;
     }
+    if ((rc = require_slot(call, be, be->ops->unpublish != NULL, "NodeUnpublishVolume")) < 0)
+        return rc;
     if ((rc = lock_volume(call, svc, &vol, &key)) < 0)
         return rc;
     rc = be->ops->unpublish(be, r->volume_id, r->target_path);
@@ -248,6 +267,8 @@ CSI_HANDLER(node_get_volume_stats)
     if (!r->volume_path || !r->volume_path[0])
         return csi_call_error(call, -EINVAL, "volume_path is required");
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
+        return rc;
+    if ((rc = require_slot(call, be, be->ops->stats != NULL, "NodeGetVolumeStats")) < 0)
         return rc;
     /* A relative path cannot be where a volume is mounted: NOT_FOUND, as for any wrong path. */
     rc = r->volume_path[0] == '/' ? be->ops->stats(be, r->volume_id, r->volume_path, &st) : -ENOENT;
@@ -305,6 +326,8 @@ CSI_HANDLER(node_expand_volume)
     }
     if ((rc = find_volume(call, svc, r->volume_id, &be, &vol)) < 0)
         return rc;
+    if ((rc = require_slot(call, be, be->ops->node_expand != NULL, "NodeExpandVolume")) < 0)
+        return rc;
     if (r->volume_capability) {
         const char *why;
         if (!csi_capability_supported(r->volume_capability, vol.access, &why))
@@ -337,26 +360,31 @@ CSI_HANDLER(node_expand_volume)
 
 CSI_HANDLER(node_get_capabilities)
 {
-    static const Csi__V1__NodeServiceCapability__RPC__Type types[] = {
-        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__STAGE_UNSTAGE_VOLUME,
-        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__GET_VOLUME_STATS,
-        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__EXPAND_VOLUME,
-        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__VOLUME_CONDITION,
-    };
-    const size_t n = ARRAY_SIZE(types);
     struct csi_service *svc = ctx;
     struct arena *a = csi_call_arena(call);
+    Csi__V1__NodeServiceCapability__RPC__Type types[4];
     Csi__V1__NodeGetCapabilitiesResponse *resp;
+    struct csi_caps cc;
+    size_t n = 0;
     int rc;
 
     (void)req;
     if ((rc = require_node_mode(call, svc)) < 0)
         return rc;
+    csi_caps_of(svc, &cc);
+    if (cc.stage)
+        types[n++] = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__STAGE_UNSTAGE_VOLUME;
+    if (cc.stats) {
+        types[n++] = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__GET_VOLUME_STATS;
+        types[n++] = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__VOLUME_CONDITION;
+    }
+    if (cc.node_expand)
+        types[n++] = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__EXPAND_VOLUME;
     resp = arena_alloc(a, sizeof(*resp));
     if (!resp)
         return -ENOMEM;
     csi__v1__node_get_capabilities_response__init(resp);
-    resp->capabilities = arena_alloc(a, n * sizeof(*resp->capabilities));
+    resp->capabilities = arena_alloc(a, (n ? n : 1) * sizeof(*resp->capabilities));
     if (!resp->capabilities)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {

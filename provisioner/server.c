@@ -10,8 +10,14 @@
  *                  message, status, close). Its tag fires on a CQ thread -> free everything.
  *
  * Threading: CQ threads only move calls between phases; workers run handlers. `mu` guards the
- * work queue, `stopping`, `inflight` and the shutdown flag; it is never held across a gRPC
- * call that could block, nor across a handler. Lock order: only one lock here.
+ * work queue, `stopping`, `inflight` and the shutdown flags; it is never held across a gRPC call
+ * that could block, nor across a handler. Lock order: only one lock here.
+ *
+ * Two condition variables, one per kind of waiter: workers wait on `work_cond` (a call queued,
+ * or told to exit), server_stop waits on `stop_cond` (the shutdown tag came back, or the last
+ * received call was freed while stopping). With one
+ * shared variable, the pthread_cond_signal of queue_push could wake server_stop instead of an
+ * idle worker, and the queued call then sat unserved while shutdown waited for it.
  */
 #include "server.h"
 
@@ -23,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -78,9 +85,11 @@ struct server {
     char *socket_path; /* owned */
 
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* work queued, shutdown tag seen, worker exit */
+    pthread_cond_t work_cond; /* workers: a call queued, or workers_exit */
+    pthread_cond_t stop_cond; /* server_stop: shutdown_done, inflight 0 (CLOCK_MONOTONIC) */
     struct csi_call *queue_head, *queue_tail;
-    bool stopping; /* no more re-posts */
+    bool stopping;   /* no more re-posts */
+    size_t inflight; /* calls received from gRPC whose reply has not completed */
     bool workers_exit;
     bool shutdown_done; /* the shutdown tag came back */
     int shutdown_tag;   /* its address is the tag */
@@ -154,7 +163,18 @@ static void queue_push(struct server *s, struct csi_call *c)
     else
         s->queue_head = c;
     s->queue_tail = c;
-    pthread_cond_signal(&s->cond);
+    pthread_cond_signal(&s->work_cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Free a call that was received (counted in inflight); wakes server_stop at the last one. */
+static void call_done(struct server *s, struct csi_call *c)
+{
+    call_free(c);
+    pthread_mutex_lock(&s->mu);
+    s->inflight--;
+    if (s->inflight == 0 && s->stopping)
+        pthread_cond_signal(&s->stop_cond);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -173,7 +193,10 @@ static void send_reply(struct csi_call *c, grpc_status_code code, const char *me
         ops[n].data.send_message.send_message = c->reply;
         n++;
     }
-    c->status_details = grpc_slice_from_copied_string(message);
+    /* A message may quote request fields: no control character reaches the client. */
+    char safe[sizeof(c->msg)];
+    log_text_escape(safe, (int)sizeof(safe), message);
+    c->status_details = grpc_slice_from_copied_string(safe);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.trailing_metadata_count = 0;
     ops[n].data.send_status_from_server.status = code;
@@ -192,7 +215,7 @@ static void send_reply(struct csi_call *c, grpc_status_code code, const char *me
     if (e != GRPC_CALL_OK) {
         /* No tag will come back: nothing of the call changed, so free it here. */
         log_error("grpc: starting the reply batch failed: %d", (int)e);
-        call_free(c);
+        call_done(c->srv, c);
     }
 }
 
@@ -291,7 +314,7 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         while (!s->queue_head && !s->workers_exit)
-            pthread_cond_wait(&s->cond, &s->mu);
+            pthread_cond_wait(&s->work_cond, &s->mu);
         c = s->queue_head;
         if (!c) {
             pthread_mutex_unlock(&s->mu);
@@ -320,14 +343,14 @@ static void *cq_main(void *arg)
         if (ev.tag == &s->shutdown_tag) {
             pthread_mutex_lock(&s->mu);
             s->shutdown_done = true;
-            pthread_cond_broadcast(&s->cond);
+            pthread_cond_signal(&s->stop_cond);
             pthread_mutex_unlock(&s->mu);
             continue;
         }
 
         struct csi_call *c = ev.tag;
         if (__atomic_load_n(&c->handed_over, __ATOMIC_ACQUIRE)) {
-            call_free(c);
+            call_done(s, c);
             continue;
         }
         /* PHASE_REQUEST */
@@ -337,6 +360,7 @@ static void *cq_main(void *arg)
         }
         pthread_mutex_lock(&s->mu);
         bool stopping = s->stopping;
+        s->inflight++; /* counted before the re-post: server_stop must see it from now on */
         pthread_mutex_unlock(&s->mu);
         c->arrived = metrics_now();
         if (!stopping && post_request(s, method_index(s, c)) < 0)
@@ -405,7 +429,8 @@ static void server_free(struct server *s)
     free(s->cq_threads);
     free(s->workers);
     free(s->socket_path);
-    pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->work_cond);
+    pthread_cond_destroy(&s->stop_cond);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -415,11 +440,17 @@ struct server *server_start(const struct server_config *cfg)
     struct server *s = calloc(1, sizeof(*s));
     grpc_server_credentials *creds;
     const char *path;
+    pthread_condattr_t ca;
 
     if (!s)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    pthread_cond_init(&s->work_cond, NULL);
+    /* The grace deadline must not move with the wall clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->stop_cond, &ca);
+    pthread_condattr_destroy(&ca);
     s->cfg = *cfg;
 
     if (strncmp(cfg->endpoint, "unix://", 7) != 0) {
@@ -515,7 +546,7 @@ fail:
 
 void server_stop(struct server *s, int grace_ms)
 {
-    gpr_timespec deadline;
+    struct timespec deadline;
     bool cancelled = false;
 
     /* (a) stop re-posting, (b) ask gRPC to shut down and notify. */
@@ -524,11 +555,24 @@ void server_stop(struct server *s, int grace_ms)
     pthread_mutex_unlock(&s->mu);
     grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 
-    /* (c) wait for in-flight calls; after the grace period cancel them and keep waiting. */
-    deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+    /* (c) wait for in-flight calls; after the grace period cancel them once, then wait without a
+     * deadline: cancelled calls still come back through the queue, and a timed wait that has
+     * already expired would return at once, again and again.
+     *
+     * Once every call we received is answered, whatever gRPC still holds is a call that reached
+     * the transport but was never handed to us (one that arrived while shutdown began can stay
+     * queued inside gRPC, matched to no request, and would hold the shutdown tag back until the
+     * grace period ends): no handler ran for it, so it is cancelled at once. */
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += grace_ms / 1000;
+    deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&s->mu);
-    while (!s->shutdown_done) {
+    /* Also until every received call is freed: its reply tag still needs the CQ threads. */
+    while (!s->shutdown_done || s->inflight > 0) {
         if (s->n_cq_threads == 0) {
             /* Start-up failed before any CQ thread: drain here. */
             pthread_mutex_unlock(&s->mu);
@@ -538,9 +582,20 @@ void server_stop(struct server *s, int grace_ms)
             s->shutdown_done = true;
             break;
         }
-        struct timespec ts = {.tv_sec = deadline.tv_sec, .tv_nsec = deadline.tv_nsec};
-        int r = pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-        if (r == ETIMEDOUT && !cancelled) {
+        if (!cancelled && s->inflight == 0) {
+            pthread_mutex_unlock(&s->mu);
+            log_debug("shutdown: every call received is answered; cancelling the rest");
+            grpc_server_cancel_all_calls(s->server);
+            cancelled = true;
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (cancelled) {
+            pthread_cond_wait(&s->stop_cond, &s->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&s->stop_cond, &s->mu, &deadline) == ETIMEDOUT &&
+            (!s->shutdown_done || s->inflight > 0)) {
             pthread_mutex_unlock(&s->mu);
             log_warn("shutdown: in-flight calls did not finish in %d ms; cancelling them",
                      grace_ms);
@@ -551,7 +606,7 @@ void server_stop(struct server *s, int grace_ms)
     }
     /* Every call is answered; workers may exit once the queue is empty. */
     s->workers_exit = true;
-    pthread_cond_broadcast(&s->cond);
+    pthread_cond_broadcast(&s->work_cond);
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);

@@ -262,6 +262,7 @@ static int split_flags(const char *const *flags, size_t n, unsigned long *ret_fl
     char tokbuf[BFS_DATA_MAX + 1];
     size_t nk = 0, dl = 0, tl = 0;
     unsigned long dummy;
+    char what[64];
 
     data[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -283,7 +284,8 @@ static int split_flags(const char *const *flags, size_t n, unsigned long *ret_fl
             }
             for (const char *c = tok; *c; c++)
                 if (!opt_char(*c) || *c == ',')
-                    return be_error(-EINVAL, "mount flag \"%.40s\" is not valid", tok);
+                    return be_error(-EINVAL, "%s is not valid",
+                                    mnt_flag_describe(tok, i, what, sizeof(what)));
             if (dl + strlen(tok) + 2 > cap)
                 return be_error(-EINVAL, "mount options longer than %zu bytes", cap - 1);
             dl += (size_t)snprintf(data + dl, cap - dl, "%s%s", dl ? "," : "", tok);
@@ -382,9 +384,10 @@ int bfs_mount(const char *dev, const char *path, const char *fstype, const char 
                             mro ? "read-only" : "read-write");
         return 0;
     }
+    /* The data options are never echoed: one of them may carry a secret. */
     if (mount(dev, path, fstype, msflags | (ro ? MS_RDONLY : 0), data[0] ? data : NULL) < 0)
-        return be_error(-errno, "mount %s on %s (%s%s%s): %s", dev, path, fstype,
-                        data[0] ? ", " : "", data, strerror(errno));
+        return be_error(-errno, "mount %s on %s (%s%s): %s", dev, path, fstype,
+                        data[0] ? ", with filesystem options" : "", strerror(errno));
     return 0;
 }
 
@@ -507,6 +510,59 @@ int bfs_unmount(const char *path, bool remove)
     if (S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path))
         return errno == ENOENT ? 0
                                : be_error(-errno, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int bfs_unmount_of(const char *path, const char *dev, bool remove)
+{
+    bool foreign = false;
+    struct stat st;
+    int i, r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : be_error(-errno, "%s: %s", path, strerror(errno));
+    for (i = 0; i < BFS_UNMOUNT_MAX; i++) {
+        bool ours;
+
+        r = mnt_is_mountpoint(path);
+        if (r == -ENOENT)
+            return 0;
+        if (r < 0)
+            return be_error(r, "cannot inspect %s: %s", path, strerror(-r));
+        if (r == 0)
+            break;
+        ours = dev && (bfs_is_mount_of(path, dev) == 1 || bfs_is_block_of(path, dev) == 1);
+        if (!ours) {
+            if (i == 0)
+                return be_error(-EBUSY, "%s holds a mount that is not %s%s: left untouched", path,
+                                dev ? "this volume's" : "this volume's (its device node is ",
+                                dev ? "" : "missing on this node)");
+            foreign = true;
+            break;
+        }
+        r = mnt_unmount(path);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+    }
+    if (i == BFS_UNMOUNT_MAX)
+        return be_error(-EBUSY, "more than %d mounts stacked on %s", BFS_UNMOUNT_MAX, path);
+    if (!remove || foreign)
+        return 0;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : be_error(-errno, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            return 0;
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            return be_error(-EBUSY, "%s is not empty: left untouched", path);
+        return be_error(-errno, "cannot remove %s: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size != 0)
+        return be_error(-EBUSY, "%s is not what publish made: left untouched", path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return be_error(-errno, "cannot remove %s: %s", path, strerror(errno));
     return 0;
 }
 

@@ -61,6 +61,17 @@ int bfs_publish_fs(const char *src, const char *target, const char *const *flags
  * remove is set. A missing path is 0. */
 int bfs_unmount(const char *path, bool remove);
 
+/*
+ * Unmount only what of the volume on dev is stacked on path (a filesystem mount of dev, or the
+ * device node of dev bind-mounted on a file), topmost first; then, with remove, delete path when
+ * it is what publish made (an empty directory or an empty file). Nothing else is touched: a mount
+ * of anything else on top is -EBUSY, one under this volume's mounts is left and path is kept;
+ * a non-empty directory or file is -EBUSY. dev NULL means the volume's device node is missing on
+ * this node: nothing at path can then be shown to be the volume's, so a mount there is -EBUSY.
+ * A missing path is 0.
+ */
+int bfs_unmount_of(const char *path, const char *dev, bool remove);
+
 /* Grow the filesystem fstype on dev, mounted at mountpoint, to the size of dev (resize2fs,
  * xfs_growfs). Already full size is 0. */
 int bfs_grow(const char *dev, const char *mountpoint, const char *fstype);

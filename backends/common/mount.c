@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -274,9 +275,27 @@ static const struct flag_def flag_defs[] = {
     {"dirsync", MS_DIRSYNC, 0},
 };
 
+const char *mnt_flag_describe(const char *flag, size_t index, char *buf, size_t cap)
+{
+    size_t n = flag ? strcspn(flag, "=,") : 0;
+    bool ok = n > 0 && n <= 32;
+
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = flag[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '.' || c == '-';
+    }
+    if (ok)
+        snprintf(buf, cap, "mount flag %zu (\"%.*s\")", index, (int)n, flag);
+    else
+        snprintf(buf, cap, "mount flag %zu", index);
+    return buf;
+}
+
 int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags)
 {
     unsigned long f = 0;
+    char what[64];
 
     for (size_t i = 0; i < n; i++) {
         const char *s = flags[i];
@@ -286,9 +305,9 @@ int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags
             return be_error(-EINVAL, "mount flag %zu is missing", i);
         if (strchr(s, ',') || strchr(s, '='))
             return be_error(-EINVAL,
-                            "mount flag \"%.64s\": data options are not supported by "
+                            "%s: data options (name=value) and lists are not supported by "
                             "bind mounts",
-                            s);
+                            mnt_flag_describe(s, i, what, sizeof(what)));
         for (size_t k = 0; k < ARRAY_SIZE(flag_defs); k++) {
             if (strcmp(s, flag_defs[k].name) == 0) {
                 f = (f & ~flag_defs[k].clear) | flag_defs[k].set;
@@ -297,7 +316,8 @@ int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags
             }
         }
         if (!found)
-            return be_error(-EINVAL, "unknown mount flag \"%.64s\"", s);
+            return be_error(-EINVAL, "%s is not a known flag",
+                            mnt_flag_describe(s, i, what, sizeof(what)));
     }
     *ret_flags = f;
     return 0;
@@ -327,6 +347,71 @@ int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonl
         return be_error(r, "cannot set the mount flags of %s: %s", dst, strerror(-r));
     }
     return 0;
+}
+
+/* Whether mount point mp contains path p (component-wise prefix); the length to skip in p. */
+static bool mount_contains(const char *mp, const char *p, size_t *ret_skip)
+{
+    size_t n = strlen(mp);
+
+    if (strcmp(mp, "/") == 0) {
+        *ret_skip = 0;
+        return p[0] == '/';
+    }
+    if (strncmp(mp, p, n) != 0 || (p[n] != '\0' && p[n] != '/'))
+        return false;
+    *ret_skip = n;
+    return true;
+}
+
+int mnt_shows_dir(const char *path, const char *src)
+{
+    char real[PATH_MAX], src_real[PATH_MAX], want[PATH_MAX + 16];
+    const struct mnt_entry *top, *host = NULL;
+    struct mnt_table t;
+    size_t host_skip = 0, best = 0;
+    int r;
+
+    r = mnt_is_mountpoint(path);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return -ENOENT;
+    if (!realpath(path, real))
+        return -errno;
+    if (!realpath(src, src_real)) {
+        if (errno != ENOENT || strlen(src) >= sizeof(src_real))
+            return -errno;
+        memcpy(src_real, src, strlen(src) + 1);
+    }
+    r = mnt_table_load(NULL, &t);
+    if (r < 0)
+        return r;
+    top = mnt_table_find(&t, real);
+    /* The mount src lives on: the topmost one with the longest mount point containing it. */
+    for (size_t i = 0; i < t.n; i++) {
+        size_t skip, len = strlen(t.entries[i].mount_point);
+        if (&t.entries[i] != top && mount_contains(t.entries[i].mount_point, src_real, &skip) &&
+            (!host || len >= best)) {
+            host = &t.entries[i];
+            host_skip = skip;
+            best = len;
+        }
+    }
+    r = 0;
+    if (top && host && top->major == host->major && top->minor == host->minor) {
+        const char *rest = src_real + host_skip;
+        bool root_is_slash = strcmp(host->root, "/") == 0;
+
+        snprintf(want, sizeof(want), "%s%s", root_is_slash ? "" : host->root, rest);
+        if (!want[0])
+            snprintf(want, sizeof(want), "/");
+        size_t wl = strlen(want);
+        r = strcmp(top->root, want) == 0 ||
+            (strncmp(top->root, want, wl) == 0 && strcmp(top->root + wl, "//deleted") == 0);
+    }
+    mnt_table_release(&t);
+    return r;
 }
 
 int mnt_unmount(const char *path)

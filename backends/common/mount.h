@@ -59,12 +59,29 @@ int mnt_is_mountpoint(const char *path);
 int mnt_flags_parse(const char *const *flags, size_t n, unsigned long *ret_flags);
 
 /*
+ * How a message names mount flag number index: `mount flag 2 ("password")`, with only the
+ * option's name (what comes before '=' or ','), and only when that name is 1..32 characters of
+ * [A-Za-z0-9_.-]; else `mount flag 2`. A flag's value may be a secret (password=...): messages
+ * and logs never show it. Returns buf (size cap).
+ */
+const char *mnt_flag_describe(const char *flag, size_t index, char *buf, size_t cap);
+
+/*
  * Bind-mount src onto dst (non-recursive), then, when flags or readonly ask for it, remount the
  * bind with MS_REMOUNT|MS_BIND|flags (and MS_RDONLY): Linux ignores those flags on the first
  * step. The nosuid/nodev/noexec flags of the mount src lives on are kept, as the kernel
  * requires inside a user namespace. On a failed second step the bind is undone.
  */
 int mnt_bind(const char *src, const char *dst, unsigned long flags, bool readonly);
+
+/*
+ * Whether the topmost mount at path shows the directory src: the mount's root is src on src's
+ * filesystem (a bind of src, or a bind of such a bind). Judged from mountinfo, so that it holds
+ * also when src was removed after the mount ("<root>//deleted"); src must then be given in
+ * canonical form. 1 yes, 0 path is a mount of something else, -ENOENT path is not a mount point
+ * or does not exist, other -errno.
+ */
+int mnt_shows_dir(const char *path, const char *src);
 
 /* Unmount path (UMOUNT_NOFOLLOW): 1 when a mount was removed, 0 when path is not a mount point
  * or does not exist, -errno otherwise. Only the topmost mount is removed. */

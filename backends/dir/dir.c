@@ -1460,6 +1460,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .content_sources = true,
 };
 
 struct backend *be_dir_new(const char *root, const char *node_id)

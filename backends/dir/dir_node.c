@@ -65,10 +65,31 @@ static int check_volume_mount(const char *path, const char *data, const char *id
     return 0;
 }
 
-static int unmount_all(const char *path)
+/*
+ * Take down the mounts of volume id (data: its data directory) stacked on path, topmost first,
+ * at most UNMOUNT_MAX. A mount that is not this volume's is never touched: on top it makes the
+ * call fail with -EBUSY; under this volume's mounts it is left (*ret_foreign_left). 0 when path
+ * holds no mount of the volume any more (or does not exist).
+ */
+static int unmount_volume(const char *path, const char *data, const char *id,
+                          bool *ret_foreign_left)
 {
+    *ret_foreign_left = false;
     for (int i = 0; i < UNMOUNT_MAX; i++) {
-        int r = mnt_unmount(path);
+        int r = mnt_shows_dir(path, data);
+
+        if (r == -ENOENT)
+            return 0;
+        if (r < 0)
+            return be_error(r, "cannot inspect %s: %s", path, strerror(-r));
+        if (r == 0) {
+            if (i == 0)
+                return be_error(-EBUSY, "%s holds a mount that is not volume %s: left untouched",
+                                path, id);
+            *ret_foreign_left = true;
+            return 0;
+        }
+        r = mnt_unmount(path);
         if (r <= 0)
             return r;
     }
@@ -124,19 +145,20 @@ int dir__stage(struct backend *b, const struct be_mount_req *req)
 
 int dir__unstage(struct backend *b, const char *volume_id, const char *staging_path)
 {
-    struct stat st;
+    struct dir_backend *d = dir__of(b);
+    char data[PATH_MAX];
+    struct be_volume v;
+    bool foreign;
     int r;
 
-    (void)b;
-    (void)volume_id;
     r = check_path(staging_path, "staging path");
     if (r < 0)
         return r;
-    if (lstat(staging_path, &st) < 0)
-        return errno == ENOENT
-                   ? 0
-                   : be_error(-errno, "cannot stat %s: %s", staging_path, strerror(errno));
-    r = unmount_all(staging_path);
+    /* Even a damaged volume (data directory gone) can be unstaged: mountinfo still names it. */
+    r = dir__vol_get(d, volume_id, &v, data, sizeof(data));
+    if (r < 0)
+        return r;
+    r = unmount_volume(staging_path, data, v.id, &foreign);
     return r < 0 ? r : 0;
 }
 
@@ -209,23 +231,36 @@ int dir__publish(struct backend *b, const struct be_mount_req *req)
 
 int dir__unpublish(struct backend *b, const char *volume_id, const char *target_path)
 {
+    struct dir_backend *d = dir__of(b);
+    char data[PATH_MAX];
+    struct be_volume v;
     struct stat st;
+    bool foreign;
     int r;
 
-    (void)b;
-    (void)volume_id;
     r = check_path(target_path, "target path");
+    if (r < 0)
+        return r;
+    r = dir__vol_get(d, volume_id, &v, data, sizeof(data));
     if (r < 0)
         return r;
     if (lstat(target_path, &st) < 0)
         return errno == ENOENT
                    ? 0
                    : be_error(-errno, "cannot stat %s: %s", target_path, strerror(errno));
-    r = unmount_all(target_path);
+    r = unmount_volume(target_path, data, v.id, &foreign);
     if (r < 0)
         return r;
-    if (rmdir(target_path) < 0 && errno != ENOENT)
+    if (foreign)
+        return 0; /* this volume is no longer published there; the rest is not ours */
+    /* Only the empty directory publish made is removed; anything else is not ours. */
+    if (!S_ISDIR(st.st_mode))
+        return be_error(-EBUSY, "target path %s is not a directory: left untouched", target_path);
+    if (rmdir(target_path) < 0 && errno != ENOENT) {
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            return be_error(-EBUSY, "target path %s is not empty: left untouched", target_path);
         return be_error(-errno, "cannot remove %s: %s", target_path, strerror(errno));
+    }
     return 0;
 }
 

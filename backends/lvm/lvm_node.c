@@ -69,16 +69,38 @@ int lvm__stage(struct backend *b, const struct be_mount_req *req)
                      req->readonly);
 }
 
+/* The device of the volume for an unstage or unpublish, or NULL when its node is missing here
+ * (never activated: nothing of it can be mounted). */
+static int unmount_device(struct lvm_backend *l, const char *id, char *dev, size_t cap,
+                          const char **ret_dev)
+{
+    struct be_volume v;
+    struct lvm__lv lv;
+    int r = lvm__lookup(l, id, &v, &lv);
+
+    if (r < 0)
+        return r;
+    r = lvm__device(lv.vg, lv.name, dev, cap);
+    if (r < 0 && r != -ENODEV)
+        return r;
+    be_error_clear();
+    *ret_dev = r < 0 ? NULL : dev;
+    return 0;
+}
+
 int lvm__unstage(struct backend *b, const char *volume_id, const char *staging_path)
 {
+    char dev[PATH_MAX];
+    const char *d;
     int r;
 
-    (void)b;
-    (void)volume_id;
     r = check_path(staging_path, "staging path");
     if (r < 0)
         return r;
-    return bfs_unmount(staging_path, false);
+    r = unmount_device(lvm__of(b), volume_id, dev, sizeof(dev), &d);
+    if (r < 0)
+        return r;
+    return bfs_unmount_of(staging_path, d, false);
 }
 
 int lvm__publish(struct backend *b, const struct be_mount_req *req)
@@ -116,14 +138,17 @@ int lvm__publish(struct backend *b, const struct be_mount_req *req)
 
 int lvm__unpublish(struct backend *b, const char *volume_id, const char *target_path)
 {
+    char dev[PATH_MAX];
+    const char *d;
     int r;
 
-    (void)b;
-    (void)volume_id;
     r = check_path(target_path, "target path");
     if (r < 0)
         return r;
-    return bfs_unmount(target_path, true);
+    r = unmount_device(lvm__of(b), volume_id, dev, sizeof(dev), &d);
+    if (r < 0)
+        return r;
+    return bfs_unmount_of(target_path, d, true);
 }
 
 int lvm__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret)

@@ -120,7 +120,7 @@ class Daemon:
     """One ordinal-csi process on <workdir>/csi.sock with --dir-root <root>."""
 
     def __init__(self, workdir, root=None, node_id=NODE_ID, extra_args=(), sock=None,
-                 log_level="debug"):
+                 log_level="debug", dir_backend=True):
         self.workdir = workdir
         self.root = root or os.path.join(workdir, "root")
         os.makedirs(self.root, exist_ok=True)
@@ -129,6 +129,7 @@ class Daemon:
         self.node_id = node_id
         self.extra_args = list(extra_args)
         self.log_level = log_level
+        self.dir_backend = dir_backend  # False: no --dir-root (controller mode: no dir backend)
         self.proc = None
         self.channel = None
         self.csi = None
@@ -144,7 +145,9 @@ class Daemon:
         a += [BINARY, "--endpoint", "unix://" + self.sock]
         if self.node_id is not None:
             a += ["--node-id", self.node_id]
-        a += ["--dir-root", self.root, "--log-level", self.log_level]
+        if self.dir_backend:
+            a += ["--dir-root", self.root]
+        a += ["--log-level", self.log_level]
         return a + self.extra_args
 
     def start(self):
@@ -295,17 +298,17 @@ def workdir(request):
 @pytest.fixture
 def daemon_factory(workdir, request):
     """start(extra_args=(), node_id=NODE_ID, root=None, sock=None, run=True, name=None,
-    log_level="debug") -> Daemon.
+    log_level="debug", dir_backend=True) -> Daemon.
 
     Every daemon started here is stopped at teardown with the exit-code and socket checks."""
     started = []
 
     def start(extra_args=(), node_id=NODE_ID, root=None, sock=None, run=True, name=None,
-              log_level="debug"):
+              log_level="debug", dir_backend=True):
         wd = workdir if name is None else os.path.join(workdir, name)
         os.makedirs(wd, exist_ok=True)
         d = Daemon(wd, root=root, node_id=node_id, extra_args=extra_args, sock=sock,
-                   log_level=log_level)
+                   log_level=log_level, dir_backend=dir_backend)
         started.append(d)
         if run:
             d.start()

@@ -220,6 +220,76 @@ def test_debug_log_does_not_leak_secrets(daemon_factory, pb):
     assert "hunter2-SECRET-VALUE" not in d.log_text()
 
 
+HOSTILE_SECRET = "hunter2-MOUNT-SECRET"
+HOSTILE_NAME = "evil\n2026-01-01T00:00:00.000Z error forged line\x1b[31m\x1b]0;title\x07\u009b2J"
+
+
+def _hostile_calls(d, pb, tmp):
+    """Requests that carry a secret in mount flags and control characters in names and paths;
+    returns the status messages of the answers."""
+    csi = d.csi
+    messages = []
+
+    def record(fn, *a, **kw):
+        code, res = code_of(fn, *a, **kw)
+        if code != C.OK:
+            messages.append(res.details())
+        return code, res
+
+    vol = create(csi, pb, "hostile-ok", required=MiB)
+    staging = os.path.join(tmp, "staging")
+    target = os.path.join(tmp, "target")
+    os.makedirs(staging, exist_ok=True)
+    bad_caps = [mount_cap(pb, flags=["ro", "password=" + HOSTILE_SECRET]),
+                mount_cap(pb, flags=["user=admin,password=" + HOSTILE_SECRET]),
+                mount_cap(pb, flags=[HOSTILE_SECRET + "\n\x1b[2Jfake=1"])]
+    for cap in bad_caps:
+        code, _ = record(csi.NodeStageVolume, volume_id=vol.volume_id,
+                         staging_target_path=staging, volume_capability=cap)
+        assert code == C.INVALID_ARGUMENT
+        code, _ = record(csi.NodePublishVolume, volume_id=vol.volume_id,
+                         staging_target_path=staging, target_path=target, volume_capability=cap)
+        assert code != C.OK
+        record(csi.CreateVolume, create_req(pb, "hostile-flags", required=MiB, caps=[cap]))
+    record(csi.CreateVolume, create_req(pb, HOSTILE_NAME, required=MiB))
+    record(csi.ControllerGetVolume, volume_id="dir:" + HOSTILE_NAME)
+    record(csi.DeleteVolume, volume_id=HOSTILE_NAME)
+    record(csi.NodeStageVolume, volume_id="dir:_/" + HOSTILE_NAME,
+           staging_target_path="/tmp/" + HOSTILE_NAME, volume_capability=mount_cap(pb))
+    record(csi.NodeUnpublishVolume, volume_id=vol.volume_id,
+           target_path="/tmp/" + HOSTILE_NAME + "/x")
+    record(csi.NodeGetVolumeStats, volume_id=vol.volume_id, volume_path="/" + HOSTILE_NAME)
+    record(csi.CreateSnapshot, name=HOSTILE_NAME, source_volume_id="dir:_/" + HOSTILE_NAME)
+    csi.DeleteVolume(volume_id=vol.volume_id)
+    return messages
+
+
+def _raw_controls(text):
+    """Control characters other than the newlines that end lines: C0, DEL, C1, U+2028/9."""
+    return [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+            or c in "\u2028\u2029"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_hostile_input_leaves_no_secret_and_no_control_in_logs(daemon_factory, pb, workdir, fmt):
+    d = daemon_factory(extra_args=["--log-format", fmt], name=fmt)
+    messages = _hostile_calls(d, pb, os.path.join(workdir, fmt))
+    d.stop()
+    log = d.log_text()
+    assert messages, "the hostile requests were all accepted"
+    for m in messages:
+        assert HOSTILE_SECRET not in m, m
+        assert not _raw_controls(m), "raw control characters in a status message: %r" % m
+    assert HOSTILE_SECRET not in log
+    assert "password" in log  # the option's name is logged, its value never
+    assert not _raw_controls(log), "raw control characters in the log: %r" % _raw_controls(log)
+    for ln in log_lines(d):
+        assert "forged line" not in ln or not ln.startswith("2026-01-01"), \
+            "a request field started a log line: %r" % ln
+        if fmt == "json":
+            json.loads(ln)
+
+
 # ---------------------------------------------------------------- signals
 
 def test_sigterm_with_idle_client_connection(daemon):

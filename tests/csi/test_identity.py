@@ -2,7 +2,9 @@
 
 import re
 
-from csi_client import DRIVER_NAME
+import grpc
+
+from csi_client import DRIVER_NAME, create_req, expect_error
 
 # csi-sanity's check (stricter than the spec: starts and ends with a letter)
 SANITY_NAME_RE = re.compile(r"^[a-zA-Z][A-Za-z0-9-\.\_]{0,61}[a-zA-Z]$")
@@ -66,3 +68,15 @@ def test_probe_ready(csi):
 def test_probe_repeated(csi):
     for _ in range(20):
         assert csi.Probe().ready.value is True
+
+
+def test_controller_mode_without_backend_advertises_nothing(daemon_factory, pb):
+    # no --dir-root, no --lvm-vg: nothing to create, list or snapshot
+    d = daemon_factory(extra_args=["--mode", "controller"], dir_backend=False)
+    assert plugin_caps(pb, d.csi.GetPluginCapabilities()) == set()
+    assert list(d.csi.ControllerGetCapabilities().capabilities) == []
+    assert d.csi.Probe().ready.value is True
+    # and what is not advertised gives a clear error, not a crash
+    err = expect_error(grpc.StatusCode.INVALID_ARGUMENT, d.csi.CreateVolume,
+                       create_req(pb, "nowhere"))
+    assert "backend" in err.details()

@@ -4,6 +4,8 @@ depend on mounts (DeleteVolume of a mounted volume, restore through a published 
 
 import errno
 import os
+import shutil
+import subprocess
 import uuid
 
 import grpc
@@ -381,6 +383,104 @@ def test_unpublish_missing_path(csi, pb, daemon):
     v = create(csi, pb, "unp2", required=MiB)
     csi.NodeUnpublishVolume(volume_id=v.volume_id,
                             target_path=os.path.join(daemon.workdir, "mnt", "never", "target"))
+
+
+# ---------------------------------------------------------------- unstage/unpublish check the mount
+
+def _sh(*argv):
+    subprocess.run(list(argv), check=True, capture_output=True)
+
+
+@needs_root
+def test_unstage_and_unpublish_refuse_another_volumes_mount(csi, pb, daemon):
+    a = Published(daemon, pb, "own-a")
+    b = Published(daemon, pb, "own-b")
+    write_tree(b.target, {"b-file": b"b data"})
+    # a request naming volume a with b's paths touches nothing of b
+    err = expect_error(C.FAILED_PRECONDITION, csi.NodeUnpublishVolume, volume_id=a.vid,
+                       target_path=b.target)
+    assert "not volume dir:_/own-a" in err.details()
+    expect_error(C.FAILED_PRECONDITION, csi.NodeUnstageVolume, volume_id=a.vid,
+                 staging_target_path=b.staging)
+    assert mount_count(b.target) == 1 and mount_count(b.staging) == 1
+    assert read_tree(b.target) == {"b-file": b"b data"}
+    # a's own paths are still a's to take down, b's to b
+    a.teardown()
+    b.teardown()
+    assert mount_count(a.target) == mount_count(b.target) == 0
+    assert mount_count(a.staging) == mount_count(b.staging) == 0
+
+
+@needs_root
+def test_unstage_and_unpublish_refuse_a_foreign_mount(csi, pb, daemon):
+    v = create(csi, pb, "foreign", required=MiB)
+    staging = staging_dir(daemon, "foreign")
+    target = target_path(daemon, "foreign")
+    os.makedirs(target)
+    other = os.path.join(daemon.workdir, "somebody-elses")
+    os.makedirs(other)
+    write_tree(other, {"precious": b"not ours"})
+    _sh("mount", "-t", "tmpfs", "tmpfs", staging)
+    _sh("mount", "--bind", other, target)
+    try:
+        expect_error(C.FAILED_PRECONDITION, csi.NodeUnstageVolume, volume_id=v.volume_id,
+                     staging_target_path=staging)
+        expect_error(C.FAILED_PRECONDITION, csi.NodeUnpublishVolume, volume_id=v.volume_id,
+                     target_path=target)
+        assert mount_count(staging) == 1 and mount_count(target) == 1
+        assert read_tree(target) == {"precious": b"not ours"}
+    finally:
+        _sh("umount", staging)
+        _sh("umount", target)
+    # a directory that is not a mount and not empty is not removed either
+    write_tree(target, {"left": b"by someone"})
+    expect_error(C.FAILED_PRECONDITION, csi.NodeUnpublishVolume, volume_id=v.volume_id,
+                 target_path=target)
+    assert read_tree(target) == {"left": b"by someone"}
+    # idempotency holds: an empty unmounted target is removed, a missing one is OK
+    os.unlink(os.path.join(target, "left"))
+    csi.NodeUnpublishVolume(volume_id=v.volume_id, target_path=target)
+    assert not os.path.exists(target)
+    csi.NodeUnpublishVolume(volume_id=v.volume_id, target_path=target)
+    csi.NodeUnstageVolume(volume_id=v.volume_id, staging_target_path=staging)
+
+
+@needs_root
+def test_unpublish_takes_down_only_this_volumes_stacked_mounts(csi, pb, daemon):
+    # this volume published on top of somebody's mount: ours comes off, theirs stays
+    v = create(csi, pb, "stacked", required=MiB)
+    staging = staging_dir(daemon, "stacked")
+    target = target_path(daemon, "stacked")
+    os.makedirs(target)
+    _sh("mount", "-t", "tmpfs", "tmpfs", target)
+    try:
+        csi.NodeStageVolume(stage_req(pb, v.volume_id, staging))
+        data = daemon.data_dir("_/stacked")
+        _sh("mount", "--bind", data, target)
+        _sh("mount", "--bind", data, target)
+        assert mount_count(target) == 3
+        csi.NodeUnpublishVolume(volume_id=v.volume_id, target_path=target)
+        assert mount_count(target) == 1
+        assert mount_at(target)["fstype"] == "tmpfs"
+        assert os.path.isdir(target)
+    finally:
+        while mount_count(target):
+            _sh("umount", target)
+    csi.NodeUnstageVolume(volume_id=v.volume_id, staging_target_path=staging)
+    assert mount_count(staging) == 0
+
+
+@needs_root
+def test_unstage_of_a_volume_whose_data_is_gone(csi, pb, daemon):
+    # a damaged volume (its data directory removed under the mount) can still be unstaged
+    v = create(csi, pb, "gone", required=MiB)
+    staging = staging_dir(daemon, "gone")
+    csi.NodeStageVolume(stage_req(pb, v.volume_id, staging))
+    write_tree(staging, {"lost": b"x"})
+    shutil.rmtree(daemon.data_dir("_/gone"))
+    assert mount_at(staging)["root"].endswith("//deleted")
+    csi.NodeUnstageVolume(volume_id=v.volume_id, staging_target_path=staging)
+    assert mount_count(staging) == 0
 
 
 @needs_root

@@ -119,7 +119,7 @@ class VolumeGroup:
 class Daemon:
     """ordinal-csi on a temporary socket with --lvm-vg and the VG's lvm environment."""
 
-    def __init__(self, workdir, vg, extra_args=(), dir_root=None):
+    def __init__(self, workdir, vg, extra_args=(), dir_root=None, dir_backend=True):
         self.workdir = workdir
         self.vg = vg
         self.sock = os.path.join(workdir, "csi.sock")
@@ -127,15 +127,16 @@ class Daemon:
         os.makedirs(self.root, exist_ok=True)
         self.log_path = os.path.join(workdir, "daemon.log")
         self.extra_args = list(extra_args)
+        self.dir_backend = dir_backend  # False: LVM only (controller mode; node mode adds dir)
         self.proc = None
         self.channel = None
         self.csi = None
         self.pb = csi_client.load_pb(SOURCE)
 
     def argv(self):
-        return [BINARY, "--endpoint", "unix://" + self.sock, "--node-id", NODE_ID,
-                "--dir-root", self.root, "--lvm-vg", self.vg.name,
-                "--log-level", "debug"] + self.extra_args
+        return ([BINARY, "--endpoint", "unix://" + self.sock, "--node-id", NODE_ID] +
+                (["--dir-root", self.root] if self.dir_backend else []) +
+                ["--lvm-vg", self.vg.name, "--log-level", "debug"] + self.extra_args)
 
     def start(self):
         log = open(self.log_path, "ab")

@@ -402,3 +402,35 @@ def test_daemon_flags(vg, workdir):
     r = run("--lvm-vg", "no-such-vg")
     assert r.returncode == 1
     assert "no-such-vg" in r.stderr
+
+
+def controller_caps(pb, csi):
+    T = pb.ControllerServiceCapability.RPC.Type
+    return {T.Name(c.rpc.type) for c in csi.ControllerGetCapabilities().capabilities}
+
+
+def test_capabilities_follow_the_configured_backends(vg, workdir, pb):
+    """LVM alone cannot snapshot or clone here: neither is advertised; with the directory
+    backend beside it they are (requests for LVM volumes then fail per volume)."""
+    volume_caps = {"CREATE_DELETE_VOLUME", "LIST_VOLUMES", "GET_CAPACITY", "EXPAND_VOLUME",
+                   "VOLUME_CONDITION", "GET_VOLUME"}
+    snap_caps = {"CREATE_DELETE_SNAPSHOT", "LIST_SNAPSHOTS", "CLONE_VOLUME"}
+    vg.remove_all_lvs()
+    only = Daemon(os.path.join(workdir, "only"), vg, extra_args=["--mode", "controller"],
+                  dir_backend=False)
+    os.makedirs(only.workdir, exist_ok=True)
+    only.start()
+    try:
+        assert controller_caps(pb, only.csi) == volume_caps
+        v = create(only.csi, pb, "caps", required=4 * MiB)
+        assert v.volume_id.startswith("lvm:")
+        only.csi.DeleteVolume(volume_id=v.volume_id)
+    finally:
+        only.stop()
+    both = Daemon(os.path.join(workdir, "both"), vg, extra_args=["--mode", "controller"])
+    os.makedirs(both.workdir, exist_ok=True)
+    both.start()
+    try:
+        assert controller_caps(pb, both.csi) == volume_caps | snap_caps
+    finally:
+        both.stop()

@@ -384,6 +384,82 @@ static void test_block_publish(void **state)
     rmdir(l2.dir);
 }
 
+/* Unstage and unpublish take down only the volume's own mounts (bfs_unmount_of). */
+static void test_unmount_only_the_volumes_mounts(void **state)
+{
+    struct loopdev l = {0}, l2 = {0};
+    char stage[128], stage2[128], target[128], blk[128], file[160];
+    struct stat st;
+    int fd;
+
+    (void)state;
+    NEED_LOOP();
+    assert_int_equal(loop_new(&l, 32 * MiB), 0);
+    assert_int_equal(loop_new(&l2, 32 * MiB), 0);
+    assert_int_equal(bfs_format_if_blank(l.dev, "ext4", NULL), 0);
+    assert_int_equal(bfs_format_if_blank(l2.dev, "ext4", NULL), 0);
+    path_in(stage, sizeof(stage), "stage");
+    path_in(stage2, sizeof(stage2), "stage2");
+    path_in(target, sizeof(target), "target");
+    path_in(blk, sizeof(blk), "blk");
+    assert_int_equal(mkdir(stage, 0755), 0);
+    assert_int_equal(mkdir(stage2, 0755), 0);
+    assert_int_equal(bfs_mount(l.dev, stage, "ext4", NULL, 0, false), 0);
+    assert_int_equal(bfs_mount(l2.dev, stage2, "ext4", NULL, 0, false), 0);
+
+    /* another volume's staging and publish paths: refused, untouched */
+    assert_int_equal(bfs_publish_fs(stage2, target, NULL, 0, false), 0);
+    assert_int_equal(bfs_unmount_of(stage2, l.dev, false), -EBUSY);
+    assert_int_equal(bfs_unmount_of(target, l.dev, true), -EBUSY);
+    assert_int_equal(bfs_is_mount_of(stage2, l2.dev), 1);
+    assert_int_equal(bfs_is_mount_of(target, l2.dev), 1);
+    assert_int_equal(bfs_unmount_of(target, l2.dev, true), 0);
+    assert_int_equal(lstat(target, &st), -1);
+
+    /* a foreign mount under this volume's publish: ours comes off, theirs and the path stay */
+    assert_int_equal(mkdir(target, 0755), 0);
+    assert_int_equal(mount("tmpfs", target, "tmpfs", 0, NULL), 0);
+    assert_int_equal(bfs_unmount_of(target, l.dev, true), -EBUSY);
+    assert_int_equal(mnt_bind(stage, target, 0, false), 0);
+    assert_int_equal(mnt_bind(stage, target, 0, false), 0);
+    assert_int_equal(bfs_unmount_of(target, l.dev, true), 0);
+    assert_int_equal(mnt_is_mountpoint(target), 1);
+    assert_int_equal(bfs_is_mount_of(target, l.dev), 0);
+    /* the device node missing on this node: a mount at the path cannot be the volume's */
+    assert_int_equal(bfs_unmount_of(target, NULL, true), -EBUSY);
+    assert_int_equal(umount2(target, 0), 0);
+
+    /* not mounted: an empty directory is removed, a non-empty one is not ours */
+    snprintf(file, sizeof(file), "%s/left", target);
+    fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(bfs_unmount_of(target, l.dev, true), -EBUSY);
+    assert_int_equal(access(file, F_OK), 0);
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(bfs_unmount_of(target, NULL, true), 0);
+    assert_int_equal(lstat(target, &st), -1);
+    assert_int_equal(bfs_unmount_of(target, l.dev, true), 0); /* missing: OK */
+
+    /* block publish: only this device's node is taken down */
+    assert_int_equal(bfs_publish_block(l2.dev, blk, false), 0);
+    assert_int_equal(bfs_unmount_of(blk, l.dev, true), -EBUSY);
+    assert_int_equal(bfs_is_block_of(blk, l2.dev), 1);
+    assert_int_equal(bfs_unmount_of(blk, l2.dev, true), 0);
+    assert_int_equal(lstat(blk, &st), -1);
+
+    assert_int_equal(bfs_unmount_of(stage, l.dev, false), 0);
+    assert_int_equal(bfs_unmount_of(stage2, l2.dev, false), 0);
+    assert_int_equal(mnt_is_mountpoint(stage), 0);
+    assert_int_equal(mnt_is_mountpoint(stage2), 0);
+    rmdir(stage);
+    rmdir(stage2);
+    loop_free(&l);
+    loop_free(&l2);
+    rmdir(l.dir);
+    rmdir(l2.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_mount_publish_grow_ext4),
         cmocka_unit_test(test_xfs),
         cmocka_unit_test(test_block_publish),
+        cmocka_unit_test(test_unmount_only_the_volumes_mounts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

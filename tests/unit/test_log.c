@@ -109,6 +109,56 @@ static void test_escape_truncates(void **state)
     assert_string_equal(out, "abcdef");
 }
 
+/* A request field cannot forge a line or reach a terminal as a control sequence, in either
+ * format: C0 and C1 controls, DEL, U+2028/U+2029 and bytes that are not UTF-8 are escaped. */
+static const char hostile[] = "name\n2026-01-01T00:00:00.000Z error forged\r\x1b[31mred\x7f"
+                              "\xc2\x9b"
+                              "2J\xe2\x80\xa8sep\xff\ttab \xc3\xa9t\xc3\xa9";
+
+static void assert_no_controls(const char *buf, size_t n)
+{
+    /* only the final newline */
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        assert_false(c < 0x20 || c == 0x7f || c == 0xff);
+        if (c == 0xc2)
+            assert_false((unsigned char)buf[i + 1] >= 0x80 && (unsigned char)buf[i + 1] <= 0x9f);
+        if (c == 0xe2)
+            assert_false((unsigned char)buf[i + 1] == 0x80 &&
+                         ((unsigned char)buf[i + 2] == 0xa8 || (unsigned char)buf[i + 2] == 0xa9));
+    }
+    assert_int_equal(buf[n - 1], '\n');
+}
+
+static void test_text_line_escapes_controls(void **state)
+{
+    char buf[4096];
+    size_t n;
+
+    (void)state;
+    log_setup(LOG_DEBUG, LOG_TEXT);
+    log_info("volume %s", hostile);
+    n = drain(buf, sizeof(buf));
+    assert_no_controls(buf, n);
+    assert_non_null(strstr(buf, "volume name\\n2026-01-01T00:00:00.000Z error forged\\r\\x1b[31m"
+                                "red\\x7f\\u009b2J\\u2028sep\\xff\\ttab \xc3\xa9t\xc3\xa9\n"));
+}
+
+static void test_json_line_escapes_controls(void **state)
+{
+    char buf[4096];
+    size_t n;
+
+    (void)state;
+    log_setup(LOG_DEBUG, LOG_JSON);
+    log_info("volume %s", hostile);
+    n = drain(buf, sizeof(buf));
+    assert_no_controls(buf, n);
+    assert_non_null(strstr(buf, "\"msg\":\"volume name\\n2026-01-01T00:00:00.000Z error forged"
+                                "\\u000d\\u001b[31mred\\u007f\\u009b2J\\u2028sep\\ufffd\\u0009tab "
+                                "\xc3\xa9t\xc3\xa9\"}\n"));
+}
+
 static void test_long_message_is_one_line(void **state)
 {
     char big[5000], buf[8192];
@@ -131,6 +181,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_filters_and_skips_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_line, setup, teardown),
         cmocka_unit_test(test_escape_truncates),
+        cmocka_unit_test_setup_teardown(test_text_line_escapes_controls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_line_escapes_controls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_message_is_one_line, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

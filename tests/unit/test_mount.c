@@ -191,7 +191,23 @@ static void test_flags(void **state)
     {
         const char *v[] = {"size=10m"};
         assert_int_equal(mnt_flags_parse(v, 1, &f), -EINVAL);
-        assert_non_null(strstr(be_last_error(), "size=10m"));
+        assert_non_null(strstr(be_last_error(), "\"size\""));
+        assert_null(strstr(be_last_error(), "10m"));
+    }
+    {
+        /* A flag's value may be a secret: the message names the option at most. */
+        const char *v[] = {"ro", "password=hunter2"};
+        assert_int_equal(mnt_flags_parse(v, 2, &f), -EINVAL);
+        assert_non_null(strstr(be_last_error(), "mount flag 1 (\"password\")"));
+        assert_null(strstr(be_last_error(), "hunter2"));
+    }
+    {
+        /* A name that is not option-like is not shown either. */
+        const char *v[] = {"x\n\x1b[31mfake=1"};
+        assert_int_equal(mnt_flags_parse(v, 1, &f), -EINVAL);
+        assert_null(strchr(be_last_error(), '\n'));
+        assert_null(strchr(be_last_error(), '\x1b'));
+        assert_non_null(strstr(be_last_error(), "mount flag 0:"));
     }
     {
         const char *v[] = {"ro,noexec"};

@@ -272,8 +272,35 @@ static const struct be_ops fake_ops_dir = {
     .unpublish = fake_unpublish,
     .stats = fake_stats,
     .node_expand = fake_node_expand,
+    .content_sources = true,
 };
 static struct be_ops fake_ops_aaa;
+
+/* As the LVM backend here: volumes, no snapshots (only a refusing create slot), no sources. */
+static const struct be_ops fake_ops_lvm = {
+    .name = "lvm",
+    .create = fake_create,
+    .remove = fake_remove,
+    .lookup = fake_lookup,
+    .list = fake_list,
+    .expand = fake_expand,
+    .capacity = fake_capacity,
+    .snapshot_create = fake_snap_create,
+    .stage = fake_stage,
+    .unstage = fake_unpublish,
+    .publish = fake_publish,
+    .unpublish = fake_unpublish,
+    .stats = fake_stats,
+    .node_expand = fake_node_expand,
+};
+
+/* A backend with volumes and no node side at all. */
+static const struct be_ops fake_ops_bare = {
+    .name = "bare",
+    .create = fake_create,
+    .remove = fake_remove,
+    .lookup = fake_lookup,
+};
 
 struct fixture {
     struct csi_service svc;
@@ -944,6 +971,159 @@ static void test_node_rules(void **state)
     assert_int_equal(run(fx, csi_node_publish_volume, &p, msg, sizeof(msg), NULL, 0), -ENOSYS);
 }
 
+/* ---- capabilities follow the configured backends ---- */
+
+#define CC(x) (1u << CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__##x)
+#define NC(x) (1u << CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__##x)
+#define PC_CONTROLLER 1u
+#define PC_TOPOLOGY 2u
+#define PC_EXPANSION 4u
+
+struct caps_seen {
+    int controller_rc, node_rc;
+    unsigned controller, node, plugin;
+};
+
+static void caps_of(struct fixture *fx, struct caps_seen *ret)
+{
+    Csi__V1__ControllerGetCapabilitiesRequest cr =
+        CSI__V1__CONTROLLER_GET_CAPABILITIES_REQUEST__INIT;
+    Csi__V1__NodeGetCapabilitiesRequest nr = CSI__V1__NODE_GET_CAPABILITIES_REQUEST__INIT;
+    Csi__V1__GetPluginCapabilitiesRequest pr = CSI__V1__GET_PLUGIN_CAPABILITIES_REQUEST__INIT;
+    Csi__V1__ControllerGetCapabilitiesResponse *c = NULL;
+    Csi__V1__NodeGetCapabilitiesResponse *n = NULL;
+    Csi__V1__GetPluginCapabilitiesResponse *p = NULL;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->controller_rc = run(fx, csi_controller_get_capabilities, &cr, NULL, 0, &c, sizeof(c));
+    if (c) {
+        for (size_t i = 0; i < c->n_capabilities; i++) {
+            unsigned bit = 1u << c->capabilities[i]->rpc->type;
+            assert_false(ret->controller & bit); /* each at most once */
+            ret->controller |= bit;
+        }
+        protobuf_c_message_free_unpacked(&c->base, NULL);
+    }
+    ret->node_rc = run(fx, csi_node_get_capabilities, &nr, NULL, 0, &n, sizeof(n));
+    if (n) {
+        for (size_t i = 0; i < n->n_capabilities; i++) {
+            unsigned bit = 1u << n->capabilities[i]->rpc->type;
+            assert_false(ret->node & bit);
+            ret->node |= bit;
+        }
+        protobuf_c_message_free_unpacked(&n->base, NULL);
+    }
+    assert_int_equal(run(fx, csi_get_plugin_capabilities, &pr, NULL, 0, &p, sizeof(p)), 0);
+    for (size_t i = 0; i < p->n_capabilities; i++) {
+        const Csi__V1__PluginCapability *pc = p->capabilities[i];
+        if (pc->type_case == CSI__V1__PLUGIN_CAPABILITY__TYPE_VOLUME_EXPANSION)
+            ret->plugin |= PC_EXPANSION;
+        else if (pc->service->type == CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__CONTROLLER_SERVICE)
+            ret->plugin |= PC_CONTROLLER;
+        else
+            ret->plugin |= PC_TOPOLOGY;
+    }
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void test_capabilities_follow_backends(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake lvm = {0};
+    const unsigned volume_caps = CC(CREATE_DELETE_VOLUME) | CC(LIST_VOLUMES) | CC(GET_CAPACITY) |
+                                 CC(EXPAND_VOLUME) | CC(VOLUME_CONDITION) | CC(GET_VOLUME);
+    const unsigned snapshot_caps =
+        CC(CREATE_DELETE_SNAPSHOT) | CC(LIST_SNAPSHOTS) | CC(CLONE_VOLUME);
+    const unsigned node_caps =
+        NC(STAGE_UNSTAGE_VOLUME) | NC(GET_VOLUME_STATS) | NC(EXPAND_VOLUME) | NC(VOLUME_CONDITION);
+    const unsigned plugin_caps = PC_CONTROLLER | PC_TOPOLOGY | PC_EXPANSION;
+    static const struct {
+        const char *what;
+        bool dir, lvm;
+    } cases[] = {
+        {"none", false, false},
+        {"dir only", true, false},
+        {"lvm only", false, true},
+        {"dir and lvm", true, true},
+    };
+
+    lvm.b.ops = &fake_ops_lvm;
+    snprintf(lvm.name, sizeof(lvm.name), "lvm");
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        for (int mode = 0; mode < 2; mode++) {
+            unsigned want_c = 0, want_n = 0, want_p = 0;
+            struct caps_seen got;
+
+            fx->svc.n_backends = 0;
+            if (cases[i].dir)
+                fx->svc.backends[fx->svc.n_backends++] = &fx->dir.b;
+            if (cases[i].lvm)
+                fx->svc.backends[fx->svc.n_backends++] = &lvm.b;
+            fx->svc.mode = mode ? CSI_MODE_CONTROLLER : CSI_MODE_NODE;
+            if (cases[i].dir || cases[i].lvm) {
+                want_c = volume_caps | (cases[i].dir ? snapshot_caps : 0);
+                want_n = node_caps;
+                want_p = plugin_caps;
+            }
+            print_message("%s, %s mode\n", cases[i].what, mode ? "controller" : "node");
+            caps_of(fx, &got);
+            assert_int_equal(got.controller_rc, 0);
+            assert_int_equal(got.controller, want_c);
+            assert_int_equal(got.plugin, want_p);
+            if (mode) {
+                assert_int_equal(got.node_rc, -ENOSYS);
+            } else {
+                assert_int_equal(got.node_rc, 0);
+                assert_int_equal(got.node, want_n);
+            }
+        }
+    }
+}
+
+/* Node RPCs for a volume whose backend lacks the slot answer UNIMPLEMENTED, never call NULL;
+ * and such a backend alone advertises no node capability. */
+static void test_node_rpcs_check_backend_slots(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake bare = {0};
+    Csi__V1__NodeStageVolumeRequest st = CSI__V1__NODE_STAGE_VOLUME_REQUEST__INIT;
+    Csi__V1__NodeUnstageVolumeRequest us = CSI__V1__NODE_UNSTAGE_VOLUME_REQUEST__INIT;
+    Csi__V1__NodePublishVolumeRequest pu = CSI__V1__NODE_PUBLISH_VOLUME_REQUEST__INIT;
+    Csi__V1__NodeUnpublishVolumeRequest up = CSI__V1__NODE_UNPUBLISH_VOLUME_REQUEST__INIT;
+    Csi__V1__NodeGetVolumeStatsRequest gs = CSI__V1__NODE_GET_VOLUME_STATS_REQUEST__INIT;
+    Csi__V1__NodeExpandVolumeRequest ex = CSI__V1__NODE_EXPAND_VOLUME_REQUEST__INIT;
+    struct caps_seen got;
+    struct cap_store cs;
+    char msg[256];
+
+    bare.b.ops = &fake_ops_bare;
+    snprintf(bare.name, sizeof(bare.name), "bare");
+    fx->svc.backends[0] = &bare.b;
+    fx->svc.n_backends = 1;
+    caps_of(fx, &got);
+    assert_int_equal(got.node, 0);
+    assert_int_equal(got.controller,
+                     CC(CREATE_DELETE_VOLUME) | CC(VOLUME_CONDITION) | CC(GET_VOLUME));
+    assert_int_equal(got.plugin, PC_CONTROLLER | PC_TOPOLOGY);
+
+    assert_int_equal(create(fx, "b1", NULL, 0, 0, msg, NULL), 0);
+    make_cap(&cs, false, SNW);
+    st.volume_id = us.volume_id = pu.volume_id = up.volume_id = gs.volume_id = ex.volume_id =
+        (char *)(uintptr_t) "bare:b1";
+    st.staging_target_path = us.staging_target_path = pu.staging_target_path =
+        (char *)(uintptr_t) "/mnt/staging";
+    pu.target_path = up.target_path = gs.volume_path = ex.volume_path =
+        (char *)(uintptr_t) "/mnt/target";
+    st.volume_capability = pu.volume_capability = cs.ptr;
+    assert_int_equal(run(fx, csi_node_stage_volume, &st, msg, sizeof(msg), NULL, 0), -ENOSYS);
+    assert_non_null(strstr(msg, "NodeStageVolume: backend bare does not offer it"));
+    assert_int_equal(run(fx, csi_node_unstage_volume, &us, msg, sizeof(msg), NULL, 0), -ENOSYS);
+    assert_int_equal(run(fx, csi_node_publish_volume, &pu, msg, sizeof(msg), NULL, 0), -ENOSYS);
+    assert_int_equal(run(fx, csi_node_unpublish_volume, &up, msg, sizeof(msg), NULL, 0), -ENOSYS);
+    assert_int_equal(run(fx, csi_node_get_volume_stats, &gs, msg, sizeof(msg), NULL, 0), -ENOSYS);
+    assert_int_equal(run(fx, csi_node_expand_volume, &ex, msg, sizeof(msg), NULL, 0), -ENOSYS);
+}
+
 static void test_method_table(void **state)
 {
     (void)state;
@@ -978,6 +1158,8 @@ int main(void)
         T(test_expand),
         T(test_snapshots),
         T(test_node_rules),
+        T(test_capabilities_follow_backends),
+        T(test_node_rpcs_check_backend_slots),
         cmocka_unit_test(test_method_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
