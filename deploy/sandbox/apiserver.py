@@ -280,6 +280,15 @@ class Handler(BaseHTTPRequestHandler):
                                             if method in ("PATCH",) else "", self.status_code,
                                             (time.monotonic() - t0) * 1000))
 
+    def _bool(self, name):
+        """A boolean query parameter as the real server converts it
+        (runtime.Convert_Slice_string_To_bool): absent is false; "0" and "false" in any case
+        are false; anything else, the empty string included, is true."""
+        if name not in self.query:
+            return False
+        v = self.query[name]
+        return not (v == "0" or v.lower() == "false")
+
     def _json_body(self, body):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT"):
@@ -369,7 +378,7 @@ class Handler(BaseHTTPRequestHandler):
         nsk = ns if res.namespaced else ""
         dry = self.query.get("dryRun") == "All"
         if method == "GET":
-            if watch or self.query.get("watch") in ("true", "1"):
+            if watch or self._bool("watch"):
                 if name:
                     fs = self.query.get("fieldSelector")
                     self.query["fieldSelector"] = "metadata.name=%s%s" % (
@@ -512,7 +521,7 @@ class Handler(BaseHTTPRequestHandler):
         if "propagationPolicy" in q:
             opts["propagationPolicy"] = q["propagationPolicy"]
         if "orphanDependents" in q:
-            opts["orphanDependents"] = q["orphanDependents"] == "true"
+            opts["orphanDependents"] = self._bool("orphanDependents")
         if "gracePeriodSeconds" in q:
             opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
         return opts
@@ -542,27 +551,7 @@ class Handler(BaseHTTPRequestHandler):
         if not node:
             raise apierrors.invalid(res, name, [("target.name", "FieldValueRequired",
                                                  "Required value")])
-        app = self.server.app
-        with app.store.lock:
-            pod = app.store.get(res, ns, name)
-            if pod["metadata"].get("deletionTimestamp"):
-                raise apierrors.conflict(res, name, "pod %s is being deleted, cannot be assigned "
-                                         "to a host" % name)
-            if (pod.get("spec") or {}).get("nodeName"):
-                raise apierrors.conflict(res, name, "pod %s is already assigned to node \"%s\""
-                                         % (name, pod["spec"]["nodeName"]))
-
-            def fn(o):
-                o["spec"]["nodeName"] = node
-            app.store.mutate(res, ns, name, fn)
-
-            def cond(o):
-                conds = [c for c in (o.get("status") or {}).get("conditions") or []
-                         if c.get("type") != "PodScheduled"]
-                conds.append({"type": "PodScheduled", "status": "True",
-                              "lastTransitionTime": resources.now_rfc3339()})
-                o.setdefault("status", {})["conditions"] = conds
-            app.store.mutate(res, ns, name, cond, sub="status")
+        self.server.app.store.bind(ns, name, node)
         self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success", "code": 201})
 
@@ -601,7 +590,7 @@ class Handler(BaseHTTPRequestHandler):
     def _watch(self, res, ns):
         app = self.server.app
         match = self._matcher(res)
-        bookmarks = self.query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = self._bool("allowWatchBookmarks")
         want = _as(self.headers.get("Accept"))
         try:
             timeout = float(self.query["timeoutSeconds"]) if self.query.get(
@@ -640,7 +629,7 @@ class Handler(BaseHTTPRequestHandler):
             for o in initial:
                 if match(o):
                     self._event(res, "ADDED", o, want)
-            if bookmarks and self.query.get("sendInitialEvents") == "true":
+            if bookmarks and self._bool("sendInitialEvents"):
                 self._event(res, "BOOKMARK", self._bookmark(res, cursor, True), None)
             start = time.monotonic()
             deadline = start + timeout
@@ -835,12 +824,13 @@ class App:
         self._log = open(args.log, "a", buffering=1) if args.log else None
         enabled = set() if args.no_controllers else {
             c.strip() for c in args.controllers.split(",") if c.strip()}
-        unknown = enabled - set(ctrl.ALL)
-        if unknown:
-            raise SystemExit("unknown controllers: %s (known: %s)" % (
-                ",".join(sorted(unknown)), ",".join(ctrl.ALL)))
-        self.controllers = ctrl.Controllers(self.store, enabled, self.log,
-                                            resync=args.controller_resync)
+        if "all" in enabled:
+            enabled = (enabled - {"all"}) | set(ctrl.KNOWN)
+        try:
+            self.controllers = ctrl.Manager.build(self.store, enabled, self.log,
+                                                  resync=args.controller_resync)
+        except ValueError as e:
+            raise SystemExit(str(e))
 
     def authorized(self, header):
         parts = header.split(None, 1)
@@ -895,11 +885,13 @@ def parse_args(argv):
     p.add_argument("--min-request-timeout", type=float, default=1800.0,
                    help="watch duration without timeoutSeconds is this times 1..2 (default 1800)")
     p.add_argument("--controllers", default=",".join(ctrl.ALL),
-                   help="in-process controllers to run, comma separated (default: all of %s)"
-                        % ",".join(ctrl.ALL))
-    p.add_argument("--controller-resync", type=float, default=30.0, metavar="S",
+                   help="in-process controllers to run, comma separated (default %s; also "
+                        "known: %s; 'all' for every one)"
+                        % (",".join(ctrl.ALL), ",".join(ctrl.OPTIONAL)))
+    p.add_argument("--controller-resync", type=float, default=None, metavar="S",
                    help="seconds between the controllers' full resyncs of every object; "
-                        "between them they sync only changed objects (default 30)")
+                        "between them they sync only changed objects (default: each "
+                        "controller's own period, 30 for the storage ones)")
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")
