@@ -910,8 +910,30 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+class Running:
+    """A started API server (serve()): .app (store, controllers), .url, .port, .ca_file,
+    .kubeconfig; stop() ends it (controllers, watches, listener)."""
+
+    def __init__(self, app, httpd, thread, url, port, pki, kubeconfig):
+        self.app, self.httpd, self.thread = app, httpd, thread
+        self.url, self.port, self.pki, self.kubeconfig = url, port, pki, kubeconfig
+        self.ca_file = pki["ca.crt"]
+
+    def stop(self):
+        app = self.app
+        app.log("shutting down")
+        with app.store.cond:
+            app.store.stopping = True
+            app.store.cond.notify_all()
+        app.controllers.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def serve(args, start_controllers=True):
+    """Start serving in this process (threads); writes DIR/token and DIR/kubeconfig. Used by
+    main() and by ordinal-sandbox, which hosts the kubelets next to the store."""
     os.makedirs(args.dir, exist_ok=True)
     for stale in ("ready", "kubeconfig"):
         try:
@@ -935,37 +957,37 @@ def main(argv=None):
     server_url = "https://" + hostport
     with open(pki["ca.crt"], "rb") as f:
         ca_pem = f.read()
+    kubeconfig = os.path.join(args.dir, "kubeconfig")
     write_atomic(os.path.join(args.dir, "token"), app.token + "\n")
-    write_atomic(os.path.join(args.dir, "kubeconfig"), kubeconfig_text(server_url, ca_pem,
-                                                                        app.token))
+    write_atomic(kubeconfig, kubeconfig_text(server_url, ca_pem, app.token))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="http", daemon=True)
+    thread.start()
+    if start_controllers:
+        app.controllers.start()
+    app.log("serving on %s (pid %d)" % (server_url, os.getpid()))
+    return Running(app, httpd, thread, server_url, port, pki, kubeconfig)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     stop = threading.Event()
 
     def on_signal(signum, frame):
         stop.set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                             name="http", daemon=True)
-    serve.start()
-    app.controllers.start()
+    srv = serve(args)
     write_atomic(os.path.join(args.dir, "ready"), json.dumps({
-        "server": server_url, "pid": os.getpid(), "port": port,
-        "kubeconfig": os.path.join(args.dir, "kubeconfig"), "ca": pki["ca.crt"]}) + "\n", 0o644)
-    app.log("serving on %s (pid %d)" % (server_url, os.getpid()))
+        "server": srv.url, "pid": os.getpid(), "port": srv.port,
+        "kubeconfig": srv.kubeconfig, "ca": srv.ca_file}) + "\n", 0o644)
     while not stop.wait(0.1):
         pass
-    app.log("shutting down")
     try:
         os.unlink(os.path.join(args.dir, "ready"))
     except FileNotFoundError:
         pass
-    with app.store.cond:
-        app.store.stopping = True
-        app.store.cond.notify_all()
-    app.controllers.stop()
-    httpd.shutdown()
-    httpd.server_close()
-    serve.join(5)
+    srv.stop()
     return 0
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sbxlib import NS, AutoReady, ApiError, bump, sts, synced, wait_for, wait_ready
+from sbxlib import AutoReady, ApiError, bump, sts, synced, wait_for, wait_ready
 
 POD_NAME = "statefulset.kubernetes.io/pod-name"
 POD_INDEX = "apps.kubernetes.io/pod-index"
