@@ -75,6 +75,7 @@ RESOURCES = [
     R("", "v1", "secrets", "secret", "Secret", True),
     R("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"]),
     R("", "v1", "services", "service", "Service", True, ["svc"], status=True, categories=["all"]),
+    R("", "v1", "endpoints", "endpoints", "Endpoints", True, ["ep"]),
     R("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ["sts"], status=True,
       categories=["all"], scale=True, generation=True),
     R("apps", "v1", "deployments", "deployment", "Deployment", True, ["deploy"], status=True,

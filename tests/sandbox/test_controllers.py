@@ -262,3 +262,17 @@ def test_query_booleans_parsed_as_the_real_server_does(apiserver_plain, value, i
         assert r.headers.get("Transfer-Encoding") == "chunked", value
     else:
         assert r.body["kind"] == "ConfigMapList", value
+
+
+def test_services_and_endpoints_are_accepted_and_listed(apiserver_plain):
+    c = apiserver_plain.client
+    c.create("services", {"metadata": {"name": "nginx"}, "spec": {
+        "clusterIP": "None", "selector": {"app": "nginx"}, "ports": [{"port": 80}]}})
+    c.create("endpoints", {"metadata": {"name": "nginx"}, "subsets": [{
+        "addresses": [{"ip": "127.0.0.2", "hostname": "web-0"}], "ports": [{"port": 80}]}]})
+    assert [s["metadata"]["name"] for s in c.list("services")["items"]] == ["nginx"]
+    eps = c.list("endpoints")
+    assert eps["kind"] == "EndpointsList"
+    assert eps["items"][0]["subsets"][0]["addresses"][0]["hostname"] == "web-0"
+    res = {r["name"]: r for r in c.call("GET", "/api/v1")["resources"]}
+    assert res["endpoints"]["shortNames"] == ["ep"] and res["endpoints"]["namespaced"]
