@@ -131,6 +131,8 @@ class Scheduler(controllers.Controller):
                 return [k]
             return []
         if res is PVCS:
+            if etype == "DELETED":
+                self.tried.pop((md["namespace"], md["name"]), None)
             return sorted(self.by_claim.get((md["namespace"], md["name"]), ()))
         if res is PVS:
             cr = (obj.get("spec") or {}).get("claimRef") or {}

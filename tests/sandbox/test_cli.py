@@ -66,8 +66,18 @@ def sbx_factory(tmp_path):
         dirs.append(d)
         return Sbx(d)
     yield up
+    reports = []
     for d in dirs:
         sandbox("down", "--dir", d, check=False)
+        logs = os.path.join(d, "logs")
+        for f in sorted(os.listdir(logs)):
+            with open(os.path.join(logs, f), errors="replace") as fh:
+                text = fh.read()
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                        "Traceback (most recent call last)"):
+                if bad in text:
+                    reports.append("%s: %s" % (f, bad))
+    assert not reports, "sanitizer reports or tracebacks in the sandbox logs: %s" % reports
 
 
 def alive(pid):

@@ -429,3 +429,90 @@ def test_long_name_pods_fail_as_in_kubernetes(cluster):
     assert e["message"].startswith("create Pod %s-0 in StatefulSet %s failed error: " % (
         name, name)) and "must be no more than 63 characters" in e["message"]
     assert c.list("pods")["items"] == []
+
+
+def test_scale_down_before_update(cluster):
+    """"Scaling will take precedence over updates": the condemned pod goes first."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    c.create("statefulsets", sts("web", 3))
+    wait_ready(cluster)
+    mark = len(kube.seen)
+    c.patch("statefulsets", "web", {"spec": {"replicas": 2, "template": {"spec": {
+        "containers": [{"name": "nginx", "image": "nginx:1.28"}]}}}}, ptype="strategic")
+    s = wait_ready(cluster, n=2)
+    assert s["status"]["updatedReplicas"] == 2
+    assert [e[1] for e in kube.seen[mark:] if e[0] == "DELETED"] == ["web-2", "web-1", "web-0"]
+    kube.close()
+
+
+def test_retention_policy_change_and_manual_pod_deletion(cluster):
+    """Retain->Delete adds the set's refs, Delete->Retain removes them; a pod deleted by hand
+    (not scaled down) keeps its claim whatever the policy."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    c.create("statefulsets", sts("web", 2))
+    wait_ready(cluster, n=2)
+    c.patch("statefulsets", "web", {"spec": {"persistentVolumeClaimRetentionPolicy": {
+        "whenDeleted": "Delete", "whenScaled": "Delete"}}})
+    wait_for(lambda: all(_refs(x) == [("StatefulSet", "web", True, True)]
+                         for x in cluster.claims().values()), what="set refs added")
+    uid = c.get("persistentvolumeclaims", "www-web-0")["metadata"]["uid"]
+    pod_uid = c.get("pods", "web-0")["metadata"]["uid"]
+    c.delete("pods", "web-0")
+    wait_for(lambda: c.get("pods", "web-0")["metadata"]["uid"] != pod_uid and
+             c.get("statefulsets", "web")["status"].get("readyReplicas") == 2)
+    claim = c.get("persistentvolumeclaims", "www-web-0")
+    assert claim["metadata"]["uid"] == uid and _refs(claim) == [
+        ("StatefulSet", "web", True, True)]
+    c.patch("statefulsets", "web", {"spec": {"persistentVolumeClaimRetentionPolicy": {
+        "whenDeleted": "Retain", "whenScaled": "Retain"}}})
+    wait_for(lambda: all(_refs(x) == [] for x in cluster.claims().values()),
+             what="refs removed")
+    kube.close()
+
+
+def test_orphan_deletion_keeps_pods_and_claims(cluster):
+    """--cascade=orphan: no claim is deleted even with whenDeleted Delete; the set's refs go."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    c.create("statefulsets", sts("web", 2, policy=("Retain", "Delete")))
+    wait_ready(cluster, n=2)
+    c.delete("statefulsets", "web", propagationPolicy="Orphan")
+    wait_for(lambda: not c.exists("statefulsets", "web"))
+    wait_for(lambda: all(not p["metadata"].get("ownerReferences")
+                         for p in list(cluster.pods().values()) +
+                         list(cluster.claims().values())), what="refs stripped")
+    assert sorted(cluster.pods()) == ["web-0", "web-1"]
+    assert sorted(cluster.claims()) == ["www-web-0", "www-web-1"]
+    kube.close()
+
+
+def test_kubectl_get_scale_describe_rollout(cluster):
+    import shutil
+    from fakeapi import KUBECTL
+    if not shutil.which(KUBECTL):
+        pytest.skip("kubectl not installed")
+    kube = AutoReady(cluster)
+    cluster.client.create("statefulsets", sts("web", 3))
+    wait_ready(cluster)
+    k = cluster.kubectl
+    out = k("get", "sts").stdout.split("\n")
+    assert out[0].split() == ["NAME", "READY", "AGE"] and out[1].split()[:2] == ["web", "3/3"]
+    out = k("get", "pods").stdout.split("\n")
+    assert out[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [ln.split()[:4] for ln in out[1:4]] == [["web-%d" % i, "1/1", "Running", "0"]
+                                                   for i in range(3)]
+    k("rollout", "status", "sts/web", "--timeout=20s")
+    assert "statefulset.apps/web scaled" in k("scale", "sts", "web", "--replicas=1").stdout
+    wait_ready(cluster, n=1)
+    desc = k("describe", "sts", "web").stdout
+    assert "Replicas:           1 desired | 1 total" in desc
+    assert "SuccessfulDelete" in desc and "delete Pod web-2 in StatefulSet web successful" in desc
+    k("patch", "sts", "web", "-p", '{"spec":{"template":{"spec":{"containers":[{"name":'
+      '"nginx","image":"nginx:1.28"}]}}}}')
+    k("rollout", "status", "sts/web", "--timeout=20s")
+    assert cluster.client.get("pods", "web-0")["spec"]["containers"][0]["image"] == "nginx:1.28"
+    hist = k("rollout", "history", "sts/web").stdout
+    assert "REVISION" in hist and "1" in hist and "2" in hist
+    kube.close()
