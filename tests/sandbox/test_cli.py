@@ -280,3 +280,24 @@ def test_statefulset_provisioned_by_ordinal_with_kubectl(sbx_factory):
     p1b = _running(s, "web-1", kubelets)
     assert p1b["spec"]["nodeName"] == p1["spec"]["nodeName"], "back where its volume is"
     assert s.client.get("persistentvolumeclaims", "www-web-1")["metadata"]["uid"] == uid1
+
+
+@needs_csi
+def test_node_stop_and_start(sbx_factory):
+    s = sbx_factory(nodes=1)
+    c = s.client
+    assert "node-1 stopped" in sandbox("node", "--dir", s.dir, "stop", "node-1").stdout
+    ready = [x for x in c.get("nodes", "node-1", ns=None)["status"]["conditions"]
+             if x["type"] == "Ready"][0]
+    assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
+    assert s.state()["nodes"][0]["stopped"] is True
+    c.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}})
+    wait_for(lambda: [e for e in s.cluster.events("FailedScheduling")
+                      if "untolerated taint {node.kubernetes.io/not-ready: }" in e["message"]],
+             what="not scheduled on a stopped node")
+    assert "node-1 started" in sandbox("node", "--dir", s.dir, "start", "node-1").stdout
+    wait_for(lambda: c.get("pods", "p")["spec"].get("nodeName") == "node-1",
+             what="scheduled once the node is back")
+    bad = sandbox("node", "--dir", s.dir, "stop", "node-9", check=False)
+    assert bad.returncode == 1 and "no node node-9" in bad.stderr
