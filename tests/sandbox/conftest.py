@@ -21,8 +21,13 @@ sys.path.insert(0, os.path.join(SOURCE, "tests", "k8s"))
 sys.path.insert(0, os.path.join(SOURCE, "deploy", "sandbox"))
 sys.path.insert(0, HERE)
 
-from fakeapi import FakeApiServer  # noqa: E402
+from fakeapi import KUBECTL, FakeApiServer  # noqa: E402
 import sbxlib  # noqa: E402
+
+# The same names as tests/k8s/conftest.py: in one pytest session over both folders, its tests'
+# `from conftest import needs_kubectl` may find this module.
+HAVE_KUBECTL = __import__("shutil").which(KUBECTL) is not None
+needs_kubectl = pytest.mark.skipif(not HAVE_KUBECTL, reason="kubectl not installed")
 
 
 @pytest.fixture
