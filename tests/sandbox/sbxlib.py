@@ -92,10 +92,11 @@ class AutoReady:
     """Plays every node's kubelet: each pod that appears Pending is reported Running and
     Ready (unless its name is in .hold). Records the pod watch events it saw, in order."""
 
-    def __init__(self, cluster, ns=NS):
+    def __init__(self, cluster, ns=NS, wait_node=False):
         import threading
         self.cluster = cluster
         self.ns = ns
+        self.wait_node = wait_node   # as a real kubelet: only pods bound to a node
         self.hold = set()
         self.seen = []               # (type, name, resourceVersion, uid, deleting)
         self.cond = threading.Condition()
@@ -112,6 +113,8 @@ class AutoReady:
     def _maybe_ready(self, p):
         md = p["metadata"]
         if md.get("deletionTimestamp") or md["name"] in self.hold:
+            return
+        if self.wait_node and not (p.get("spec") or {}).get("nodeName"):
             return
         if (p.get("status") or {}).get("phase", "Pending") == "Pending":
             try:

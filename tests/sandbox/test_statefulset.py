@@ -517,4 +517,7 @@ def test_kubectl_get_scale_describe_rollout(cluster):
     assert cluster.client.get("pods", "web-0")["spec"]["containers"][0]["image"] == "nginx:1.28"
     hist = k("rollout", "history", "sts/web").stdout
     assert "REVISION" in hist and "1" in hist and "2" in hist
+    k("rollout", "undo", "sts/web")
+    k("rollout", "status", "sts/web", "--timeout=20s")
+    assert cluster.client.get("pods", "web-0")["spec"]["containers"][0]["image"] == "nginx:1.27"
     kube.close()
