@@ -676,6 +676,16 @@ def _event_last_seen(o):
     return "<unknown>" if t is None else human_duration(time.time() - t)
 
 
+def _revision_controller(o):
+    """printControllerRevision: <resource>.<group>/<name> of the controller, or <none>."""
+    for r in o["metadata"].get("ownerReferences") or []:
+        if r.get("controller"):
+            group = (r.get("apiVersion") or "").rpartition("/")[0]
+            plural = r.get("kind", "").lower() + "s"
+            return "%s%s/%s" % (plural, "." + group if group else "", r.get("name", ""))
+    return "<none>"
+
+
 NAME = ("Name", "string", "name", lambda o: o["metadata"]["name"], 0)
 AGE = ("Age", "string", "", _age, 0)
 TABLES = {
@@ -711,6 +721,8 @@ TABLES = {
         (o.get("status") or {}).get("readyReplicas", 0), (o.get("spec") or {}).get("replicas", 0)),
         0), AGE, ("Containers", "string", "", lambda o: _images(o, "name"), 1),
         ("Images", "string", "", lambda o: _images(o, "image"), 1)],
+    "controllerrevisions": [NAME, ("Controller", "string", "", _revision_controller, 0),
+                            ("Revision", "integer", "", lambda o: o.get("revision", 0), 0), AGE],
     "storageclasses": [
         ("Name", "string", "name", _sc_name, 0),
         ("Provisioner", "string", "", lambda o: o.get("provisioner", ""), 0),

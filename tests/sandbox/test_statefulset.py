@@ -521,3 +521,26 @@ def test_kubectl_get_scale_describe_rollout(cluster):
     k("rollout", "status", "sts/web", "--timeout=20s")
     assert cluster.client.get("pods", "web-0")["spec"]["containers"][0]["image"] == "nginx:1.27"
     kube.close()
+
+
+def test_non_controller_owner_is_upgraded_and_revisions_listed(cluster):
+    """A claim with a plain (non-controller) ref to the set, as the beta wrote them, is upgraded
+    to a controller ref (KEP-1847 upgrade); `kubectl get controllerrevisions` columns."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    s = c.create("statefulsets", sts("web", 0, policy=("Retain", "Delete")))
+    c.create("persistentvolumeclaims", {"metadata": {"name": "www-web-0", "labels": {
+        "app": "web"}, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                            "name": "web", "uid": s["metadata"]["uid"]}]},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "ordinal",
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    c.patch("statefulsets", "web", {"spec": {"replicas": 1}})
+    wait_ready(cluster, n=1)
+    wait_for(lambda: _refs(c.get("persistentvolumeclaims", "www-web-0")) == [
+        ("StatefulSet", "web", True, True)], what="ref upgraded to a controller ref")
+    t = c.request("GET", "/apis/apps/v1/namespaces/default/controllerrevisions", headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).body
+    assert [col["name"] for col in t["columnDefinitions"]] == ["Name", "Controller", "Revision",
+                                                                "Age"]
+    assert t["rows"][0]["cells"][1:3] == ["statefulsets.apps/web", 1]
+    kube.close()
