@@ -51,7 +51,11 @@ def conflict(res, name, why=None):
 def invalid(res, name, causes):
     """causes: list of (field, reason, message) with reason like FieldValueInvalid."""
     kind = res.kind if res is not None else "Object"
+    if res is not None and res.group:   # schema.GroupKind.String(): "StatefulSet.apps"
+        kind = "%s.%s" % (res.kind, res.group)
     text = ", ".join("%s: %s" % (f, m) if f else m for f, _, m in causes)
+    if len(causes) > 1:                 # an aggregate of several errors prints as a list
+        text = "[%s]" % text
     d = _details(res, name)
     if res is not None and res.group:
         d["group"] = res.group

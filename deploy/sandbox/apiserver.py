@@ -309,6 +309,15 @@ class Handler(BaseHTTPRequestHandler):
                                             if method in ("PATCH",) else "", self.status_code,
                                             (time.monotonic() - t0) * 1000))
 
+    def _bool(self, name):
+        """A boolean query parameter as the real server converts it
+        (runtime.Convert_Slice_string_To_bool): absent is false; "0" and "false" in any case
+        are false; anything else, the empty string included, is true."""
+        if name not in self.query:
+            return False
+        v = self.query[name]
+        return not (v == "0" or v.lower() == "false")
+
     def _json_body(self, body):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT"):
@@ -400,7 +409,7 @@ class Handler(BaseHTTPRequestHandler):
         if sub == "exec" and method in ("GET", "POST") and name:
             return self._pod_exec(app.store.get(res, nsk, name))
         if method == "GET":
-            if watch or self.query.get("watch") in ("true", "1"):
+            if watch or self._bool("watch"):
                 if name:
                     fs = self.query.get("fieldSelector")
                     self.query["fieldSelector"] = "metadata.name=%s%s" % (
@@ -545,7 +554,7 @@ class Handler(BaseHTTPRequestHandler):
         if "propagationPolicy" in q:
             opts["propagationPolicy"] = q["propagationPolicy"]
         if "orphanDependents" in q:
-            opts["orphanDependents"] = q["orphanDependents"] == "true"
+            opts["orphanDependents"] = self._bool("orphanDependents")
         if "gracePeriodSeconds" in q:
             opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
         return opts
@@ -575,27 +584,7 @@ class Handler(BaseHTTPRequestHandler):
         if not node:
             raise apierrors.invalid(res, name, [("target.name", "FieldValueRequired",
                                                  "Required value")])
-        app = self.server.app
-        with app.store.lock:
-            pod = app.store.get(res, ns, name)
-            if pod["metadata"].get("deletionTimestamp"):
-                raise apierrors.conflict(res, name, "pod %s is being deleted, cannot be assigned "
-                                         "to a host" % name)
-            if (pod.get("spec") or {}).get("nodeName"):
-                raise apierrors.conflict(res, name, "pod %s is already assigned to node \"%s\""
-                                         % (name, pod["spec"]["nodeName"]))
-
-            def fn(o):
-                o["spec"]["nodeName"] = node
-            app.store.mutate(res, ns, name, fn)
-
-            def cond(o):
-                conds = [c for c in (o.get("status") or {}).get("conditions") or []
-                         if c.get("type") != "PodScheduled"]
-                conds.append({"type": "PodScheduled", "status": "True",
-                              "lastTransitionTime": resources.now_rfc3339()})
-                o.setdefault("status", {})["conditions"] = conds
-            app.store.mutate(res, ns, name, cond, sub="status")
+        self.server.app.store.bind(ns, name, node)
         self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success", "code": 201})
 
@@ -705,7 +694,7 @@ class Handler(BaseHTTPRequestHandler):
     def _watch(self, res, ns):
         app = self.server.app
         match = self._matcher(res)
-        bookmarks = self.query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = self._bool("allowWatchBookmarks")
         want = _as(self.headers.get("Accept"))
         try:
             timeout = float(self.query["timeoutSeconds"]) if self.query.get(
@@ -746,7 +735,7 @@ class Handler(BaseHTTPRequestHandler):
             for o in initial:
                 if match(o):
                     self._event(res, "ADDED", o, want)
-            if bookmarks and self.query.get("sendInitialEvents") == "true":
+            if bookmarks and self._bool("sendInitialEvents"):
                 self._event(res, "BOOKMARK", self._bookmark(res, cursor, True), None)
             start = time.monotonic()
             deadline = start + timeout
@@ -951,12 +940,13 @@ class App:
         self._log = open(args.log, "a", buffering=1) if args.log else None
         enabled = set() if args.no_controllers else {
             c.strip() for c in args.controllers.split(",") if c.strip()}
-        unknown = enabled - set(ctrl.ALL)
-        if unknown:
-            raise SystemExit("unknown controllers: %s (known: %s)" % (
-                ",".join(sorted(unknown)), ",".join(ctrl.ALL)))
-        self.controllers = ctrl.Controllers(self.store, enabled, self.log,
-                                            resync=args.controller_resync)
+        if "all" in enabled:
+            enabled = (enabled - {"all"}) | set(ctrl.KNOWN)
+        try:
+            self.controllers = ctrl.Manager.build(self.store, enabled, self.log,
+                                                  resync=args.controller_resync)
+        except ValueError as e:
+            raise SystemExit(str(e))
 
     def authorized(self, header):
         parts = header.split(None, 1)
@@ -1017,11 +1007,13 @@ def parse_args(argv):
     p.add_argument("--min-request-timeout", type=float, default=1800.0,
                    help="watch duration without timeoutSeconds is this times 1..2 (default 1800)")
     p.add_argument("--controllers", default=",".join(ctrl.ALL),
-                   help="in-process controllers to run, comma separated (default: all of %s)"
-                        % ",".join(ctrl.ALL))
-    p.add_argument("--controller-resync", type=float, default=30.0, metavar="S",
+                   help="in-process controllers to run, comma separated (default %s; also "
+                        "known: %s; 'all' for every one)"
+                        % (",".join(ctrl.ALL), ",".join(ctrl.OPTIONAL)))
+    p.add_argument("--controller-resync", type=float, default=None, metavar="S",
                    help="seconds between the controllers' full resyncs of every object; "
-                        "between them they sync only changed objects (default 30)")
+                        "between them they sync only changed objects (default: each "
+                        "controller's own period, 30 for the storage ones)")
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")
@@ -1042,8 +1034,32 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+class Running:
+    """A started API server (serve()): .app (store, controllers), .url, .port, .ca_file,
+    .kubeconfig; stop() ends it (controllers, watches, listener)."""
+
+    def __init__(self, app, httpd, thread, url, port, pki, kubeconfig):
+        self.app, self.httpd, self.thread = app, httpd, thread
+        self.url, self.port, self.pki, self.kubeconfig = url, port, pki, kubeconfig
+        self.ca_file = pki["ca.crt"]
+
+    def stop(self):
+        app = self.app
+        app.log("shutting down")
+        with app.store.cond:
+            app.store.stopping = True
+            app.store.cond.notify_all()
+        if app.kubelets is not None:
+            app.kubelets.stop()
+        app.controllers.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def serve(args, start_controllers=True):
+    """Start serving in this process (threads); writes DIR/token and DIR/kubeconfig. Used by
+    main() and by ordinal-sandbox, which hosts the kubelets next to the store."""
     os.makedirs(args.dir, exist_ok=True)
     for stale in ("ready", "kubeconfig"):
         try:
@@ -1067,43 +1083,41 @@ def main(argv=None):
     server_url = "https://" + hostport
     with open(pki["ca.crt"], "rb") as f:
         ca_pem = f.read()
+    kubeconfig = os.path.join(args.dir, "kubeconfig")
     write_atomic(os.path.join(args.dir, "token"), app.token + "\n")
-    write_atomic(os.path.join(args.dir, "kubeconfig"), kubeconfig_text(server_url, ca_pem,
-                                                                        app.token))
+    write_atomic(kubeconfig, kubeconfig_text(server_url, ca_pem, app.token))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="http", daemon=True)
+    thread.start()
+    if start_controllers:
+        app.controllers.start()
+    if getattr(args, "kubelet", None):   # internal (tests): kubelets in this process, kubelet.py
+        import kubelet
+        app.kubelets = kubelet.Kubelets(app.store, args.kubelet, log=app.log)
+        app.kubelets.start()
+    app.log("serving on %s (pid %d)" % (server_url, os.getpid()))
+    return Running(app, httpd, thread, server_url, port, pki, kubeconfig)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     stop = threading.Event()
 
     def on_signal(signum, frame):
         stop.set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                             name="http", daemon=True)
-    serve.start()
-    app.controllers.start()
-    if args.kubelet:   # internal (tests): kubelets in this process, see kubelet.py
-        import kubelet
-        app.kubelets = kubelet.Kubelets(app.store, args.kubelet, log=app.log)
-        app.kubelets.start()
+    srv = serve(args)
     write_atomic(os.path.join(args.dir, "ready"), json.dumps({
-        "server": server_url, "pid": os.getpid(), "port": port,
-        "kubeconfig": os.path.join(args.dir, "kubeconfig"), "ca": pki["ca.crt"]}) + "\n", 0o644)
-    app.log("serving on %s (pid %d)" % (server_url, os.getpid()))
+        "server": srv.url, "pid": os.getpid(), "port": srv.port,
+        "kubeconfig": srv.kubeconfig, "ca": srv.ca_file}) + "\n", 0o644)
     while not stop.wait(0.1):
         pass
-    app.log("shutting down")
     try:
         os.unlink(os.path.join(args.dir, "ready"))
     except FileNotFoundError:
         pass
-    with app.store.cond:
-        app.store.stopping = True
-        app.store.cond.notify_all()
-    if app.kubelets is not None:
-        app.kubelets.stop()
-    app.controllers.stop()
-    httpd.shutdown()
-    httpd.server_close()
-    serve.join(5)
+    srv.stop()
     return 0
 
 

@@ -79,6 +79,7 @@ RESOURCES = [
     R("", "v1", "secrets", "secret", "Secret", True),
     R("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"]),
     R("", "v1", "services", "service", "Service", True, ["svc"], status=True, categories=["all"]),
+    R("", "v1", "endpoints", "endpoints", "Endpoints", True, ["ep"]),
     R("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ["sts"], status=True,
       categories=["all"], scale=True, generation=True),
     R("apps", "v1", "deployments", "deployment", "Deployment", True, ["deploy"], status=True,
@@ -249,15 +250,168 @@ def prepare_for_create(res, obj):
 
 # ---- validation (subset of pkg/apis/*/validation) ----
 
-def _is_dns_subdomain(name):
-    import re
-    return len(name) <= 253 and re.match(
-        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", name) is not None
+_SUBDOMAIN_RE = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_LABEL_RE = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_LABEL_VALUE_RE = r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
+_QNAME_RE = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 
 
-def _is_dns_label(name):
+def dns_subdomain_errors(v):
+    """validation.IsDNS1123Subdomain: its messages."""
     import re
-    return len(name) <= DNS_LABEL_MAX and re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name)
+    out = []
+    if len(v) > 253:
+        out.append("must be no more than 253 characters")
+    if not re.fullmatch(_SUBDOMAIN_RE, v):
+        out.append("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                   "characters, '-' or '.', and must start and end with an alphanumeric "
+                   "character (e.g. 'example.com', regex used for validation is '%s')"
+                   % _SUBDOMAIN_RE)
+    return out
+
+
+def dns_label_errors(v):
+    """validation.IsDNS1123Label: its messages."""
+    import re
+    out = []
+    if len(v) > DNS_LABEL_MAX:
+        out.append("must be no more than 63 characters")
+    if not re.fullmatch(_LABEL_RE, v):
+        out.append("a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                   "characters or '-', and must start and end with an alphanumeric character "
+                   "(e.g. 'my-name',  or '123-abc', regex used for validation is '%s')"
+                   % _LABEL_RE)
+    return out
+
+
+def label_errors(labels, field="metadata.labels"):
+    """ValidateLabels: keys are qualified names, values at most 63 characters of the label
+    value alphabet."""
+    import re
+    out = []
+    if not isinstance(labels, dict):
+        return out
+    for k, v in labels.items():
+        prefix, _, nm = str(k).rpartition("/")
+        if not nm or len(nm) > 63 or not re.fullmatch(_QNAME_RE, nm) or \
+                (prefix and dns_subdomain_errors(prefix)):
+            out.append('Invalid value: "%s": name part must consist of alphanumeric characters, '
+                       "'-', '_' or '.', and must start and end with an alphanumeric character "
+                       "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation "
+                       "is '%s')" % (k, _QNAME_RE))
+        if not isinstance(v, str):
+            continue
+        if len(v) > 63:
+            out.append('Invalid value: "%s": must be no more than 63 characters' % v)
+        if not re.fullmatch(_LABEL_VALUE_RE, v):
+            out.append('Invalid value: "%s": a valid label must be an empty string or consist of '
+                       "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                       "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+                       "regex used for validation is '%s')" % (v, _LABEL_VALUE_RE))
+    return out
+
+
+def go_map(d):
+    """fmt %#v of a map[string]string, as field.Invalid prints a label map."""
+    import json
+    if d is None:
+        return "map[string]string(nil)"
+    return "map[string]string{%s}" % ", ".join("%s:%s" % (json.dumps(k), json.dumps(d[k]))
+                                               for k in sorted(d))
+
+
+def _non_negative(spec, path, value):
+    if value is not None and (not isinstance(value, int) or value < 0):
+        return [(path, "FieldValueInvalid", "Invalid value: %s: must be greater than or equal "
+                 "to 0" % value)]
+    return []
+
+
+def validate_statefulset_spec(spec):
+    """ValidateStatefulSetSpec (pkg/apis/apps/validation), the parts a user meets."""
+    import labelsel as selectors
+    causes = []
+
+    def bad(field, message, reason="FieldValueInvalid"):
+        causes.append((field, reason, message))
+    pmp = spec.get("podManagementPolicy")
+    if pmp not in ("OrderedReady", "Parallel"):
+        bad("spec.podManagementPolicy", 'Unsupported value: "%s": supported values: '
+            '"OrderedReady", "Parallel"' % pmp, "FieldValueNotSupported")
+    us = spec.get("updateStrategy") or {}
+    if us.get("type") not in ("RollingUpdate", "OnDelete"):
+        bad("spec.updateStrategy.type", 'Unsupported value: "%s": supported values: "OnDelete", '
+            '"RollingUpdate"' % us.get("type"), "FieldValueNotSupported")
+    elif us.get("type") == "OnDelete" and us.get("rollingUpdate") is not None:
+        bad("spec.updateStrategy.rollingUpdate", "Invalid value: %s: only allowed for "
+            "updateStrategy 'RollingUpdate'" % us.get("rollingUpdate"))
+    causes += _non_negative(spec, "spec.updateStrategy.rollingUpdate.partition",
+                            (us.get("rollingUpdate") or {}).get("partition"))
+    pol = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    for k in ("whenDeleted", "whenScaled"):
+        if pol.get(k) not in ("Retain", "Delete"):
+            bad("spec.persistentVolumeClaimRetentionPolicy.%s" % k, 'Unsupported value: "%s": '
+                'supported values: "Retain", "Delete"' % pol.get(k), "FieldValueNotSupported")
+    causes += _non_negative(spec, "spec.replicas", spec.get("replicas"))
+    causes += _non_negative(spec, "spec.minReadySeconds", spec.get("minReadySeconds"))
+    if spec.get("ordinals") is not None:
+        causes += _non_negative(spec, "spec.ordinals.start",
+                                (spec.get("ordinals") or {}).get("start"))
+    tmpl = spec.get("template") or {}
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    sel = spec.get("selector")
+    if not sel:
+        bad("spec.selector", "Required value", "FieldValueRequired")
+    elif not (sel.get("matchLabels") or sel.get("matchExpressions")):
+        bad("spec.selector", "Invalid value: %s: empty selector is invalid for statefulset"
+            % go_map(sel.get("matchLabels")))
+    else:
+        try:
+            ok = selectors.labels_match(selectors.selector_from_match(sel), labels)
+        except ApiError:
+            ok = False
+        if not ok:
+            bad("spec.template.metadata.labels", "Invalid value: %s: `selector` does not match "
+                "template `labels`" % go_map(labels))
+    tspec = tmpl.get("spec") or {}
+    if not tspec.get("containers"):
+        bad("spec.template.spec.containers", "Required value", "FieldValueRequired")
+    rp = tspec.get("restartPolicy")
+    if rp not in (None, "Always"):
+        bad("spec.template.spec.restartPolicy", 'Unsupported value: "%s": supported values: '
+            '"Always"' % rp, "FieldValueNotSupported")
+    if tspec.get("activeDeadlineSeconds") is not None:
+        bad("spec.template.spec.activeDeadlineSeconds", "Forbidden: activeDeadlineSeconds in "
+            "StatefulSet is not Supported", "FieldValueForbidden")
+    seen = set()
+    for i, t in enumerate(spec.get("volumeClaimTemplates") or []):
+        base = "spec.volumeClaimTemplates[%d]" % i
+        if not isinstance(t, dict):
+            bad(base, "Invalid value: must be an object")
+            continue
+        tname = (t.get("metadata") or {}).get("name") or ""
+        if not tname:
+            bad(base + ".metadata.name", "Required value: name or generateName is required",
+                "FieldValueRequired")
+        else:
+            for m in dns_subdomain_errors(tname):
+                bad(base + ".metadata.name", 'Invalid value: "%s": %s' % (tname, m))
+            if tname in seen:
+                bad(base + ".metadata.name", 'Duplicate value: "%s"' % tname,
+                    "FieldValueDuplicate")
+            seen.add(tname)
+        ts = t.get("spec") or {}
+        if not ts.get("accessModes"):
+            bad(base + ".spec.accessModes", "Required value: at least 1 access mode is required",
+                "FieldValueRequired")
+        for m in ts.get("accessModes") or []:
+            if m not in ACCESS:
+                bad(base + ".spec.accessModes", 'Unsupported value: "%s": supported values: '
+                    '"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"' % m,
+                    "FieldValueNotSupported")
+        if not ((ts.get("resources") or {}).get("requests") or {}).get("storage"):
+            bad(base + ".spec.resources[storage]", "Required value", "FieldValueRequired")
+    return causes
 
 
 def validate(res, obj, old=None):
@@ -272,13 +426,12 @@ def validate(res, obj, old=None):
 
     if old is None:
         label_names = ("namespaces", "services")
-        ok = _is_dns_label(name) if p in label_names else _is_dns_subdomain(name)
-        if p in ("events",) and name:
-            ok = True
-        if not ok:
-            bad("metadata.name", 'Invalid value: "%s": a lowercase RFC 1123 %s must consist of '
-                "lower case alphanumeric characters, '-' or '.', and must start and end with an "
-                "alphanumeric character" % (name, "label" if p in label_names else "subdomain"))
+        if p not in ("events",) or not name:
+            for m in (dns_label_errors(name) if p in label_names else
+                      dns_subdomain_errors(name)):
+                bad("metadata.name", 'Invalid value: "%s": %s' % (name, m))
+    for m in label_errors(md.get("labels")):
+        bad("metadata.labels", m)
     for f in md.get("finalizers") or []:
         if not isinstance(f, str) or not f:
             bad("metadata.finalizers", "Invalid value: %r" % (f,))
@@ -351,17 +504,7 @@ def validate(res, obj, old=None):
                 spec.get("attachRequired"):
             bad("spec.attachRequired", "Invalid value: field is immutable")
     elif p == "statefulsets":
-        sel = spec.get("selector")
-        if not sel:
-            bad("spec.selector", "Required value", "FieldValueRequired")
-        else:
-            import labelsel as selectors
-            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-            if not selectors.labels_match(selectors.selector_from_match(sel), labels):
-                bad("spec.template.metadata.labels", "Invalid value: %s: `selector` does not "
-                    "match template `labels`" % labels)
-        if not ((spec.get("template") or {}).get("spec") or {}).get("containers"):
-            bad("spec.template.spec.containers", "Required value", "FieldValueRequired")
+        causes.extend(validate_statefulset_spec(spec))
         if old is not None:
             o = dict(old.get("spec") or {})
             n = dict(spec)
@@ -613,6 +756,16 @@ def _event_last_seen(o):
     return "<unknown>" if t is None else human_duration(time.time() - t)
 
 
+def _revision_controller(o):
+    """printControllerRevision: <resource>.<group>/<name> of the controller, or <none>."""
+    for r in o["metadata"].get("ownerReferences") or []:
+        if r.get("controller"):
+            group = (r.get("apiVersion") or "").rpartition("/")[0]
+            plural = r.get("kind", "").lower() + "s"
+            return "%s%s/%s" % (plural, "." + group if group else "", r.get("name", ""))
+    return "<none>"
+
+
 NAME = ("Name", "string", "name", lambda o: o["metadata"]["name"], 0)
 AGE = ("Age", "string", "", _age, 0)
 TABLES = {
@@ -647,6 +800,8 @@ TABLES = {
         (o.get("status") or {}).get("readyReplicas", 0), (o.get("spec") or {}).get("replicas", 0)),
         0), AGE, ("Containers", "string", "", lambda o: _images(o, "name"), 1),
         ("Images", "string", "", lambda o: _images(o, "image"), 1)],
+    "controllerrevisions": [NAME, ("Controller", "string", "", _revision_controller, 0),
+                            ("Revision", "integer", "", lambda o: o.get("revision", 0), 0), AGE],
     "storageclasses": [
         ("Name", "string", "name", _sc_name, 0),
         ("Provisioner", "string", "", lambda o: o.get("provisioner", ""), 0),

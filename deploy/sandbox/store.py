@@ -319,6 +319,34 @@ class Store:
             new = self._merge_for_update(res, old, new, sub)
             return self._commit(res, old, new)
 
+    def bind(self, ns, name, node):
+        """pods/binding: set spec.nodeName (only once, never on a deleting pod) and the
+        PodScheduled=True condition, as the binding REST storage does. Returns the pod."""
+        pods = resources.resource("pods")
+        with self.lock:
+            pod = self.peek(pods, ns, name)
+            if pod is None:
+                raise apierrors.not_found(pods, name)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise apierrors.conflict(pods, name, "pod %s is being deleted, cannot be "
+                                         "assigned to a host" % name)
+            if (pod.get("spec") or {}).get("nodeName"):
+                raise apierrors.conflict(pods, name, "pod %s is already assigned to node "
+                                         "\"%s\"" % (name, pod["spec"]["nodeName"]))
+
+            def fn(o):
+                o["spec"]["nodeName"] = node
+                conds = [c for c in (o.get("status") or {}).get("conditions") or []
+                         if c.get("type") != "PodScheduled"]
+                conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                              "lastTransitionTime": now_rfc3339()})
+                o.setdefault("status", {})["conditions"] = conds
+            old = self.peek(pods, ns, name)
+            new = copy.deepcopy(old)
+            fn(new)
+            new["kind"], new["apiVersion"] = pods.kind, pods.api_version
+            return self._commit(pods, old, new)
+
     # ---- delete ----
 
     def delete(self, res, ns, name, opts=None, dry_run=False):

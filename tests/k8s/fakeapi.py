@@ -33,6 +33,7 @@ PATHS = {
     "persistentvolumes": ("/api/v1", False), "events": ("/api/v1", True),
     "configmaps": ("/api/v1", True), "secrets": ("/api/v1", True),
     "serviceaccounts": ("/api/v1", True), "services": ("/api/v1", True),
+    "endpoints": ("/api/v1", True),
     "statefulsets": ("/apis/apps/v1", True), "deployments": ("/apis/apps/v1", True),
     "daemonsets": ("/apis/apps/v1", True), "controllerrevisions": ("/apis/apps/v1", True),
     "storageclasses": ("/apis/storage.k8s.io/v1", False),

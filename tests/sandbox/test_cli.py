@@ -1,0 +1,303 @@
+"""deploy/sandbox/ordinal-sandbox: up / status / down, the cluster objects it installs, one
+real ordinal-csi node plugin per node, and a StatefulSet provisioned by Ordinal and driven with
+real kubectl. Needs ORDINAL_CSI (the built daemon)."""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from fakeapi import KUBECTL, PYTHON, Client, wait_for
+from sbxlib import Cluster
+
+SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                       "sandbox", "ordinal-sandbox")
+CSI = os.environ.get("ORDINAL_CSI")
+needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
+                               reason="ORDINAL_CSI (the built ordinal-csi) not given")
+
+
+def sandbox(*args, check=True, timeout=90):
+    p = subprocess.run([PYTHON, SANDBOX] + list(args), capture_output=True, text=True,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("ordinal-sandbox %s: %d\n%s%s" % (" ".join(args), p.returncode,
+                                                               p.stdout, p.stderr))
+    return p
+
+
+class Sbx:
+    """A running sandbox as the tests see it: a client from DIR alone, kubectl."""
+
+    def __init__(self, d):
+        self.dir = d
+        with open(os.path.join(d, "ready")) as f:
+            self.ready = json.load(f)
+        with open(os.path.join(d, "token")) as f:
+            token = f.read().strip()
+        self.client = Client(self.ready["server"], token, os.path.join(d, "pki", "ca.crt"))
+        self.kubeconfig = os.path.join(d, "kubeconfig")
+        self.kubectl_cache = os.path.join(d, "kubectl-cache")
+        self.cluster = Cluster(self)
+
+    def state(self):
+        with open(os.path.join(self.dir, "state.json")) as f:
+            return json.load(f)
+
+    def kubectl(self, *args, check=True, input=None, timeout=30):
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig)
+        p = subprocess.run([KUBECTL, "--cache-dir", self.kubectl_cache] + list(args), env=env,
+                           input=input, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("kubectl %s failed (%d):\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
+
+
+@pytest.fixture
+def sbx_factory(tmp_path):
+    dirs = []
+
+    def up(nodes=3, name="sbx"):
+        d = os.path.join(str(tmp_path), name)
+        sandbox("up", "--dir", d, "--nodes", str(nodes), "--csi", CSI)
+        dirs.append(d)
+        return Sbx(d)
+    yield up
+    reports = []
+    for d in dirs:
+        sandbox("down", "--dir", d, check=False)
+        logs = os.path.join(d, "logs")
+        for f in sorted(os.listdir(logs)):
+            with open(os.path.join(logs, f), errors="replace") as fh:
+                text = fh.read()
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                        "Traceback (most recent call last)"):
+                if bad in text:
+                    reports.append("%s: %s" % (f, bad))
+    assert not reports, "sanitizer reports or tracebacks in the sandbox logs: %s" % reports
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def mounts_under(d):
+    with open("/proc/self/mountinfo") as f:
+        return [ln.split()[4] for ln in f if ln.split()[4].startswith(d + "/")]
+
+
+@needs_csi
+def test_up_status_second_up_and_down(sbx_factory):
+    s = sbx_factory(nodes=2)
+    c = s.client
+    nodes = {n["metadata"]["name"]: n for n in c.list("nodes", ns=None)["items"]}
+    assert sorted(nodes) == ["node-1", "node-2"]
+    for name, n in nodes.items():
+        lab = n["metadata"]["labels"]
+        assert lab["kubernetes.io/hostname"] == name
+        assert lab["topology.ordinal.csi.dev/node"] == name, "from NodeGetInfo"
+        assert json.loads(n["metadata"]["annotations"]["csi.volume.kubernetes.io/nodeid"]) == {
+            "ordinal.csi.dev": name}
+        assert [x["status"] for x in n["status"]["conditions"] if x["type"] == "Ready"] == [
+            "True"]
+        csinode = c.get("csinodes", name, ns=None)
+        assert csinode["spec"]["drivers"] == [{"name": "ordinal.csi.dev", "nodeID": name,
+                                               "topologyKeys": [
+                                                   "topology.ordinal.csi.dev/node"]}]
+    drv = c.get("csidrivers", "ordinal.csi.dev", ns=None)["spec"]
+    assert drv["attachRequired"] is False and drv["podInfoOnMount"] is True
+    scs = {x["metadata"]["name"]: x for x in c.list("storageclasses", ns=None)["items"]}
+    assert sorted(scs) == ["ordinal", "ordinal-retain"]
+    assert scs["ordinal"]["metadata"]["annotations"][
+        "storageclass.kubernetes.io/is-default-class"] == "true"
+    assert scs["ordinal"]["reclaimPolicy"] == "Delete"
+    assert scs["ordinal-retain"]["reclaimPolicy"] == "Retain"
+    assert {x["volumeBindingMode"] for x in scs.values()} == {"WaitForFirstConsumer"}
+    st = s.state()
+    pids = [n["pid"] for n in st["nodes"]]
+    assert len(set(pids)) == 2 and all(alive(p) for p in pids)
+    for n in st["nodes"]:
+        with open("/proc/%d/cmdline" % n["pid"], "rb") as f:
+            argv = f.read().decode().split("\0")
+        assert argv[argv.index("--dir-root") + 1] == n["root"]
+        assert argv[argv.index("--endpoint") + 1] == "unix://" + n["socket"]
+        assert argv[argv.index("--kubeconfig") + 1] == s.kubeconfig
+        assert argv[argv.index("--node-id") + 1] == n["name"]
+    assert len({n["root"] for n in st["nodes"]}) == 2
+    for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
+              "ordinal-csi-node-2.log"):
+        assert os.path.getsize(os.path.join(s.dir, "logs", f)) > 0, f
+    again = sandbox("up", "--dir", s.dir, "--nodes", "5", "--csi", CSI)
+    assert "already running" in again.stdout and s.state()["pid"] == st["pid"]
+    assert len(c.list("nodes", ns=None)["items"]) == 2, "the second up changed nothing"
+    out = sandbox("status", "--dir", s.dir).stdout
+    assert "ready" in out and out.count("ordinal-csi pid") == 2
+    # A mount under DIR (as a kubelet's would be) is unmounted by down; data is kept.
+    a, b = os.path.join(s.dir, "mnt-src"), os.path.join(s.dir, "mnt-dst")
+    os.makedirs(a)
+    os.makedirs(b)
+    subprocess.run(["mount", "--bind", a, b], check=True)
+    assert mounts_under(s.dir) == [b]
+    out = sandbox("down", "--dir", s.dir).stdout
+    assert "stopped" in out
+    assert not alive(st["pid"]) and not any(alive(p) for p in pids)
+    assert mounts_under(s.dir) == []
+    assert not os.path.exists(os.path.join(s.dir, "ready"))
+    assert os.path.exists(s.kubeconfig) and all(os.path.isdir(n["root"]) for n in st["nodes"])
+    assert sandbox("status", "--dir", s.dir, check=False).returncode == 3
+
+
+@needs_csi
+def test_node_plugin_killed_is_restarted(sbx_factory):
+    s = sbx_factory(nodes=1)
+    st = s.state()
+    old = st["nodes"][0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    new = wait_for(lambda: s.state()["nodes"][0]["pid"] != old and s.state()["nodes"][0],
+                   timeout=15, what="ordinal-csi restarted")
+    assert new["restarts"] == 1 and alive(new["pid"])
+    wait_for(lambda: os.path.exists(new["socket"]), what="socket back")
+
+
+def test_up_fails_cleanly_when_the_plugin_cannot_start(tmp_path):
+    d = os.path.join(str(tmp_path), "bad")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", "/bin/false", check=False)
+    assert p.returncode == 1 and "start failed" in p.stderr
+    assert not os.path.exists(os.path.join(d, "ready"))
+    assert not os.path.exists(os.path.join(d, "state.json"))
+    with open(os.path.join(d, "logs", "sandbox.log")) as f:
+        assert "ordinal-csi for node-1 exited" in f.read()
+    p = sandbox("up", "--dir", d, "--csi", "/nonexistent/ordinal-csi", check=False)
+    assert p.returncode != 0 and "not an executable file" in p.stderr
+
+
+WEB = """apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+spec:
+  clusterIP: None
+  selector:
+    app: nginx
+  ports:
+  - port: 80
+    name: web
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels:
+      app: nginx
+  serviceName: nginx
+  replicas: 2
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: nginx
+        image: registry.k8s.io/nginx-slim:0.8
+        ports:
+        - containerPort: 80
+          name: web
+        volumeMounts:
+        - name: www
+          mountPath: /usr/share/nginx/html
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ "ReadWriteOnce" ]
+      storageClassName: ordinal
+      resources:
+        requests:
+          storage: 1Gi
+"""
+
+
+def _running(s, name, kubelets):
+    """Wait until name is bound to a node (and its claim Bound, by Ordinal); then play its
+    kubelet unless real kubelets run it."""
+    c = s.client
+    pod = wait_for(lambda: (c.get("pods", name).get("spec") or {}).get("nodeName") and
+                   c.get("pods", name), timeout=30, what="%s scheduled" % name)
+    if not kubelets:
+        s.cluster.run_pod(name)
+    wait_for(lambda: [x for x in (c.get("pods", name).get("status") or {}).get(
+        "conditions") or [] if x["type"] == "Ready" and x["status"] == "True"], timeout=60,
+        what="%s Ready" % name)
+    return pod
+
+
+@needs_csi
+@pytest.mark.skipif(not __import__("shutil").which(KUBECTL), reason="kubectl not installed")
+def test_statefulset_provisioned_by_ordinal_with_kubectl(sbx_factory):
+    s = sbx_factory(nodes=3)
+    kubelets = any(n.get("kubelet") for n in s.state()["nodes"])
+    s.kubectl("apply", "-f", "-", input=WEB)
+    p0 = _running(s, "web-0", kubelets)
+    claim = s.client.get("persistentvolumeclaims", "www-web-0")
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == \
+        p0["spec"]["nodeName"]
+    pv = s.client.get("persistentvolumes", claim["spec"]["volumeName"], ns=None)
+    assert pv["spec"]["csi"]["driver"] == "ordinal.csi.dev"
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0][
+        "matchExpressions"][0]["values"] == [p0["spec"]["nodeName"]]
+    p1 = _running(s, "web-1", kubelets)
+    assert p1["spec"]["nodeName"] != p0["spec"]["nodeName"], "spread over the nodes"
+    out = s.kubectl("get", "sts", "web").stdout.split("\n")
+    assert out[0].split() == ["NAME", "READY", "AGE"] and out[1].split()[:2] == ["web", "2/2"]
+    out = s.kubectl("get", "pvc").stdout
+    for i in range(2):
+        row = [ln.split() for ln in out.split("\n") if ln.startswith("www-web-%d" % i)][0]
+        assert row[1] == "Bound" and row[2].startswith("pvc-") and row[3:6] == [
+            "1Gi", "RWO", "ordinal"]
+    s.kubectl("rollout", "status", "sts/web", "--timeout=30s")
+    desc = s.kubectl("describe", "sts", "web").stdout
+    assert "Replicas:           2 desired | 2 total" in desc
+    assert "Pods Status:        2 Running / 0 Waiting / 0 Succeeded / 0 Failed" in desc
+    assert "create Claim www-web-1 Pod web-1 in StatefulSet web success" in desc
+    uid1 = s.client.get("persistentvolumeclaims", "www-web-1")["metadata"]["uid"]
+    s.kubectl("scale", "sts", "web", "--replicas=1")
+    wait_for(lambda: not s.client.exists("pods", "web-1"), timeout=30, what="web-1 gone")
+    assert s.client.get("persistentvolumeclaims", "www-web-1")["status"]["phase"] == "Bound", \
+        "whenScaled Retain keeps the claim"
+    s.kubectl("scale", "sts", "web", "--replicas=2")
+    p1b = _running(s, "web-1", kubelets)
+    assert p1b["spec"]["nodeName"] == p1["spec"]["nodeName"], "back where its volume is"
+    assert s.client.get("persistentvolumeclaims", "www-web-1")["metadata"]["uid"] == uid1
+
+
+@needs_csi
+def test_node_stop_and_start(sbx_factory):
+    s = sbx_factory(nodes=1)
+    c = s.client
+    assert "node-1 stopped" in sandbox("node", "--dir", s.dir, "stop", "node-1").stdout
+    ready = [x for x in c.get("nodes", "node-1", ns=None)["status"]["conditions"]
+             if x["type"] == "Ready"][0]
+    assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
+    assert s.state()["nodes"][0]["stopped"] is True
+    c.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}})
+    wait_for(lambda: [e for e in s.cluster.events("FailedScheduling")
+                      if "untolerated taint {node.kubernetes.io/not-ready: }" in e["message"]],
+             what="not scheduled on a stopped node")
+    assert "node-1 started" in sandbox("node", "--dir", s.dir, "start", "node-1").stdout
+    wait_for(lambda: c.get("pods", "p")["spec"].get("nodeName") == "node-1",
+             what="scheduled once the node is back")
+    bad = sandbox("node", "--dir", s.dir, "stop", "node-9", check=False)
+    assert bad.returncode == 1 and "no node node-9" in bad.stderr
