@@ -308,17 +308,12 @@ class Workload:
         name = "pvc-" + rel.replace("/", "-")
         if ns == "_":
             name = claim
-        src = None
-        if source is not None:
-            kind, obj = source
-            src = (kind, None)
 
         def call():
-            s = None
-            if src is not None:
-                s = (src[0], self.ids[source[1]])
+            # source: (kind, obj); the object's CSI id is known once its creation answered
+            src = (source[0], self.ids[source[1]]) if source is not None else None
             r = self.d.csi.CreateVolume(cc.create_req(self.pb, name, required=cap, params=params,
-                                                      source=s))
+                                                      source=src))
             self.ids["v:" + rel] = r.volume.volume_id
 
         def apply_fn(_state):
@@ -332,9 +327,8 @@ class Workload:
 
         def apply_fn(state):
             return dict(state, content=self.want)
-        op, c = self._op("write-" + rel.replace("/", "-"), "v:" + rel, apply_fn, call)
-        # until the write is answered its content is anything: model it as a step to ANY first
-        return op, c
+        # While the write is unanswered the content may be anything (allowed_states).
+        return self._op("write-" + rel.replace("/", "-"), "v:" + rel, apply_fn, call)
 
     def expand(self, rel, cap):
         def call():
@@ -555,8 +549,11 @@ def mount(fstype, dev, mnt):
 
 
 def cut_points(entries, base, end, want, rng, acks):
-    """Candidate prefix lengths after the base mark: around each flush and FUA entry, after each
-    mark, and one between consecutive flushes; then N of them spread evenly (all if N is None)."""
+    """Candidate prefix lengths after the base mark: before and after each flush, after each
+    FUA entry and each mark, and one between consecutive flushes. Returns (the points to check,
+    the number of candidates): all candidates when want is None, else the points right after
+    the answers' marks (acks) plus more spread evenly over the rest, want in all (or just the
+    acks' points when they are more)."""
     cands = set()
     last_flush = base + 1
     for e in entries[base + 1:end + 1]:
@@ -690,7 +687,8 @@ def run_fs(fstype, data_dev, log_dev, replay_dev, cow_dev, points, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--points", default=os.environ.get("ORDINAL_POWERCUT_POINTS", "30"),
-                    help="cut points per filesystem, or 'all' (default 30)")
+                    help="cut points per filesystem (those right after each answer are always "
+                         "checked; the rest spread over the candidates), or 'all' (default 30)")
     ap.add_argument("--fs", default="ext4,xfs")
     ap.add_argument("--disks", required=True,
                     help="DATA,LOG,REPLAY per filesystem, ';' between filesystems")
