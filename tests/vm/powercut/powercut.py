@@ -451,6 +451,9 @@ def observe(root, daemon):
                 errs.append("%s: %s" % (what, e))
                 continue
             content = manifest(os.path.join(ep, "data"))
+            mode = stat.S_IMODE(os.lstat(os.path.join(ep, "data")).st_mode)
+            if not snap and mode != 0o777:
+                errs.append("%s/data has mode %o, want 777 (pods of any uid write)" % (what, mode))
             if snap:
                 if kv.get("name") != n:
                     errs.append("%s: meta name %r" % (what, kv.get("name")))
