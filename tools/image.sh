@@ -92,6 +92,7 @@ trap '"${bah[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 "${bah[@]}" run --isolation chroot "$ctr" -- ordinal-csi --version
 "${bah[@]}" run --isolation chroot "$ctr" -- ordinal-csi --help >/dev/null
 for b in ordinal-csi lvm mkfs.ext4 mkfs.xfs mount blkid; do
+    # shellcheck disable=SC2016 # expanded by the image's sh, not here
     libs=$("${bah[@]}" run --isolation chroot "$ctr" -- sh -c 'ldd "$(command -v "$1")"' sh "$b")
     if grep -q 'not found' <<<"$libs"; then
         echo "image: $b: missing libraries:" >&2
