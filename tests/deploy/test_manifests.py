@@ -15,6 +15,7 @@ import pytest
 
 from conftest import NAMESPACE, OVERLAYS, objects, one, ordinal_containers, render
 import resources as sandbox_resources
+from fakeapi import wait_for
 
 SIDECARS = {"node-driver-registrar": "registry.k8s.io/sig-storage/csi-node-driver-registrar",
             "livenessprobe": "registry.k8s.io/sig-storage/livenessprobe"}
@@ -187,7 +188,8 @@ def _expand(value, env):
 def _container_argv(binary, c, tmp, port, kubeconfig):
     """The container's own argv, expanded as kubelet does, with its host paths moved under tmp
     (the socket, the data root) and the HTTP endpoint on a free loopback port."""
-    fields = {"spec.nodeName": "node-1", "metadata.name": "ordinal-controller-abc12"}
+    fields = {"spec.nodeName": "node-1", "metadata.name": "ordinal-controller-abc12",
+              "metadata.namespace": NAMESPACE}
     env = {}
     for e in c.get("env", []):
         if "value" in e:
@@ -216,6 +218,8 @@ def test_daemon_runs_with_the_manifest_flags(overlay, ordinal_csi, apiserver, tm
     /healthz, and turns ready against the API server (node: caches synced; controller: leader
     state known). LVM needs its volume group, so there the flags are checked to parse: the
     daemon gets past flag parsing (exit 2 would be a bad flag) and stops on the missing group."""
+    # Installed first, as on a cluster: the namespace of the Lease exists.
+    apiserver.kubectl("apply", "-f", "-", input=render(overlay)[0])
     for i, (w, c) in enumerate(ordinal_containers(overlay)):
         tmp = tmp_path / ("c%d" % i)
         tmp.mkdir()
@@ -245,7 +249,16 @@ def test_daemon_runs_with_the_manifest_flags(overlay, ordinal_csi, apiserver, tm
             assert status and status[0] == 200, "never ready: %r" % (status,)
             assert _get(port, "/healthz")[0] == 200
             assert os.path.exists(tmp / "csi.sock")
-            assert "ordinal_build_info" in _get(port, "/metrics")[1]
+            metrics = _get(port, "/metrics")[1]
+            assert "ordinal_build_info" in metrics
+            if "--mode=controller" in argv:
+                # Leader election ran in the manifest's namespace, where the Role grants it.
+                # (/readyz says the leader state is known, not that this one leads: wait.)
+                wait_for(lambda: re.search(r"^ordinal_leader 1$", _get(port, "/metrics")[1], re.M),
+                         timeout=20,
+                         what="the controller to lead")
+                lease = apiserver.client.get("leases", "ordinal-csi-dev", ns=NAMESPACE)
+                assert lease["spec"]["holderIdentity"] == "ordinal-controller-abc12"
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
         finally:
