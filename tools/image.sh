@@ -80,10 +80,16 @@ source=$(git -C "$src" remote get-url origin 2>/dev/null || echo "file://$src")
 start=$SECONDS
 if ((!check_only)) || ! "${bah[@]}" inspect --type image "$tag" >/dev/null 2>&1; then
     echo "image: building $tag (version ${version:-?}, revision $revision)"
+    previous=$("${bah[@]}" inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null || true)
     "${bah[@]}" build --isolation chroot --pull=false --layers=false \
         --build-arg "VERSION=${version:-0.0.0}" --build-arg "REVISION=$revision" --build-arg "SOURCE=$source" \
         -f "$src/deploy/Dockerfile" -t "$tag" "$src"
     echo "image: built in $((SECONDS - start)) s"
+    # The image the tag named before is left without a name: remove it (only that one).
+    now=$("${bah[@]}" inspect --type image --format '{{.FromImageID}}' "$tag")
+    if [ -n "$previous" ] && [ "$previous" != "$now" ]; then
+        "${bah[@]}" rmi "$previous" >/dev/null 2>&1 || true
+    fi
 fi
 
 # Check: the binary runs in the image and every shared library resolves.
