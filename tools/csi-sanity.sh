@@ -13,7 +13,15 @@ mkdir -p "$work/root"
 "$binary" --endpoint "unix://$work/csi.sock" --node-id sanity-node --dir-root "$work/root" \
     --log-level info >"$work/daemon.log" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; rc=0; wait $pid || rc=$?; echo "daemon exit: $rc"; cp "$work/daemon.log" /tmp/ordinal-sanity-daemon.log; rm -rf "$work"' EXIT
+stop_daemon() {
+    local rc=0
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" || rc=$?
+    echo "daemon exit: $rc"
+    cp "$work/daemon.log" /tmp/ordinal-sanity-daemon.log
+    rm -rf "$work"
+}
+trap stop_daemon EXIT
 for _ in $(seq 100); do grep -q " ready: " "$work/daemon.log" && break; sleep 0.1; done
 "$sanity" --csi.endpoint "$work/csi.sock" --csi.mountdir "$work/mount" \
     --csi.stagingdir "$work/staging" "$@"

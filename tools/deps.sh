@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config
       python3 python3-grpcio python3-protobuf python3-pytest python3-prometheus-client
       clang-format valgrind util-linux e2fsprogs xfsprogs lvm2 openssl
       qemu-system-x86 linux-image-amd64 busybox-static thin-provisioning-tools kmod
-      bubblewrap)
+      bubblewrap python3-yaml shellcheck buildah debootstrap)
 
 missing=()
 for p in "${pkgs[@]}"; do
