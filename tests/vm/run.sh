@@ -20,7 +20,11 @@ while (($#)); do
     case "$1" in
     --disk) [[ ${2:-} =~ ^[0-9]+[MG]$ ]] || { echo "run.sh: --disk wants SIZE like 512M or 4G" >&2; exit 2; }
         disks+=("$2"); shift 2 ;;
-    --mem) [[ ${2:-} =~ ^[0-9]+$ ]] && ((${2} >= 256)) || { echo "run.sh: --mem wants MiB >= 256" >&2; exit 2; }
+    --mem)
+        if ! [[ ${2:-} =~ ^[0-9]+$ ]] || ((${2} < 256)); then
+            echo "run.sh: --mem wants MiB >= 256" >&2
+            exit 2
+        fi
         mem=$2; shift 2 ;;
     --timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
         timeout_s=$2; shift 2 ;;
@@ -40,33 +44,43 @@ read -r kernel initrd kver < <(/usr/bin/python3 "$here/vmimage.py" "$cache")
 
 work=$(mktemp -d /tmp/ordinal-vm.XXXXXX)
 qpid=
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
-    [ -n "$qpid" ] && kill -9 "$qpid" 2>/dev/null || true
+    if [ -n "$qpid" ]; then
+        kill -9 "$qpid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir "$work/out"
 
 # Stage 2 runs in the chroot on the overlay: a normal Debian userland with the VM's kernel.
+# The fixed part is written verbatim; then the directory, the environment and the command.
+cat > "$work/out/stage2.sh" <<'STAGE2'
+#!/bin/bash
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
+for m in virtio_blk loop dm_mod dm_thin_pool dm_snapshot dm_log_writes dm_flakey ext4 xfs; do
+    modprobe "$m" 2>/dev/null || echo "vm: modprobe $m failed"
+done
+# No udev in the VM: LVM must not wait for it (the same setting a udev-less node plugin needs).
+mkdir -p /etc/lvm
+printf 'activation {\n    udev_sync = 0\n    udev_rules = 0\n}\n' > /etc/lvm/lvm.conf
+ip link set lo up 2>/dev/null || true
+hostname ordinal-vm
+STAGE2
 {
-    echo '#!/bin/bash'
-    echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev'
-    echo 'mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm'
-    echo 'mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp'
-    echo 'for m in virtio_blk loop dm_mod dm_thin_pool dm_snapshot dm_log_writes dm_flakey ext4 xfs; do'
-    echo '    modprobe "$m" 2>/dev/null || echo "vm: modprobe $m failed"'
-    echo 'done'
-    # No udev in the VM: LVM must not wait for it (the same setting a udev-less node plugin needs).
-    echo 'mkdir -p /etc/lvm; printf "activation {\n    udev_sync = 0\n    udev_rules = 0\n}\n" > /etc/lvm/lvm.conf'
-    echo 'ip link set lo up 2>/dev/null || true'
-    echo 'hostname ordinal-vm'
     printf 'cd %q || exit 125\n' "$PWD"
     for v in PATH HOME CI "${envs[@]}" $(compgen -e | grep '^ORDINAL_' || true); do
         [ -n "${!v+x}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
-    printf '%q ' "$@"; echo
-    echo 'rc=$?; echo $rc > /vmout/rc; sync; exit $rc'
-} > "$work/out/stage2.sh"
+    printf '%q ' "$@"
+    echo
+    cat <<'TAIL'
+rc=$?; echo $rc > /vmout/rc; sync; exit $rc
+TAIL
+} >> "$work/out/stage2.sh"
 
 drives=()
 for i in "${!disks[@]}"; do
