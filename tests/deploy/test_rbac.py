@@ -17,7 +17,7 @@ from conftest import NAMESPACE, OVERLAYS, SOURCE, objects, one
 REQUESTS = {
     # provisioner/provision.c: informers on classes, volumes and claims (list + watch); claim
     # finalizers and selected-node (get + update, kube_update_retry*); PVs: get, create, update
-    # (finalizers, claimRef re-pointing), delete; Events on claims (create).
+    # (finalizers, claimRef re-pointing), delete; Events on claims (create, kube_recorder.c).
     "node": {
         ("", "persistentvolumeclaims"): {"get", "list", "watch", "update"},
         ("", "persistentvolumes"): {"get", "list", "watch", "create", "update", "delete"},
@@ -30,7 +30,9 @@ REQUESTS = {
     },
 }
 # Which source file's requests belong to which ServiceAccount.
-COMPONENT_OF_FILE = {"provision.c": "node", "kube_leader.c": "controller"}
+# kube_recorder.c posts the Events the provisioner queues (node mode only today).
+COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node",
+                     "kube_leader.c": "controller"}
 SERVICE_ACCOUNT = {"node": "ordinal-node", "controller": "ordinal-controller"}
 WORKLOAD = {"node": ("DaemonSet", "ordinal-node"), "controller": ("Deployment", "ordinal-controller")}
 
@@ -41,6 +43,8 @@ VERBS_OF_CALL = {
     "kube_delete": {"delete"}, "kube_update_retry": {"get", "update"},
     "kube_update_retry_from": {"get", "update"}, "kube_informer_new": {"list", "watch"},
     "kube_watch_start": {"watch"},
+    # the bounded forms (a deadline, a retry cap, a stop flag): the same requests.
+    "kube_get_opts": {"get"}, "kube_create_opts": {"create"}, "kube_update_opts": {"update"},
     # provision.c's wrapper: kube_update_retry_from on the resource it is given.
     "set_finalizer": {"get", "update"},
 }
@@ -80,7 +84,7 @@ def derive():
         text = _strip_comments(open(path).read())
         # Raw API paths or raw requests outside the client are requests this test cannot see.
         if base not in CLIENT_FILES:
-            for m in re.finditer(r"\"/apis?/|\bkube_request\s*\(|\bkube_stream\s*\(", text):
+            for m in re.finditer(r"\"/apis?/|\bkube_request(_opts)?\s*\(|\bkube_stream\s*\(", text):
                 problems.append("%s:%d: raw API request %r: give it a kube_* call and a rule"
                                 % (base, text.count("\n", 0, m.start()) + 1, m.group(0)))
         funcs = [(m.start(), m.group(1)) for m in FUNC.finditer(text)]
