@@ -97,6 +97,9 @@ class Controllers:
         self.rounds = 0             # statistics, for tests
         self.full_rounds = 0
         self.synced = 0
+        self.queued_rv = 0          # resourceVersion of the last store event queued
+        self.processed_rv = 0       # every store change up to this one has been handled
+        self.wait_until = None      # monotonic time the idle loop sleeps until
         self._reset_indexes()
 
     def start(self):
@@ -121,7 +124,21 @@ class Controllers:
         # Called by the store with its lock held: only queue the event.
         with self.cond:
             self.events.append((res, etype, obj, prev))
+            self.queued_rv = self.store.rv
             self.cond.notify()
+
+    def stats(self):
+        """For tests (GET /_fault): a test that expects no reaction to its change waits until
+        processed_rv reaches the resourceVersion of that change (and no retry is pending):
+        by then any write the controllers make in response has been made."""
+        with self.cond:
+            return {"enabled": list(self.enabled), "running": bool(self.thread and
+                                                                   self.thread.is_alive()),
+                    "rounds": self.rounds, "full_rounds": self.full_rounds,
+                    "synced": self.synced, "processed_rv": self.processed_rv,
+                    "pending_events": len(self.events), "retries": len(self.retry),
+                    "next_wake_in": None if self.wait_until is None else
+                    max(0.0, self.wait_until - time.monotonic())}
 
     # ---- indexes (owned by the controller thread) ----
 
@@ -243,8 +260,11 @@ class Controllers:
                 if not full and not self.events:
                     wake = min([next_full] + list(self.retry.values()))
                     if wake > now:
+                        self.wait_until = wake
                         self.cond.wait(wake - now)
+                        self.wait_until = None
                 events, self.events = self.events, []
+                upto = self.queued_rv
             if self.stop_event.is_set():
                 break
             now = time.monotonic()
@@ -262,12 +282,15 @@ class Controllers:
                 with self.store.lock:
                     with self.cond:
                         self.events = []   # older than the state the full round reads
+                        upto = self.queued_rv = self.store.rv
                     self._rebuild_indexes()
                 self.retry.clear()
                 self._full_round()
                 next_full = time.monotonic() + self.resync
             else:
                 self._round(work)
+            with self.cond:
+                self.processed_rv = max(self.processed_rv, upto)
 
     def _full_round(self):
         self.full_rounds += 1
