@@ -311,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
         state = app.faults.state()
         state.update({"bookmark_interval": app.bookmark_interval,
                       "watch_window": app.store.window, "resourceVersion": app.store.current_rv(),
-                      "open_watches": app.open_watches, "controllers": app.controllers.stats()})
+                      "open_watches": app.open_watches, "watches_opened": app.watches_opened,
+                      "controllers": app.controllers.stats()})
         self._send(200, state)
 
     # ---- routing ----
@@ -636,6 +637,7 @@ class Handler(BaseHTTPRequestHandler):
         epoch = app.faults.drop_epoch
         with app.lock:
             app.open_watches += 1
+            app.watches_opened += 1
         try:
             for o in initial:
                 if match(o):
@@ -830,6 +832,7 @@ class App:
         self.min_request_timeout = args.min_request_timeout
         self.lock = threading.Lock()
         self.open_watches = 0
+        self.watches_opened = 0
         self.address = ""
         self._log_lock = threading.Lock()
         self._log = open(args.log, "a", buffering=1) if args.log else None
