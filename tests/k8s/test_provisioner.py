@@ -510,14 +510,15 @@ def test_out_of_space_gives_the_claim_back_to_the_scheduler(apiserver, nodes):
     claim(apiserver, "huge-0", size="1000Ti", node="node-1")
 
     def reset():
+        # two writes: the annotation goes, then the provisioning finalizer
         c = get_claim(apiserver, "huge-0")
-        return c if SELECTED not in c["metadata"].get("annotations", {}) else None
+        return c if SELECTED not in c["metadata"].get("annotations", {}) and \
+            "ordinal.csi.dev/provisioning" not in c["metadata"].get("finalizers", []) else None
     try:
-        c = wait_for(reset, timeout=20 * SLOW, what="selected-node removed")
+        c = wait_for(reset, timeout=20 * SLOW, what="selected-node and finalizer removed")
     except AssertionError as e:
         raise AssertionError("%s\n%s" % (e, n1.log_text()[-4000:]))
     assert c["status"]["phase"] == "Pending"
-    assert "ordinal.csi.dev/provisioning" not in c["metadata"].get("finalizers", [])
     events = retrying(lambda: apiserver.client.list("events", ns="default"))["items"]
     failed = [e for e in events if e["involvedObject"]["name"] == "huge-0" and
               e["reason"] == "ProvisioningFailed"]
