@@ -882,8 +882,7 @@ def parse_args(argv):
      "latency_ms": 200, "match": "persistentvolumeclaims", "methods": ["PUT"],
      "expire_next_watch": 1, "conflict_next_update": 1, "drop_watches": true,
      "compact": true, "watch_window": 100, "bookmark_interval": 0.5, "reset": true}
-  GET /_fault shows the settings and counters (controllers.processed_rv: every change up
-  to that resourceVersion has been handled by the controllers). error_rate N answers exactly N of every
+  GET /_fault shows the settings and counters. error_rate N answers exactly N of every
   100 matching requests with error_code (deterministically, spread evenly); 429 carries
   Retry-After. drop_watches cuts every open watch stream mid-chunk; compact forgets the
   watch history so every older resourceVersion is answered 410 Expired.""")
