@@ -222,10 +222,12 @@ def test_claim_becomes_bound_pv_of_the_right_shape(apiserver, nodes):
              timeout=10 * SLOW, what="provisioning finalizer removed")
     assert n1.volume_dirs() == ["default/www-web-0"]
     assert os.path.isdir(os.path.join(n1.root, "default", "www-web-0", "data"))
-    events = apiserver.client.list("events", ns="default")["items"]
-    reasons = [e["reason"] for e in events
-               if e["involvedObject"]["name"] == "www-web-0"]
-    assert "Provisioning" in reasons and "ProvisioningSucceeded" in reasons
+    # the event is posted after the finalizer is removed
+    def reasons():
+        events = apiserver.client.list("events", ns="default")["items"]
+        got = [e["reason"] for e in events if e["involvedObject"]["name"] == "www-web-0"]
+        return got if "Provisioning" in got and "ProvisioningSucceeded" in got else None
+    wait_for(reasons, timeout=10 * SLOW, what="Provisioning and ProvisioningSucceeded events")
 
 
 def test_wait_for_first_consumer_waits_for_selected_node(apiserver, nodes):
