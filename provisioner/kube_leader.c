@@ -263,6 +263,8 @@ static int try_acquire_or_renew(struct kube_leader *l, double deadline)
         return r;
     a = kube_leader_decide(r == -ENOENT ? NULL : lease, l->identity, kube__now(), &l->obs);
     if (a == KUBE_LEADER_WAIT) {
+        log_debug("leader election: lease %s/%s is held by %s; %s waits", l->ns, l->name,
+                  spec_str(spec_of(lease), "holderIdentity"), l->identity);
         cJSON_Delete(lease);
         return 0;
     }

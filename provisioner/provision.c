@@ -781,8 +781,11 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                               false, claim);
         goto out;
     }
-    if (!names_us(p, claim))
-        goto out; /* the PV controller has not handed it to an external provisioner */
+    if (!names_us(p, claim)) {
+        /* the PV controller has not handed it to an external provisioner */
+        log_debug("claim %s/%s: not handed to %s yet: waiting", ns, name, svc->driver_name);
+        goto out;
+    }
 
     selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
     mode = JSTR(sc, "volumeBindingMode");
@@ -997,6 +1000,9 @@ static int sync_pv(struct prov *p, const char *name)
         /* Retain (or Recycle): the data stays; an administrator may delete the PV freely. */
         if (has_finalizer(pv, PROV_PV_FINALIZER))
             r = set_finalizer(p, &kube_persistentvolumes, NULL, name, PROV_PV_FINALIZER, false, pv);
+        if (r == 0)
+            log_debug("PersistentVolume %s: policy %s, phase %s: volume kept", name,
+                      policy ? policy : "none", phase ? phase : "none");
         goto out;
     }
     if (phase && strcmp(phase, "Released") == 0) {

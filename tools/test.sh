@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine as root: installs missing packages,
-# configures and builds the Debug and ASan+UBSan presets, runs every test in both (cmocka unit
-# tests, CSI conformance with real mounts, kill -9 crash recovery, LVM against real lvm2
-# metadata, the fake Kubernetes API server with real kubectl and the provisioner against it,
-# ordinal-bench's own tests), then the conformance suite once more with every daemon under
-# valgrind memcheck, and finally the main job's release build and demo.
+# configures and builds the Debug, ASan+UBSan and TSan presets, runs every test in the first two
+# (cmocka unit tests, CSI conformance with real mounts, kill -9 crash recovery, LVM against real
+# lvm2 metadata, the fake Kubernetes API server with real kubectl and the provisioner against
+# it, ordinal-bench's own tests), the conformance and provisioner suites under TSan, the
+# conformance suite once more with every daemon under valgrind memcheck, and finally the main
+# job's release build and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/deps.sh
 
 jobs=$(nproc)
-for preset in debug asan; do
+for preset in debug asan tsan; do
     echo "=== build: $preset"
     cmake --preset "$preset" >/dev/null
     cmake --build --preset "$preset" -j"$jobs"
 done
 
+# One ctest entry per test file; entries run two at a time (most of a test's time is spent
+# waiting on a daemon or the fake API server, not computing), those sharing a machine-wide
+# resource are serialised by their RESOURCE_LOCK (CMakeLists.txt).
+ctest_jobs=${ORDINAL_CTEST_JOBS:-2}
 echo "=== tests: debug"
-ctest --preset debug
+ctest --preset debug -j"$ctest_jobs"
 echo "=== tests: asan (ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --preset asan
+    ctest --preset asan -j"$ctest_jobs"
+echo "=== tests: conformance and provisioner under TSan (tests/tsan.supp)"
+ctest --preset tsan -j"$ctest_jobs" -R '^(csi\.|k8s\.test_provisioner$)'
 echo "=== tests: conformance under valgrind memcheck"
-ORDINAL_VALGRIND=1 ctest --preset debug -R csi.conformance
+ORDINAL_VALGRIND=1 ctest --preset debug -j"$ctest_jobs" -R '^csi\.'
 echo "=== tests: the provisioner against the fake API server, daemon under valgrind memcheck"
 ORDINAL_VALGRIND=1 ORDINAL_CSI="$PWD/build/debug/ordinal-csi" ORDINAL_SOURCE="$PWD" \
     ORDINAL_BUILD="$PWD/build/debug" /usr/bin/python3 -m pytest -q -p no:cacheprovider \

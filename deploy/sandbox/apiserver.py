@@ -349,7 +349,8 @@ class Handler(BaseHTTPRequestHandler):
         state = app.faults.state()
         state.update({"bookmark_interval": app.bookmark_interval,
                       "watch_window": app.store.window, "resourceVersion": app.store.current_rv(),
-                      "open_watches": app.open_watches})
+                      "open_watches": app.open_watches, "watches_opened": app.watches_opened,
+                      "controllers": app.controllers.progress()})
         self._send(200, state)
 
     # ---- routing ----
@@ -729,6 +730,7 @@ class Handler(BaseHTTPRequestHandler):
         epoch = app.faults.drop_epoch
         with app.lock:
             app.open_watches += 1
+            app.watches_opened += 1
         try:
             while initial and app.faults.held(res.plural) and not app.store.stopping:
                 time.sleep(0.05)
@@ -934,6 +936,7 @@ class App:
         self.min_request_timeout = args.min_request_timeout
         self.lock = threading.Lock()
         self.open_watches = 0
+        self.watches_opened = 0
         self.address = ""
         self.kubelets = None        # kubelet.Kubelets with --kubelet (internal, tests)
         self._log_lock = threading.Lock()

@@ -172,6 +172,11 @@ class Runner:
         self.synced = 0           # statistics, for tests and benchmarks
         self.failed = 0
         self.full_syncs = 0
+        # Progress (Manager.progress): the store's resourceVersion this runner had seen every
+        # change of, and handled, when it last went idle; and when it will wake up next.
+        self.caught_rv = 0
+        self.busy = False
+        self.wake_at = None
         ctrl.runner = self
 
     def notify(self, res, etype, obj, prev):
@@ -204,7 +209,15 @@ class Runner:
                         waits.append(d)
                     timeout = max(0.0, min(waits)) if waits else None
                     if timeout is None or timeout > 0:
+                        # Idle: every change handed to this runner so far is handled. The
+                        # manager sets last_rv only after handing a change to every runner,
+                        # and hands it over under this lock, so last_rv read here is covered.
+                        self.caught_rv = mgr.last_rv
+                        self.busy = False
+                        self.wake_at = None if timeout is None else now + timeout
                         self.cond.wait(timeout)
+                self.busy = True
+                self.wake_at = None
                 events, self.inbox = self.inbox, []
             if mgr.stop_event.is_set():
                 break
@@ -266,6 +279,8 @@ class Manager:
         self.log = log
         self.resync = resync          # overrides every controller's own period when set
         self.stop_event = threading.Event()
+        self.last_rv = 0              # the store's rv of the last change handed to the runners
+        self.started = False
         self.runners = [Runner(self, c) for c in controllers]
         self.by_name = {r.ctrl.name: r for r in self.runners}
         for r in self.runners:
@@ -289,16 +304,20 @@ class Manager:
         return cls(store, ctrls, log, resync)
 
     def _notify(self, res, etype, obj, prev):
-        # Called by the store with its lock held: only hand the change over.
+        # Called by the store with its lock held: only hand the change over; last_rv after the
+        # hand-over (see Runner.run).
         for r in self.runners:
             if res.key in r.watches:
                 r.notify(res, etype, obj, prev)
+        self.last_rv = self.store.rv
 
     def start(self):
         if not self.runners:
             return
         with self.store.lock:
             self.store.listeners.append(self._notify)
+            self.last_rv = self.store.rv
+        self.started = True
         for r in self.runners:
             r.thread = threading.Thread(target=r.run, name="ctrl-" + r.ctrl.name, daemon=True)
             r.thread.start()
@@ -319,6 +338,34 @@ class Manager:
         r = self.by_name.get(name)
         if r is not None:
             r.enqueue(key)
+
+    def progress(self):
+        """For tests (GET /_fault "controllers"): a test that expects no reaction to its change
+        waits until processed_rv reaches that change's resourceVersion with no retry pending:
+        by then every write the controllers make in response to it has been made.
+        next_wake_in: seconds until the first idle controller wakes by itself (None while any
+        is busy); full_rounds: full resyncs that every controller has done."""
+        now = time.monotonic()
+        with self.store.lock:           # no change is handed over meanwhile
+            caught, wakes, retries, busy = [], [], 0, False
+            for r in self.runners:
+                with r.cond:
+                    idle = not r.busy and not r.inbox
+                    caught.append(self.last_rv if idle and r.thread else r.caught_rv)
+                    busy = busy or not idle
+                    if idle and r.wake_at is not None:
+                        wakes.append(max(0.0, r.wake_at - now))
+                    retries += len(r.queue.failures)
+            alive = [r for r in self.runners if r.thread is not None and r.thread.is_alive()]
+            return {"enabled": [r.ctrl.name for r in self.runners],
+                    "running": bool(self.runners) and len(alive) == len(self.runners)
+                    and not self.stop_event.is_set(),
+                    "processed_rv": min(caught) if caught else self.last_rv,
+                    "retries": retries,
+                    "synced": sum(r.synced for r in self.runners),
+                    "full_rounds": min((r.full_syncs for r in self.runners), default=0),
+                    "next_wake_in": None if busy or not wakes else min(wakes),
+                    "by_controller": self.stats()}
 
     def stats(self):
         return {r.ctrl.name: {"synced": r.synced, "failed": r.failed,

@@ -311,7 +311,12 @@ def test_sigterm_during_inflight_calls(daemon, pb):
     futures = [csi.future("CreateVolume", create_req(pb, "clone-%d" % i, required=256 * MiB,
                                                      source=("volume", src.volume_id)))
                for i, src in enumerate(sources)]
-    time.sleep(0.02)
+    # SIGTERM once a clone is being built (in the backend's .tmp/), unless all are done already
+    tmp = os.path.join(daemon.root, ".tmp")
+    deadline = time.monotonic() + 30 * SLOW
+    while not (os.path.isdir(tmp) and os.listdir(tmp)) and not all(f.done() for f in futures):
+        assert time.monotonic() < deadline, "no clone began within %.0f s" % (30 * SLOW)
+        time.sleep(0.001)
     daemon.stop(close_channel=False)  # asserts exit 0 within the timeout, socket removed
     outcomes = {}
     for i, f in enumerate(futures):

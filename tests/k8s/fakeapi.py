@@ -343,6 +343,19 @@ class FakeApiServer:
     def reset_faults(self):
         return self.fault(reset=True)
 
+    def controllers_caught_up(self, timeout=10.0):
+        """Wait until the in-process controllers have handled every change made so far (and
+        retry nothing): whatever they do in response to it is in the store by then, so a test
+        may assert that something did not happen. Returns their counters."""
+        target = int(self.faults()["resourceVersion"])
+
+        def done():
+            c = self.faults()["controllers"]
+            assert c["running"], "the controllers are not running: %r" % c
+            return c if c["processed_rv"] >= target and not c["retries"] else None
+        return wait_for(done, timeout=timeout, interval=0.02,
+                        what="controllers to handle every change up to rv %d" % target)
+
     # ---- kubectl ----
 
     def kubectl(self, *args, check=True, input=None, timeout=30):

@@ -396,9 +396,14 @@ static int scenario_informer(void)
     CHECK_R(fault(w, "{\"expire_next_watch\": 1, \"drop_watches\": true}"), 0);
     CHECK_R(kube_delete(w, &kube_leases, "default", "inf-c", NULL, NULL, NULL), 0);
     CHECK_R(create(w, "inf-d"), 0);
+    /* the cut is asynchronous: both events may still arrive on the old stream, so wait for
+     * the relist itself (the re-watch is answered 410) before looking at the cache */
+    t0 = kube__now();
+    while (kube_informer_lists(inf) == lists && kube__now() - t0 < 10)
+        sleep_s(0.02);
+    CHECK(kube_informer_lists(inf) > lists);
     CHECK(wait_for(inf, "inf-c", NULL));
     CHECK(wait_for(inf, "inf-d", "1"));
-    CHECK(kube_informer_lists(inf) > lists);
     lists = kube_informer_lists(inf);
 
     /* compaction: every old resourceVersion is 410 Expired as an ERROR event */

@@ -770,7 +770,7 @@ def test_pvc_protection_waits_for_scheduled_pods(apiserver):
     c.create("pods", pod("user", claim="data", node="node-1"))
     d = c.delete("persistentvolumeclaims", "data")
     assert d["metadata"]["deletionTimestamp"]
-    time.sleep(0.4)
+    apiserver.controllers_caught_up()
     got = c.get("persistentvolumeclaims", "data")
     assert got["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     c.delete("pods", "user")
@@ -783,7 +783,7 @@ def test_pv_protection_waits_while_bound(apiserver):
     c.create("persistentvolumes", pv("v", claim=claim, policy="Retain"), ns=None)
     wait_for(lambda: c.get("persistentvolumes", "v", ns=None)["status"]["phase"] == "Bound")
     c.delete("persistentvolumes", "v", ns=None)
-    time.sleep(0.4)
+    apiserver.controllers_caught_up()
     assert c.get("persistentvolumes", "v", ns=None)["metadata"]["deletionTimestamp"]
     c.delete("persistentvolumeclaims", "p")
     wait_for(lambda: not c.exists("persistentvolumes", "v", ns=None), what="PV removal")
@@ -865,7 +865,7 @@ def test_pv_binder_static_and_readoption(apiserver):
     c.delete("persistentvolumeclaims", "www-web-1")
     wait_for(lambda: c.get("persistentvolumes", "keep", ns=None)["status"]["phase"] == "Released")
     again = c.create("persistentvolumeclaims", pvc("www-web-1", cls="ordinal"))
-    time.sleep(0.3)
+    apiserver.controllers_caught_up()
     assert c.get("persistentvolumes", "keep", ns=None)["status"]["phase"] == "Released", \
         "a stale claimRef uid never binds the new claim"
     c.patch("persistentvolumes", "keep", [
@@ -883,26 +883,27 @@ def test_pv_binder_static_and_readoption(apiserver):
         "volumeName") == "spare")
 
 
-def _cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_controllers_idle_cost_does_not_grow_with_objects(apiserver):
-    """Level-triggered per object: with 100 bound claims and nothing changing, the
-    controllers do no work (they used to walk every PV and claim twice a second)."""
+    """Level-triggered per object: with 100 bound claims, one change costs a few syncs, not a
+    walk of every PV and claim, and with nothing changing the controllers sleep until the next
+    full resync (they used to walk every PV and claim twice a second)."""
     c = apiserver.client
     for i in range(100):
         claim = c.create("persistentvolumeclaims", pvc("idle-%d" % i, cls="ordinal"))
         c.create("persistentvolumes", pv("idle-pv-%d" % i, claim=claim), ns=None)
     wait_for(lambda: all(p["status"].get("phase") == "Bound" for p in c.list(
         "persistentvolumeclaims")["items"]), timeout=30, what="100 claims Bound")
-    time.sleep(0.5)
-    before = _cpu_seconds(apiserver.proc.pid)
-    time.sleep(2.0)
-    used = _cpu_seconds(apiserver.proc.pid) - before
-    assert used < 0.2, "the idle API server used %.2f s of CPU in 2 s" % used
+    before = apiserver.controllers_caught_up()
+    c.patch("persistentvolumeclaims", "idle-7", {"metadata": {"labels": {"touched": "1"}}})
+    after = apiserver.controllers_caught_up()
+    assert after["processed_rv"] > before["processed_rv"]
+    assert after["full_rounds"] == before["full_rounds"], (before, after)
+    synced = after["synced"] - before["synced"]
+    assert 0 < synced <= 10, "one changed claim cost %d syncs (%r, %r)" % (synced, before, after)
+    # Idle: the loop's next wake-up is the full resync (default every 30 s), not a poll.
+    idle = wait_for(lambda: (lambda s: s if s["next_wake_in"] is not None else None)(
+        apiserver.faults()["controllers"]), what="controllers waiting")
+    assert idle["next_wake_in"] > 5.0 and idle["synced"] == after["synced"], idle
 
 
 @pytest.mark.apiserver_args("--controller-resync", "0.2")
@@ -914,7 +915,9 @@ def test_controller_full_resync_option(apiserver):
     wait_for(lambda: c.get("persistentvolumeclaims", "resync")["status"].get(
         "phase") == "Bound", what="claim Bound")
     rv = c.get("persistentvolumeclaims", "resync")["metadata"]["resourceVersion"]
-    time.sleep(0.6)
+    rounds = apiserver.controllers_caught_up()["full_rounds"]
+    wait_for(lambda: apiserver.faults()["controllers"]["full_rounds"] >= rounds + 2,
+             what="two more full resyncs")
     assert c.get("persistentvolumeclaims", "resync")["metadata"]["resourceVersion"] == rv
     c.delete("persistentvolumeclaims", "resync")
     wait_for(lambda: c.get("persistentvolumes", "resync-pv", ns=None)["status"][
@@ -927,7 +930,8 @@ def test_no_controllers_option(apiserver):
     claim = c.create("persistentvolumeclaims", pvc("p", cls="ordinal"))
     c.create("persistentvolumes", pv("v", claim=claim), ns=None)
     c.delete("persistentvolumeclaims", "p")
-    time.sleep(0.4)
+    ctl = apiserver.faults()["controllers"]
+    assert ctl["enabled"] == [] and not ctl["running"] and ctl["synced"] == 0, ctl
     assert c.get("persistentvolumes", "v", ns=None)["status"]["phase"] == "Pending"
     assert c.get("persistentvolumeclaims", "p")["metadata"]["deletionTimestamp"]
     # Tests can act as the controllers themselves.
@@ -989,7 +993,7 @@ def test_gc_foreground(apiserver):
     assert "foregroundDeletion" in r["metadata"]["finalizers"]
     wait_for(lambda: not c.exists("pods", "fg-0"), what="foreground deletes dependents")
     wait_for(lambda: c.get("pods", "fg-1")["metadata"].get("deletionTimestamp"))
-    time.sleep(0.3)
+    apiserver.controllers_caught_up()
     assert c.exists("statefulsets", "fg"), "owner waits for blockOwnerDeletion dependents"
     c.patch("pods", "fg-1", {"metadata": {"finalizers": None}})
     wait_for(lambda: not c.exists("statefulsets", "fg"), what="owner gone after dependents")
@@ -1023,7 +1027,7 @@ def test_namespace_deletion(apiserver):
     wait_for(lambda: [i["metadata"]["name"] for i in c.list("configmaps", ns="tmp")["items"]]
              == ["held"], what="contents deleted")
     assert not c.exists("persistentvolumeclaims", "p", ns="tmp")
-    time.sleep(0.2)
+    apiserver.controllers_caught_up()
     assert c.get("namespaces", "tmp", ns=None)["status"]["phase"] == "Terminating"
     c.patch("configmaps", "held", {"metadata": {"finalizers": None}}, ns="tmp")
     wait_for(lambda: not c.exists("namespaces", "tmp", ns=None), what="namespace gone")

@@ -5,7 +5,7 @@ discovery and short names, create -f, get (JSON, tables, wide), describe, patch,
 import json
 import os
 import subprocess
-import time
+import threading
 
 import pytest
 
@@ -187,14 +187,17 @@ def test_wait_and_delete_with_watch(apiserver, tmp_path):
     apiserver.kubectl("create", "configmap", "held")
     apiserver.kubectl("patch", "configmap", "held", "-p",
                       '{"metadata":{"finalizers":["example.com/hold"]}}')
+    out = apiserver.kubectl("delete", "configmap", "held", "--wait=false").stdout
+    assert "deleted" in out
+    watches = apiserver.faults()["open_watches"]
     waiter = subprocess.Popen(
         ["kubectl", "--cache-dir", apiserver.kubectl_cache, "wait", "--for=delete",
          "configmap/held", "--timeout=20s"], env=dict(os.environ,
                                                       KUBECONFIG=apiserver.kubeconfig),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = apiserver.kubectl("delete", "configmap", "held", "--wait=false").stdout
-    assert "deleted" in out
-    time.sleep(0.5)
+    # kubectl has listed the deleting object and now watches it: it decided to wait.
+    wait_for(lambda: apiserver.faults()["open_watches"] > watches or waiter.poll() is not None,
+             timeout=20, what="kubectl wait watching")
     assert waiter.poll() is None, "still held by the finalizer"
     apiserver.kubectl("patch", "configmap", "held", "--type=json", "-p",
                       '[{"op":"remove","path":"/metadata/finalizers"}]')
@@ -250,13 +253,21 @@ def test_get_watch_streams_rows(apiserver):
                              "-w", "--output-watch-events"],
                             env=dict(os.environ, KUBECONFIG=apiserver.kubeconfig),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
-        time.sleep(0.7)
+        wait_for(lambda: apiserver.faults()["open_watches"] > 0 or proc.poll() is not None,
+                 timeout=20, what="kubectl watching")
         apiserver.client.create("configmaps", {"metadata": {"name": "live"}, "data": {}})
         apiserver.client.delete("configmaps", "live")
-        time.sleep(0.7)
+        wait_for(lambda: any(ln.split()[:2] == ["DELETED", "live"] for ln in lines) or
+                 proc.poll() is not None, timeout=20, what="the DELETED row")
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=10)
-    events = [ln.split()[:2] for ln in out.splitlines()[1:]]
-    assert ["ADDED", "live"] in events and ["DELETED", "live"] in events, out + err
+        proc.wait(10)
+        reader.join(10)
+        err = proc.stderr.read()
+    events = [ln.split()[:2] for ln in lines[1:]]
+    assert ["ADDED", "live"] in events and ["DELETED", "live"] in events, "".join(lines) + err

@@ -92,6 +92,17 @@ class Node:
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, text, after=0, timeout=20):
+        """Wait until the daemon's log holds text (past offset `after`): the daemon has got that
+        far. Returns the offset just past the line."""
+        def found():
+            i = self.log_text().find(text, after)
+            return i + len(text) if i >= 0 else None
+        try:
+            return wait_for(found, timeout=timeout * SLOW, what="log line %r" % text)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.log_text()[-3000:]))
+
     def volume_dirs(self):
         """Claim-keyed volume directories on this node: ["ns/claim", ...]."""
         out = []
@@ -211,11 +222,11 @@ def test_claim_becomes_bound_pv_of_the_right_shape(apiserver, nodes):
              timeout=10 * SLOW, what="provisioning finalizer removed")
     assert n1.volume_dirs() == ["default/www-web-0"]
     assert os.path.isdir(os.path.join(n1.root, "default", "www-web-0", "data"))
-    # events are recorded asynchronously: wait for them
+    # events are recorded asynchronously, the last after the finalizer is removed
     def reasons():
         events = apiserver.client.list("events", ns="default")["items"]
-        r = [e["reason"] for e in events if e["involvedObject"]["name"] == "www-web-0"]
-        return "Provisioning" in r and "ProvisioningSucceeded" in r
+        got = [e["reason"] for e in events if e["involvedObject"]["name"] == "www-web-0"]
+        return got if "Provisioning" in got and "ProvisioningSucceeded" in got else None
     wait_for(reasons, timeout=10 * SLOW, what="Provisioning and ProvisioningSucceeded events")
 
 
@@ -223,7 +234,9 @@ def test_wait_for_first_consumer_waits_for_selected_node(apiserver, nodes):
     n1 = nodes("node-1")
     storage_class(apiserver)
     claim(apiserver, "www-web-0")
-    time.sleep(1.5 * SLOW)
+    # the daemon has seen the claim and decided to wait (for the scheduler to pick a node and
+    # the PV controller to hand the claim over)
+    n1.wait_log("claim default/www-web-0: not handed to %s yet: waiting" % DRIVER)
     c = get_claim(apiserver, "www-web-0")
     assert c["status"]["phase"] == "Pending"
     assert pvs(apiserver) == []
@@ -297,7 +310,8 @@ def test_claim_deleted_with_retain_keeps_data_and_pv_and_comes_back(apiserver, n
     pvname = "pvc-" + first["metadata"]["uid"]
     wait_for(lambda: apiserver.client.get("persistentvolumes", pvname, ns=None)["status"]
              ["phase"] == "Released", timeout=20 * SLOW, what="PV Released")
-    time.sleep(1.0 * SLOW)
+    # the daemon has seen the Released PV and decided to keep its volume
+    n1.wait_log("PersistentVolume %s: policy Retain, phase Released: volume kept" % pvname)
     pv = apiserver.client.get("persistentvolumes", pvname, ns=None)
     assert pv["status"]["phase"] == "Released"
     assert "ordinal.csi.dev/volume-protection" not in pv["metadata"].get("finalizers", [])
@@ -327,11 +341,16 @@ def test_pod_deletion_changes_nothing(apiserver, nodes):
     apiserver.client.delete("pods", "web-0")
     wait_for(lambda: not apiserver.client.exists("pods", "web-0"), timeout=10 * SLOW,
              what="pod gone")
-    time.sleep(1.0 * SLOW)
+    # The controllers have handled the deletion, and the daemon has provisioned a claim made
+    # after it (its caches are past the deletion and whatever it caused).
+    apiserver.controllers_caught_up()
+    claim(apiserver, "marker", node="node-1")
+    wait_bound(apiserver, "marker")
+    apiserver.controllers_caught_up()
     pv_after = apiserver.client.get("persistentvolumes", bound["spec"]["volumeName"], ns=None)
     assert pv_after["metadata"]["resourceVersion"] == pv_before["metadata"]["resourceVersion"]
     assert get_claim(apiserver, "www-web-0")["status"]["phase"] == "Bound"
-    assert n1.volume_dirs() == ["default/www-web-0"]
+    assert n1.volume_dirs() == ["default/marker", "default/www-web-0"]
 
 
 def test_claim_deleted_mid_provisioning_leaves_nothing(apiserver, nodes):
@@ -379,6 +398,7 @@ def test_faults_converge_without_duplicate_or_leak(apiserver, nodes, fault):
     n1 = nodes("node-1")
     storage_class(apiserver)
     names = ["www-web-%d" % i for i in range(5)]
+    opened = apiserver.faults()["watches_opened"]
     apiserver.fault(**fault)
     for name in names:
         for _ in range(20):  # the test's own writes may hit the injected errors too
@@ -390,7 +410,10 @@ def test_faults_converge_without_duplicate_or_leak(apiserver, nodes, fault):
                     break
                 time.sleep(0.05)
     if fault.get("drop_watches"):
-        time.sleep(0.5)
+        # once the daemon has opened its three watches (classes, PVs, claims) again, cut them
+        # again while the claims are being provisioned
+        wait_for(lambda: apiserver.faults()["watches_opened"] >= opened + 3,
+                 timeout=20 * SLOW, what="watches re-opened")
         apiserver.fault(drop_watches=True)
     wait_for(lambda: converged(apiserver, [n1], names), timeout=60 * SLOW,
              what="convergence under %s" % fault)
@@ -418,7 +441,11 @@ def test_kill9_and_restart_mid_way_converges(apiserver, nodes):
     for i, name in enumerate(names):
         claim(apiserver, name, node="node-1")
         if i in (2, 5):
-            time.sleep(0.1 * i)
+            # kill -9 mid-way: once the daemon has begun on this claim (its finalizer is set)
+            wait_for(lambda: "ordinal.csi.dev/provisioning" in get_claim(apiserver, name)[
+                "metadata"].get("finalizers", []) or
+                get_claim(apiserver, name)["status"].get("phase") == "Bound",
+                timeout=20 * SLOW, what="provisioning of %s begun" % name)
             n1.kill9()
             n1.start()
     apiserver.reset_faults()
@@ -443,7 +470,7 @@ def controller(apiserver, name, tmpdir):
     log = open(os.path.join(tmpdir, name + ".log"), "ab")
     p = subprocess.Popen([BINARY, "--mode", "controller", "--endpoint", "unix://" + sock,
                           "--node-id", name, "--kubeconfig", apiserver.kubeconfig,
-                          "--leader-election-namespace", "default"],
+                          "--leader-election-namespace", "default", "--log-level", "debug"],
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     return p
@@ -454,7 +481,10 @@ def test_leader_election_hands_over_when_the_leader_dies(apiserver, tmp_path):
     leader = wait_for(lambda: lease_holder(apiserver), timeout=20 * SLOW, what="a leader")
     assert leader == "ctrl-a"
     b = controller(apiserver, "ctrl-b", str(tmp_path))
-    time.sleep(2)
+    blog = str(tmp_path / "ctrl-b.log")
+    waiting = "leader election: lease default/ordinal-csi-dev is held by ctrl-a; ctrl-b waits"
+    wait_for(lambda: waiting in open(blog, errors="replace").read(), timeout=20 * SLOW,
+             what="ctrl-b to see the lease held")
     assert lease_holder(apiserver) == "ctrl-a"
     lease = apiserver.client.get("leases", "ordinal-csi-dev", ns="default")
     duration = lease["spec"]["leaseDurationSeconds"]
@@ -482,10 +512,12 @@ def test_out_of_space_gives_the_claim_back_to_the_scheduler(apiserver, nodes):
     claim(apiserver, "huge-0", size="1000Ti", node="node-1")
 
     def reset():
+        # two writes: the annotation goes, then the provisioning finalizer
         c = get_claim(apiserver, "huge-0")
-        return c if SELECTED not in c["metadata"].get("annotations", {}) else None
+        return c if SELECTED not in c["metadata"].get("annotations", {}) and \
+            "ordinal.csi.dev/provisioning" not in c["metadata"].get("finalizers", []) else None
     try:
-        c = wait_for(reset, timeout=20 * SLOW, what="selected-node removed")
+        c = wait_for(reset, timeout=20 * SLOW, what="selected-node and finalizer removed")
     except AssertionError as e:
         raise AssertionError("%s\n%s" % (e, n1.log_text()[-4000:]))
     assert c["status"]["phase"] == "Pending"

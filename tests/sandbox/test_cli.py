@@ -70,7 +70,10 @@ def sbx_factory(tmp_path):
     for d in dirs:
         sandbox("down", "--dir", d, check=False)
         logs = os.path.join(d, "logs")
+        # the sandbox's own processes; containers' logs are in folders of their own
         for f in sorted(os.listdir(logs)):
+            if not os.path.isfile(os.path.join(logs, f)):
+                continue
             with open(os.path.join(logs, f), errors="replace") as fh:
                 text = fh.read()
             for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
