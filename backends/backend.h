@@ -183,6 +183,10 @@ struct be_ops {
     int (*node_expand)(struct backend *b, const char *volume_id, const char *path,
                        int64_t *ret_capacity);
 
+    /* Whether create accepts a snapshot or another volume as content source (CLONE_VOLUME and
+     * restores); false means create refuses every source (-ENOTSUP). */
+    bool content_sources;
+
     /* The volume whose key is key ("<ns>/<claim>" or a plain name), in its current generation:
      * 0, or -ENOENT. Lets the provisioner ask who owns a claim's store before CreateVolume. */
     int (*lookup_key)(struct backend *b, const char *key, struct be_volume *ret);

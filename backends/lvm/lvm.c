@@ -25,9 +25,13 @@
  * possible when something outside lvcreate made them); an LV whose tags are ours but broken is
  * kept and reported abnormal, never deleted behind anyone's back.
  *
- * Snapshots and clones need device-mapper snapshot targets (or thin pools), which the
- * machines this is tested on lack: such requests get -ENOTSUP (INVALID_ARGUMENT) with a
- * message saying so, before anything is made.
+ * Thin volumes (a class with thinPool) can be snapshotted and copied: a snapshot is a
+ * read-only thin snapshot LV ("ors-" names, activation skip flag) whose tags carry the CSI
+ * name, the source id, size, access, fs and creation time; a restore or clone is a writable
+ * thin snapshot of the snapshot or volume in the same pool, lvextended when asked larger (its
+ * size tag records the target, so a crash before lvextend is finished by the retry or by
+ * recover()). Thin snapshots are independent LVs: either side can be removed first. Thick LVs
+ * refuse snapshots and clones with -ENOTSUP (INVALID_ARGUMENT) before anything is made.
  *
  * Tools: `lvm <command>` with an argument vector (exec.h), LC_ALL=C, the daemon's
  * LVM_SYSTEM_DIR, a timeout; JSON reports with --units b --nosuffix, every field checked.
@@ -1511,6 +1515,8 @@ static const struct be_ops lvm_ops = {
     .stats = lvm__stats,
     .node_expand = lvm__node_expand,
     .lookup_key = lvm_lookup_key,
+    /* thin volumes: restores and clones (a thick source is refused per request) */
+    .content_sources = true,
 };
 
 static int vg_cmp(const void *a, const void *b)

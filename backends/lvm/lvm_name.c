@@ -14,6 +14,11 @@
  * metadata holds an LV either with all of them or not at all; a change of owner swaps name and
  * gen in one lvchange.
  *
+ * Thin volumes add pool (the thin pool) and source ("snapshot:<id>" or "volume:<id>" for a
+ * restore or clone) before created. Snapshot LVs are "ors-" + the snapshot name as above, with
+ * tags snap (CSI name), source (volume id), size, access, fs, created, and ids
+ * "lvm:<vg>/<ors-...>".
+ *
  * Ids: "lvm:<vg>/<lv>", and "lvm:<vg>/<lv>/<gen>" once the LV has changed owner (neither VG
  * nor LV names hold '/'); an id whose generation is not the LV's current one names nothing.
  *

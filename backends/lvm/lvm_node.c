@@ -38,14 +38,14 @@ static int volume_device(struct lvm_backend *l, const char *id, struct be_volume
     return r;
 }
 
+#define LVM_STAGE_FLAGS_MAX 63
+
 /*
  * Mount a volume made from a snapshot or another volume (a thin snapshot: the source's
  * filesystem, byte for byte). An xfs copy carries its source's UUID, which xfs refuses to
  * mount twice on one node: "nouuid". A copy made larger than its source has a filesystem
  * smaller than the device: grown here, on the first stage (and a no-op after).
  */
-#define LVM_STAGE_FLAGS_MAX 63
-
 static int stage_copy(const char *dev, const struct be_mount_req *req, const char *fs)
 {
     const char *flags[LVM_STAGE_FLAGS_MAX + 1];
