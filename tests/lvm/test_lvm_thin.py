@@ -249,3 +249,30 @@ def test_thin_capacity_and_expand(daemon, pb, vg, pool):
         required_bytes=v.capacity_bytes + 1024 * MiB))
     assert e.capacity_bytes == v.capacity_bytes + 1024 * MiB
     csi.DeleteVolume(volume_id=v.volume_id)
+
+
+def test_thin_recover_half_made(daemon, pb, vg, pool):
+    """What a kill -9 can leave, repaired at start-up: a snapshot LV with our name but none of
+    our tags (lvcreate never commits one: only made by hand here) is removed; a restore left
+    smaller than its size tag (killed between lvcreate and lvextend, made here by lvreduce) is
+    grown to the size it was asked for."""
+    csi = daemon.csi
+    v = create(csi, pb, vg, "rv", 64 * MiB)
+    s = csi.CreateSnapshot(name="rsnap", source_volume_id=v.volume_id).snapshot
+    r = create(csi, pb, vg, "rbig", 128 * MiB, source=("snapshot", s.snapshot_id))
+    vg.lvm("lvreduce", "-f", "-y", "-L", "64m", "%s/%s" % (vg.name, lv_of(r.volume_id)))
+    got = csi.ControllerGetVolume(volume_id=r.volume_id)
+    assert got.status.volume_condition.abnormal
+    half = "ors-half-0123456789abcdef"
+    vg.lvm("lvcreate", "-y", "-s", "-n", half, "%s/%s" % (vg.name, lv_of(v.volume_id)))
+    assert half in vg.lvs()
+    daemon.restart()
+    csi = daemon.csi
+    assert half not in vg.lvs()
+    assert int(lv_row(vg, lv_of(r.volume_id))["lv_size"]) == 128 * MiB
+    got = csi.ControllerGetVolume(volume_id=r.volume_id)
+    assert not got.status.volume_condition.abnormal
+    assert [e.snapshot.snapshot_id for e in csi.ListSnapshots().entries] == [s.snapshot_id]
+    csi.DeleteSnapshot(snapshot_id=s.snapshot_id)
+    csi.DeleteVolume(volume_id=r.volume_id)
+    csi.DeleteVolume(volume_id=v.volume_id)
