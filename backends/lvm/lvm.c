@@ -25,9 +25,13 @@
  * possible when something outside lvcreate made them); an LV whose tags are ours but broken is
  * kept and reported abnormal, never deleted behind anyone's back.
  *
- * Snapshots and clones need device-mapper snapshot targets (or thin pools), which the
- * machines this is tested on lack: such requests get -ENOTSUP (INVALID_ARGUMENT) with a
- * message saying so, before anything is made.
+ * Thin volumes (a class with thinPool) can be snapshotted and copied: a snapshot is a
+ * read-only thin snapshot LV ("ors-" names, activation skip flag) whose tags carry the CSI
+ * name, the source id, size, access, fs and creation time; a restore or clone is a writable
+ * thin snapshot of the snapshot or volume in the same pool, lvextended when asked larger (its
+ * size tag records the target, so a crash before lvextend is finished by the retry or by
+ * recover()). Thin snapshots are independent LVs: either side can be removed first. Thick LVs
+ * refuse snapshots and clones with -ENOTSUP (INVALID_ARGUMENT) before anything is made.
  *
  * Tools: `lvm <command>` with an argument vector (exec.h), LC_ALL=C, the daemon's
  * LVM_SYSTEM_DIR, a timeout; JSON reports with --units b --nosuffix, every field checked.
@@ -106,9 +110,9 @@ static int run_lvm(struct lvm_backend *l, const char *const *args, struct exec_r
     return 0;
 }
 
-static const char *const lv_fields[] = {"lv_name", "vg_name",          "lv_size",       "lv_tags",
-                                        "lv_attr", "lv_health_status", "vg_extent_size"};
-#define LV_FIELDS "lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_health_status,vg_extent_size"
+static const char *const lv_fields[] = {"lv_name", "vg_name",          "lv_size",        "lv_tags",
+                                        "lv_attr", "lv_health_status", "vg_extent_size", "pool_lv"};
+#define LV_FIELDS "lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_health_status,vg_extent_size,pool_lv"
 
 static bool allowed_vg(const struct lvm_backend *l, const char *vg)
 {
@@ -126,24 +130,45 @@ static int lv_from_row(struct lvm_backend *l, const struct lvm__report *rep, siz
     const char *name = lvm__cell(rep, row, 0), *vg = lvm__cell(rep, row, 1);
     const char *size = lvm__cell(rep, row, 2), *tags = lvm__cell(rep, row, 3);
     const char *attr = lvm__cell(rep, row, 4), *health = lvm__cell(rep, row, 5);
-    const char *extent = lvm__cell(rep, row, 6);
+    const char *extent = lvm__cell(rep, row, 6), *pool = lvm__cell(rep, row, 7);
 
     memset(ret, 0, sizeof(*ret));
     if (!lvm__valid_vg_name(vg) || !allowed_vg(l, vg))
         return be_error(-EIO, "lvs reported volume group \"%.40s\", which was not asked for", vg);
     if (!name[0] || strlen(name) > 127)
         return be_error(-EIO, "lvs reported an invalid LV name in %s", vg);
-    if (!lvm__is_our_lv_name(name))
+    ret->is_snap = lvm__is_our_snap_lv_name(name);
+    if (!ret->is_snap && !lvm__is_our_lv_name(name))
         return 1;
     if (!lvm__parse_u63(size, &ret->size) || !lvm__parse_u63(extent, &ret->extent) ||
         ret->extent == 0)
         return be_error(-EIO, "lvs reported an invalid size or extent size for %s/%s", vg, name);
-    if (strlen(attr) >= sizeof(ret->attr) || strlen(health) >= sizeof(ret->health))
+    if (strlen(attr) >= sizeof(ret->attr) || strlen(health) >= sizeof(ret->health) ||
+        (pool[0] && !lvm__valid_pool_name(pool)))
         return be_error(-EIO, "lvs reported invalid attributes for %s/%s", vg, name);
+    snprintf(ret->pool, sizeof(ret->pool), "%s", pool);
     snprintf(ret->vg, sizeof(ret->vg), "%s", vg);
     snprintf(ret->name, sizeof(ret->name), "%s", name);
     snprintf(ret->attr, sizeof(ret->attr), "%s", attr);
     snprintf(ret->health, sizeof(ret->health), "%s", health);
+    if (ret->is_snap) {
+        ret->tags_rc = lvm__snap_tags_parse(tags, &ret->snap);
+        if (ret->tags_rc == 0) {
+            char expect[LVM_LV_NAME_MAX + 1];
+
+            lvm__snap_lv_name(ret->snap.name, expect);
+            if (strcmp(expect, name) != 0) {
+                ret->tags_rc = -EINVAL;
+                snprintf(ret->tags_why, sizeof(ret->tags_why),
+                         "the snap tag does not match the LV name");
+            }
+        } else if (ret->tags_rc == -EINVAL) {
+            snprintf(ret->tags_why, sizeof(ret->tags_why), "%s", be_last_error());
+        } else if (ret->tags_rc != -ENODATA) {
+            return ret->tags_rc;
+        }
+        return 0;
+    }
     ret->tags_rc = lvm__tags_parse(tags, &ret->meta);
     if (ret->tags_rc == -EINVAL)
         snprintf(ret->tags_why, sizeof(ret->tags_why), "%s", be_last_error());
@@ -351,7 +376,8 @@ int lvm__device(const char *vg, const char *lv, char *ret, size_t cap)
 int lvm__activate(struct lvm_backend *l, const char *vg, const char *lv)
 {
     char target[LVM_VG_NAME_MAX + LVM_LV_NAME_MAX + 2];
-    const char *args[] = {"lvchange", "--activate", "y", target, NULL};
+    /* -K: a thin LV made by hand may carry the activation skip flag; ours never do */
+    const char *args[] = {"lvchange", "--activate", "y", "--ignoreactivationskip", target, NULL};
     struct exec_result res;
     int r;
 
@@ -378,6 +404,8 @@ static void lv_to_be(const struct lvm__lv *lv, struct be_volume *ret)
         ret->access = lv->meta.access;
         snprintf(ret->fs_type, sizeof(ret->fs_type), "%s", lv->meta.fs);
         ret->created_sec = lv->meta.created;
+        ret->source_kind = lv->meta.source_kind;
+        snprintf(ret->source_id, sizeof(ret->source_id), "%s", lv->meta.source_id);
     } else {
         /* no trustworthy key: the id stands in for it (locks, messages) */
         snprintf(ret->key, sizeof(ret->key), "%s", ret->id);
@@ -440,9 +468,73 @@ static int lvm_lookup(struct backend *b, const char *id, struct be_volume *ret)
 
 struct create_params {
     const char *vg;
+    const char *pool; /* thinPool, NULL for thick volumes */
     char fs[8];
+    bool fs_given; /* fsType or the capability's fs_type named it (else the default) */
     char mkfs[LVM_MKFS_OPTS_MAX + 1];
 };
+
+struct pool_info {
+    int64_t size, used; /* bytes of data space, and bytes of it in use */
+};
+
+static const char *const pool_fields[] = {"lv_name", "lv_attr", "lv_size", "data_percent"};
+
+/* The thin pool vg/pool, checked: 0 and *ret, or -EINVAL saying what is wrong with it. */
+static int find_pool(struct lvm_backend *l, const char *vg, const char *pool, struct pool_info *ret)
+{
+    const char *args[] = {"lvs",  "--reportformat",
+                          "json", "--units",
+                          "b",    "--nosuffix",
+                          "-o",   "lv_name,lv_attr,lv_size,data_percent",
+                          vg,     NULL};
+    struct exec_result res;
+    struct lvm__report rep;
+    int r;
+
+    r = run_lvm(l, args, &res);
+    if (r < 0)
+        return r;
+    r = lvm__report_parse(res.out, res.out_len, "lv", pool_fields, ARRAY_SIZE(pool_fields), &rep);
+    exec_result_release(&res);
+    if (r < 0)
+        return r == -ENOMEM ? r : be_error(-EIO, "lvs: %s", be_last_error());
+    r = be_error(-EINVAL,
+                 "parameters.thinPool: volume group %s has no logical volume \"%s\" (create the "
+                 "pool first: lvcreate --type thin-pool)",
+                 vg, pool);
+    for (size_t i = 0; i < rep.n_rows; i++) {
+        const char *attr = lvm__cell(&rep, i, 1), *pct = lvm__cell(&rep, i, 3);
+        double used = 0;
+
+        if (strcmp(lvm__cell(&rep, i, 0), pool) != 0)
+            continue;
+        if (attr[0] != 't') {
+            r = be_error(-EINVAL, "parameters.thinPool: %s/%s is not a thin pool (lv_attr %.16s)",
+                         vg, pool, attr);
+            break;
+        }
+        /* a pool that does not zero new blocks would show a new volume another one's old
+         * data, and a stale filesystem signature there would even stop mkfs */
+        if (strlen(attr) < 8 || attr[7] != 'z') {
+            r = be_error(-EINVAL,
+                         "parameters.thinPool: thin pool %s/%s does not zero newly allocated "
+                         "blocks; enable it with lvchange --zero y %s/%s",
+                         vg, pool, vg, pool);
+            break;
+        }
+        if (!lvm__parse_u63(lvm__cell(&rep, i, 2), &ret->size) ||
+            (pct[0] && (sscanf(pct, "%lf", &used) != 1 || used < 0 || used > 100))) {
+            r = be_error(-EIO, "lvs reported invalid sizes for the thin pool %s/%s", vg, pool);
+            break;
+        }
+        ret->used = (int64_t)((double)ret->size * used / 100.0);
+        r = 0;
+        break;
+    }
+    lvm__report_release(&rep);
+    return r;
+}
 
 static bool mkfs_opts_ok(const char *s)
 {
@@ -454,9 +546,10 @@ static bool mkfs_opts_ok(const char *s)
 
 /* The backend parameters shared by CreateVolume and GetCapacity. */
 static int parse_params(struct lvm_backend *l, const struct be_param *params, size_t n,
-                        const char **ret_vg, const char **ret_fs, const char **ret_mkfs)
+                        const char **ret_vg, const char **ret_fs, const char **ret_mkfs,
+                        const char **ret_pool)
 {
-    *ret_vg = *ret_fs = *ret_mkfs = NULL;
+    *ret_vg = *ret_fs = *ret_mkfs = *ret_pool = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *k = params[i].key ? params[i].key : "", *v = params[i].value;
 
@@ -479,10 +572,17 @@ static int parse_params(struct lvm_backend *l, const struct be_param *params, si
                                 "parameters.mkfsOptions: at most %d printable ASCII characters",
                                 LVM_MKFS_OPTS_MAX);
             *ret_mkfs = v;
+        } else if (strcmp(k, "thinPool") == 0) {
+            if (!lvm__valid_pool_name(v))
+                return be_error(-EINVAL,
+                                "parameters.thinPool: \"%.64s\" is not a valid LV name (1-%d "
+                                "characters of [A-Za-z0-9+_.-], not starting with '-')",
+                                v, LVM_LV_NAME_MAX);
+            *ret_pool = v;
         } else {
             return be_error(-EINVAL,
                             "unknown parameter \"%.64s\": the LVM backend takes volumeGroup, "
-                            "fsType and mkfsOptions",
+                            "thinPool, fsType and mkfsOptions",
                             k);
         }
     }
@@ -492,8 +592,8 @@ static int parse_params(struct lvm_backend *l, const struct be_param *params, si
 static int create_params(struct lvm_backend *l, const struct be_create_req *req,
                          struct create_params *ret)
 {
-    const char *vg, *fs, *mkfs, *cap_fs = req->fs_type ? req->fs_type : "";
-    int r = parse_params(l, req->params, req->n_params, &vg, &fs, &mkfs);
+    const char *vg, *fs, *mkfs, *pool, *cap_fs = req->fs_type ? req->fs_type : "";
+    int r = parse_params(l, req->params, req->n_params, &vg, &fs, &mkfs, &pool);
 
     if (r < 0)
         return r;
@@ -507,6 +607,7 @@ static int create_params(struct lvm_backend *l, const struct be_create_req *req,
     }
     memset(ret, 0, sizeof(*ret));
     ret->vg = vg;
+    ret->pool = pool;
     if (req->access == BE_ACCESS_MOUNT) {
         if (cap_fs[0] && strcmp(cap_fs, "ext4") != 0 && strcmp(cap_fs, "xfs") != 0)
             return be_error(-EINVAL, "fs_type \"%.20s\" is not supported: ext4 or xfs", cap_fs);
@@ -515,6 +616,7 @@ static int create_params(struct lvm_backend *l, const struct be_create_req *req,
                             "fs_type %s of the capability contradicts parameters.fsType %s", cap_fs,
                             fs);
         snprintf(ret->fs, sizeof(ret->fs), "%s", fs ? fs : cap_fs[0] ? cap_fs : "ext4");
+        ret->fs_given = fs || cap_fs[0];
         snprintf(ret->mkfs, sizeof(ret->mkfs), "%s", mkfs ? mkfs : "");
     }
     return 0;
@@ -591,6 +693,40 @@ static int set_owner_tags(struct lvm_backend *l, struct lvm__lv *lv, const char 
     return 0;
 }
 
+/* lvextend vg/lv to size bytes (a thin LV: its virtual size; nothing is allocated). */
+static int lv_extend(struct lvm_backend *l, const char *vg, const char *lv, int64_t size)
+{
+    char target[LVM_VG_NAME_MAX + LVM_LV_NAME_MAX + 2], sizearg[32];
+    const char *args[] = {"lvextend", "--size", sizearg, target, NULL};
+    struct exec_result res;
+    int r;
+
+    snprintf(target, sizeof(target), "%s/%s", vg, lv);
+    snprintf(sizearg, sizeof(sizearg), "%lldb", (long long)size);
+    r = run_lvm(l, args, &res);
+    if (r < 0)
+        return r;
+    exec_result_release(&res);
+    return 0;
+}
+
+/* A restore or clone into a larger size is lvcreate (all tags, the size tag the target) then
+ * lvextend; a crash in between leaves the LV smaller than its size tag. Finish it. */
+static int finish_extend(struct lvm_backend *l, struct lvm__lv *lv)
+{
+    int64_t want;
+    int r;
+
+    if (lv->is_snap || lv->tags_rc != 0 || lv->meta.source_kind == BE_SOURCE_NONE ||
+        !lvm__is_thin(lv) || lv->size >= lv->meta.requested)
+        return 0;
+    want = (lv->meta.requested + lv->extent - 1) / lv->extent * lv->extent;
+    r = lv_extend(l, lv->vg, lv->name, want);
+    if (r < 0)
+        return r;
+    return lvm__find_lv(l, lv->vg, lv->name, lv);
+}
+
 static int create_existing(struct lvm_backend *l, const struct be_create_req *req,
                            const struct create_params *cp, struct lvm__lv *lv,
                            struct be_volume *ret)
@@ -604,10 +740,21 @@ static int create_existing(struct lvm_backend *l, const struct be_create_req *re
     if (strcmp(lv->meta.key, req->key) != 0)
         return be_error(-EIO, "LV name %s/%s collides with the one of key %.80s", lv->vg, lv->name,
                         lv->meta.key);
+    r = finish_extend(l, lv);
+    if (r < 0)
+        return r;
     lv_to_be(lv, &v);
     if (strcmp(lv->vg, cp->vg) != 0)
         return be_error(-EEXIST, "volume %s for key %.80s exists in volume group %s, not %s", v.id,
                         req->key, lv->vg, cp->vg);
+    if (strcmp(lv->meta.pool, cp->pool ? cp->pool : "") != 0)
+        return be_error(-EEXIST, "volume %s exists %s%s, not %s%s", v.id,
+                        lv->meta.pool[0] ? "in thin pool " : "as a thick LV", lv->meta.pool,
+                        cp->pool ? "in thin pool " : "as a thick LV", cp->pool ? cp->pool : "");
+    if (req->source_kind != BE_SOURCE_NONE &&
+        (lv->meta.source_kind != req->source_kind || strcmp(lv->meta.source_id, req->source_id)))
+        return be_error(-EEXIST, "volume %s exists with another content source (%s)", v.id,
+                        lv->meta.source_id[0] ? lv->meta.source_id : "none");
     if (lv->meta.access != req->access)
         return be_error(-EEXIST, "volume %s exists as a %s volume", v.id,
                         lv->meta.access == BE_ACCESS_BLOCK ? "block" : "mount");
@@ -633,6 +780,73 @@ static int create_existing(struct lvm_backend *l, const struct be_create_req *re
     return 0;
 }
 
+/* The origin of a restore or clone. */
+struct source {
+    char origin[LVM_VG_NAME_MAX + LVM_LV_NAME_MAX + 2]; /* vg/lv for lvcreate --snapshot */
+    int64_t size;
+};
+
+/*
+ * Check the content source of req and fill *ret: a snapshot of ours, or a healthy thin volume
+ * of ours, in the volume group and thin pool the class names (a thin snapshot lives in its
+ * origin's pool). A mount volume made from a filesystem keeps that filesystem: cp->fs becomes
+ * the source's when the class does not name one, and a different one is refused.
+ */
+static int resolve_source(struct lvm_backend *l, const struct be_create_req *req,
+                          struct create_params *cp, struct source *ret)
+{
+    char vg[LVM_LV_NAME_MAX + 1], name[LVM_LV_NAME_MAX + 1];
+    const char *what = req->source_kind == BE_SOURCE_SNAPSHOT ? "snapshot" : "volume";
+    const char *src_fs;
+    struct lvm__lv lv;
+    int r;
+
+    if (!req->source_id)
+        return be_error(-EINVAL, "no source id");
+    if (req->source_kind == BE_SOURCE_SNAPSHOT) {
+        if (lvm__parse_snap_id(req->source_id, vg, name) < 0 || !allowed_vg(l, vg))
+            return be_error(-ENOENT, "snapshot %.128s not found", req->source_id);
+        r = lvm__find_lv(l, vg, name, &lv);
+        if (r == -ENOENT || (r == 0 && (!lv.is_snap || lv.tags_rc != 0)))
+            return be_error(-ENOENT, "snapshot %s not found", req->source_id);
+        if (r < 0)
+            return r;
+        src_fs = lv.snap.access == BE_ACCESS_MOUNT ? lv.snap.fs : "";
+    } else {
+        struct be_volume v;
+
+        r = lvm__lookup(l, req->source_id, &v, &lv);
+        if (r < 0)
+            return r;
+        if (v.abnormal)
+            return be_error(-EIO, "source volume %s is not healthy: %s", v.id, v.condition);
+        if (!lvm__is_thin(&lv))
+            return be_error(-ENOTSUP,
+                            "volume %s is a thick LV and cannot be cloned: clones need a thin "
+                            "volume (a StorageClass with thinPool)",
+                            v.id);
+        src_fs = lv.meta.access == BE_ACCESS_MOUNT ? lv.meta.fs : "";
+    }
+    if (!lvm__is_thin(&lv))
+        return be_error(-EIO, "%s %s is not a thin LV", what, req->source_id);
+    if (!cp->pool || strcmp(cp->pool, lv.pool) != 0 || strcmp(cp->vg, lv.vg) != 0)
+        return be_error(-EINVAL,
+                        "%s %s lives in thin pool %s/%s: a volume made from it is a thin "
+                        "snapshot in the same pool, so the StorageClass must name volumeGroup "
+                        "%s and thinPool %s",
+                        what, req->source_id, lv.vg, lv.pool, lv.vg, lv.pool);
+    if (req->access == BE_ACCESS_MOUNT && src_fs[0]) {
+        if (!cp->fs_given)
+            snprintf(cp->fs, sizeof(cp->fs), "%s", src_fs);
+        else if (strcmp(cp->fs, src_fs) != 0)
+            return be_error(-EINVAL, "%s %s holds an %s filesystem, not %s", what, req->source_id,
+                            src_fs, cp->fs);
+    }
+    snprintf(ret->origin, sizeof(ret->origin), "%s/%s", lv.vg, lv.name);
+    ret->size = lv.size;
+    return 0;
+}
+
 static int lvm_create(struct backend *b, const struct be_create_req *req, struct be_volume *ret)
 {
     struct lvm_backend *l = lvm__of(b);
@@ -643,6 +857,7 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     struct lvm__lv lv;
     struct vg_info vi;
     struct exec_result res;
+    struct source src = {0};
     int64_t size = 0;
     int r, nt;
 
@@ -664,12 +879,18 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     r = create_params(l, req, &cp);
     if (r < 0)
         return r;
-    if (req->source_kind != BE_SOURCE_NONE)
-        return be_error(
-            -ENOTSUP,
-            "the LVM backend cannot make a volume from a %s: snapshots and clones of "
-            "logical volumes need device-mapper snapshot targets, which it does not support",
-            req->source_kind == BE_SOURCE_SNAPSHOT ? "snapshot" : "volume");
+    if (cp.pool) {
+        struct pool_info pi;
+
+        r = find_pool(l, cp.vg, cp.pool, &pi);
+        if (r < 0)
+            return r;
+    }
+    if (req->source_kind != BE_SOURCE_NONE) {
+        r = resolve_source(l, req, &cp, &src);
+        if (r < 0)
+            return r;
+    }
 
     lvm__lv_name(req->key, lvname);
     r = lvm__find_lv(l, NULL, lvname, &lv);
@@ -684,19 +905,33 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     r = pick_size(req, vi.extent, &size);
     if (r < 0)
         return r;
-    if (size > vi.free)
+    if (req->source_kind != BE_SOURCE_NONE) {
+        /* a thin snapshot has its origin's size; CSI wants at least the source's size */
+        if (req->required_bytes <= 0 || size < src.size)
+            size = src.size;
+        if (req->limit_bytes > 0 && size > req->limit_bytes)
+            return be_error(-ERANGE, "the source %s has %lld bytes, more than the limit %lld",
+                            req->source_id, (long long)src.size, (long long)req->limit_bytes);
+    } else if (!cp.pool && size > vi.free) {
         return be_error(-ENOSPC, "volume group %s has %lld bytes free, %lld needed", cp.vg,
                         (long long)vi.free, (long long)size);
+    }
     r = lvm__vol_id(cp.vg, lvname, 0, id);
     if (r < 0)
         return be_error(r, "volume id too long");
 
     snprintf(m.key, sizeof(m.key), "%s", req->key);
     snprintf(m.name, sizeof(m.name), "%s", req->name);
-    m.requested = req->required_bytes > 0 ? req->required_bytes : size;
+    m.requested = req->source_kind != BE_SOURCE_NONE ? size
+                  : req->required_bytes > 0          ? req->required_bytes
+                                                     : size;
     m.access = req->access;
     snprintf(m.fs, sizeof(m.fs), "%s", cp.fs);
     snprintf(m.mkfs, sizeof(m.mkfs), "%s", cp.mkfs);
+    snprintf(m.pool, sizeof(m.pool), "%s", cp.pool ? cp.pool : "");
+    m.source_kind = req->source_kind;
+    snprintf(m.source_id, sizeof(m.source_id), "%s",
+             req->source_kind != BE_SOURCE_NONE ? req->source_id : "");
     m.created = (int64_t)time(NULL);
     nt = lvm__tags_build(&m, tags);
     if (nt < 0)
@@ -709,19 +944,36 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
 
         args[a++] = "lvcreate";
         args[a++] = "--yes";
-        args[a++] = "--wipesignatures";
-        args[a++] = "y";
-        args[a++] = "--zero";
-        args[a++] = "y";
+        if (req->source_kind != BE_SOURCE_NONE) {
+            /* a writable thin snapshot of the source, activated like any volume */
+            args[a++] = "--snapshot";
+            args[a++] = "--setactivationskip";
+            args[a++] = "n";
+            args[a++] = "--permission";
+            args[a++] = "rw";
+        } else if (cp.pool) {
+            /* the pool zeroes new blocks (find_pool checked it): no wiping needed */
+            args[a++] = "--type";
+            args[a++] = "thin";
+            args[a++] = "--thinpool";
+            args[a++] = cp.pool;
+            args[a++] = "--virtualsize";
+            args[a++] = sizearg;
+        } else {
+            args[a++] = "--wipesignatures";
+            args[a++] = "y";
+            args[a++] = "--zero";
+            args[a++] = "y";
+            args[a++] = "--size";
+            args[a++] = sizearg;
+        }
         args[a++] = "--name";
         args[a++] = lvname;
-        args[a++] = "--size";
-        args[a++] = sizearg;
         for (int i = 0; i < nt; i++) {
             args[a++] = "--addtag";
             args[a++] = tags[i];
         }
-        args[a++] = cp.vg;
+        args[a++] = req->source_kind != BE_SOURCE_NONE ? src.origin : cp.vg;
         args[a] = NULL;
         r = run_lvm(l, args, &res);
     }
@@ -740,6 +992,9 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
     r = fault("after-lvcreate");
     if (r == 0)
         r = lvm__find_lv(l, cp.vg, lvname, &lv);
+    /* a larger restore or clone: the size tag already says the target, grow to it */
+    if (r == 0 && lv.size < size)
+        r = finish_extend(l, &lv);
     if (r == 0 && (lv.tags_rc != 0 || strcmp(lv.meta.key, req->key) != 0 || lv.size != size))
         r = be_error(-EIO, "LV %s/%s is not as created (size %lld, tags %s)", cp.vg, lvname,
                      (long long)lv.size, lv.tags_rc == 0 ? "ok" : "damaged");
@@ -827,8 +1082,14 @@ static int lvm_list(struct backend *b, const char *after, size_t max, struct be_
         if (!all)
             return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        lv_to_be(&lvs[i], &all[i]);
+    {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+            if (!lvs[i].is_snap)
+                lv_to_be(&lvs[i], &all[k++]);
+        n = k;
+    }
     if (n > 1)
         qsort(all, n, sizeof(*all), be_cmp);
     if (after && *after)
@@ -892,7 +1153,8 @@ static int lvm_expand(struct backend *b, const char *id, int64_t required, int64
     r = vg_info(l, lv.vg, &vi);
     if (r < 0)
         return r;
-    if (size - cur.capacity_bytes > vi.free)
+    /* a thin LV only grows its virtual size: the pool's space is taken when written */
+    if (!lvm__is_thin(&lv) && size - cur.capacity_bytes > vi.free)
         return be_error(-ENOSPC, "volume group %s has %lld bytes free, %lld more needed", lv.vg,
                         (long long)vi.free, (long long)(size - cur.capacity_bytes));
     snprintf(target, sizeof(target), "%s/%s", lv.vg, lv.name);
@@ -918,13 +1180,32 @@ static int lvm_capacity(struct backend *b, const struct be_param *params, size_t
 {
     struct lvm_backend *l = lvm__of(b);
     struct vg_info all[LVM_MAX_VGS];
-    const char *vg, *fs, *mkfs;
+    const char *vg, *fs, *mkfs, *pool;
     int64_t avail = 0, maxv = 0;
     int r;
 
-    r = parse_params(l, params, n_params, &vg, &fs, &mkfs);
+    r = parse_params(l, params, n_params, &vg, &fs, &mkfs, &pool);
     if (r < 0)
         return r;
+    if (pool) {
+        /* thin volumes take the pool's free data space as they are written */
+        struct pool_info pi;
+
+        if (!vg) {
+            if (l->n_vgs != 1)
+                return be_error(-EINVAL,
+                                "parameters.volumeGroup is required with thinPool: "
+                                "this driver serves %zu volume groups",
+                                l->n_vgs);
+            vg = l->vgs[0];
+        }
+        r = find_pool(l, vg, pool, &pi);
+        if (r < 0)
+            return r;
+        *ret_available = pi.size - pi.used;
+        *ret_max_volume = pi.size - pi.used;
+        return 0;
+    }
     r = vg_infos(l, all);
     if (r < 0)
         return r;
@@ -940,15 +1221,234 @@ static int lvm_capacity(struct backend *b, const struct be_param *params, size_t
     return 0;
 }
 
+/* ---- snapshots ---- */
+
+static int snap_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct be_snapshot *)a)->id, ((const struct be_snapshot *)b)->id);
+}
+
+static void snap_to_be(const struct lvm__lv *lv, struct be_snapshot *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    lvm__snap_id(lv->vg, lv->name, ret->id);
+    snprintf(ret->name, sizeof(ret->name), "%s", lv->snap.name);
+    snprintf(ret->source_volume_id, sizeof(ret->source_volume_id), "%s", lv->snap.source);
+    ret->size_bytes = lv->size;
+    ret->created_sec = lv->snap.created;
+    /* a thin snapshot is whole the moment lvcreate commits it */
+    ret->ready = true;
+}
+
+/* Our snapshot LVs with whole tags, every allowed group, sorted by id (malloc'd, owned). */
+static int list_snaps(struct lvm_backend *l, struct be_snapshot **ret, size_t *ret_n)
+{
+    _cleanup_free_ struct lvm__lv *lvs = NULL;
+    struct be_snapshot *all = NULL;
+    size_t n = 0, k = 0;
+    int r = list_lvs(l, NULL, &lvs, &n);
+
+    if (r < 0)
+        return r;
+    if (n > 0) {
+        all = calloc(n, sizeof(*all));
+        if (!all)
+            return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (lvs[i].is_snap && lvs[i].tags_rc == 0)
+            snap_to_be(&lvs[i], &all[k++]);
+    if (k > 1)
+        qsort(all, k, sizeof(*all), snap_cmp);
+    *ret = all;
+    *ret_n = k;
+    return 0;
+}
+
+/* The snapshot LV called name in any allowed group: 0, -ENOENT. */
+static int find_snap_by_name(struct lvm_backend *l, const char *name, struct lvm__lv *ret)
+{
+    char lvname[LVM_LV_NAME_MAX + 1];
+    int r;
+
+    lvm__snap_lv_name(name, lvname);
+    r = lvm__find_lv(l, NULL, lvname, ret);
+    if (r < 0)
+        return r;
+    if (ret->tags_rc != 0)
+        return be_error(-EIO, "snapshot LV %s/%s exists but its tags are damaged: %s", ret->vg,
+                        ret->name, ret->tags_rc == -ENODATA ? "none of ours" : ret->tags_why);
+    if (strcmp(ret->snap.name, name) != 0)
+        return be_error(-EIO, "snapshot LV name %s/%s collides with the one of snapshot %.80s",
+                        ret->vg, ret->name, ret->snap.name);
+    return 0;
+}
+
 static int lvm_snapshot_create(struct backend *b, const char *name, const char *source_volume_id,
                                struct be_snapshot *ret)
 {
-    (void)b;
-    (void)ret;
-    return be_error(-ENOTSUP,
-                    "snapshot %.64s of %.128s: the LVM backend does not take snapshots; LVM "
-                    "snapshots need device-mapper snapshot targets",
-                    name ? name : "", source_volume_id ? source_volume_id : "");
+    struct lvm_backend *l = lvm__of(b);
+    char lvname[LVM_LV_NAME_MAX + 1], origin[LVM_VG_NAME_MAX + LVM_LV_NAME_MAX + 2];
+    char tags[LVM_MAX_TAGS][LVM_TAG_MAX + 1];
+    struct lvm__snap_meta m = {0};
+    struct exec_result res;
+    struct be_volume v;
+    struct lvm__lv src, lv;
+    int r, nt;
+
+    if (!name || !name[0] || strlen(name) > BE_ID_MAX)
+        return be_error(-EINVAL, "invalid snapshot name");
+    if (!source_volume_id)
+        return be_error(-EINVAL, "no source volume");
+    r = find_snap_by_name(l, name, &lv);
+    if (r == 0) {
+        if (strcmp(lv.snap.source, source_volume_id) != 0)
+            return be_error(-EEXIST, "snapshot %s exists for volume %s", name, lv.snap.source);
+        snap_to_be(&lv, ret);
+        return 0;
+    }
+    if (r != -ENOENT)
+        return r;
+    r = lvm__lookup(l, source_volume_id, &v, &src);
+    if (r < 0)
+        return r;
+    if (!lvm__is_thin(&src))
+        return be_error(-ENOTSUP,
+                        "volume %s is a thick LV: the LVM backend takes snapshots of thin volumes "
+                        "only (a StorageClass with thinPool)",
+                        v.id);
+    if (v.abnormal)
+        return be_error(-EIO, "volume %s is not healthy: %s", v.id, v.condition);
+
+    lvm__snap_lv_name(name, lvname);
+    snprintf(m.name, sizeof(m.name), "%s", name);
+    snprintf(m.source, sizeof(m.source), "%s", v.id);
+    m.size = src.size;
+    m.access = src.meta.access;
+    snprintf(m.fs, sizeof(m.fs), "%s", src.meta.fs);
+    m.created = (int64_t)time(NULL);
+    nt = lvm__snap_tags_build(&m, tags);
+    if (nt < 0)
+        return be_error(-EINVAL, "the snapshot name is too long to be kept in LVM tags");
+    snprintf(origin, sizeof(origin), "%s/%s", src.vg, src.name);
+    {
+        const char *args[LVM_ARGV_MAX];
+        size_t a = 0;
+
+        /* read-only, never activated (the skip flag): only a source for restores. lvcreate
+         * suspends the origin for it, which freezes a mounted filesystem: the copy is clean */
+        args[a++] = "lvcreate";
+        args[a++] = "--yes";
+        args[a++] = "--snapshot";
+        args[a++] = "--setactivationskip";
+        args[a++] = "y";
+        args[a++] = "--permission";
+        args[a++] = "r";
+        args[a++] = "--name";
+        args[a++] = lvname;
+        for (int i = 0; i < nt; i++) {
+            args[a++] = "--addtag";
+            args[a++] = tags[i];
+        }
+        args[a++] = origin;
+        args[a] = NULL;
+        r = run_lvm(l, args, &res);
+    }
+    if (r < 0) {
+        char why[BE_MSG_MAX];
+        struct lvm__lv x;
+
+        snprintf(why, sizeof(why), "%s", be_last_error());
+        if (lvm__find_lv(l, src.vg, lvname, &x) == 0)
+            lv_remove(l, src.vg, lvname);
+        return be_error(r, "%s", why);
+    }
+    exec_result_release(&res);
+    r = fault("after-snapshot");
+    if (r == 0)
+        r = find_snap_by_name(l, name, &lv);
+    if (r == 0 && (strcmp(lv.snap.source, v.id) != 0 || !lvm__is_thin(&lv)))
+        r = be_error(-EIO, "snapshot LV %s/%s is not as created", src.vg, lvname);
+    if (r < 0) {
+        char why[BE_MSG_MAX];
+        int rr;
+
+        snprintf(why, sizeof(why), "%s", be_last_error());
+        rr = lv_remove(l, src.vg, lvname);
+        if (rr < 0 && rr != -ENOENT)
+            return be_error(r, "%s; rolling back failed too: %s", why, be_last_error());
+        return be_error(r, "%s (the snapshot LV was removed again)", why);
+    }
+    snap_to_be(&lv, ret);
+    return 0;
+}
+
+static int lvm_snapshot_lookup(struct backend *b, const char *id, struct be_snapshot *ret)
+{
+    struct lvm_backend *l = lvm__of(b);
+    char vg[LVM_LV_NAME_MAX + 1], name[LVM_LV_NAME_MAX + 1];
+    struct lvm__lv lv;
+    int r;
+
+    if (!id || lvm__parse_snap_id(id, vg, name) < 0 || !allowed_vg(l, vg))
+        return be_error(-ENOENT, "snapshot %.128s not found", id ? id : "");
+    r = lvm__find_lv(l, vg, name, &lv);
+    if (r == -ENOENT || (r == 0 && (!lv.is_snap || lv.tags_rc != 0)))
+        return be_error(-ENOENT, "snapshot %s not found", id);
+    if (r < 0)
+        return r;
+    snap_to_be(&lv, ret);
+    return 0;
+}
+
+static int lvm_snapshot_remove(struct backend *b, const char *id)
+{
+    struct lvm_backend *l = lvm__of(b);
+    char vg[LVM_LV_NAME_MAX + 1], name[LVM_LV_NAME_MAX + 1];
+    struct lvm__lv lv;
+    int r;
+
+    if (!id || lvm__parse_snap_id(id, vg, name) < 0 || !allowed_vg(l, vg))
+        return 0;
+    r = lvm__find_lv(l, vg, name, &lv);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    if (!lv.is_snap || lv.tags_rc != 0)
+        return 0; /* not a snapshot we made whole: never ours to delete by this id */
+    /* volumes restored from it are thin snapshots of their own: they keep their data */
+    r = lv_remove(l, vg, name);
+    if (r < 0 && lvm__find_lv(l, vg, name, &lv) == -ENOENT)
+        return 0;
+    return r;
+}
+
+static int lvm_snapshot_list(struct backend *b, const char *after, size_t max,
+                             struct be_snapshot_page *ret)
+{
+    struct be_snapshot *all = NULL;
+    size_t n = 0, start = 0, count;
+    int r = list_snaps(lvm__of(b), &all, &n);
+
+    if (r < 0)
+        return r;
+    if (after && *after)
+        while (start < n && strcmp(all[start].id, after) <= 0)
+            start++;
+    count = n - start;
+    if (max > 0 && count > max)
+        count = max;
+    if (start > 0 && count > 0)
+        memmove(all, all + start, count * sizeof(*all));
+    ret->items = all;
+    ret->n = count;
+    ret->more = start + count < n;
+    if (count == 0) {
+        free(all);
+        ret->items = NULL;
+    }
+    return 0;
 }
 
 /* ---- recover, lifecycle ---- */
@@ -968,6 +1468,9 @@ static int lvm_recover(struct backend *b)
     if (r < 0)
         return r;
     for (size_t i = 0; i < n; i++) {
+        /* best effort: an LV left short stays reported abnormal and CreateVolume retries */
+        if (lvs[i].tags_rc == 0 && finish_extend(l, &lvs[i]) < 0)
+            be_error_clear();
         if (lvs[i].tags_rc != -ENODATA)
             continue;
         /* our name, none of our tags: made outside one lvcreate with all tags, half made */
@@ -1002,6 +1505,9 @@ static const struct be_ops lvm_ops = {
     .expand = lvm_expand,
     .capacity = lvm_capacity,
     .snapshot_create = lvm_snapshot_create,
+    .snapshot_remove = lvm_snapshot_remove,
+    .snapshot_lookup = lvm_snapshot_lookup,
+    .snapshot_list = lvm_snapshot_list,
     .stage = lvm__stage,
     .unstage = lvm__unstage,
     .publish = lvm__publish,
@@ -1009,6 +1515,8 @@ static const struct be_ops lvm_ops = {
     .stats = lvm__stats,
     .node_expand = lvm__node_expand,
     .lookup_key = lvm_lookup_key,
+    /* thin volumes: restores and clones (a thick source is refused per request) */
+    .content_sources = true,
 };
 
 static int vg_cmp(const void *a, const void *b)

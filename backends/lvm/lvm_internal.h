@@ -19,12 +19,13 @@
 #define LVM_VG_NAME_MAX 32 /* longest volume group name accepted by --lvm-vg */
 #define LVM_LV_NAME_MAX 64 /* longest LV name this backend makes (LVM allows 127) */
 #define LVM_NAME_PREFIX "ord-"
+#define LVM_SNAP_PREFIX "ors-" /* snapshot LVs: never taken for a volume, never listed as one */
 #define LVM_HASH_HEX 16        /* hex digits of the key's SHA-256 in an LV name */
 #define LVM_NAME_KEY_BUDGET 32 /* bytes of the sanitised key in an LV name, '-' counting 2 */
 #define LVM_TAG_MAX 1024       /* LVM's limit for one tag */
 #define LVM_TAG_PREFIX "ordinal.csi.dev/"
 #define LVM_MKFS_OPTS_MAX 256 /* longest mkfsOptions parameter */
-#define LVM_MAX_TAGS 8        /* tags this backend writes on one LV */
+#define LVM_MAX_TAGS 10       /* tags this backend writes on one LV */
 #define LVM_REPORT_ROWS_MAX 100000
 #define LVM_JSON_DEPTH_MAX 16
 #define LVM_DEFAULT_CAPACITY (1LL << 30)
@@ -38,6 +39,19 @@ bool lvm__valid_vg_name(const char *s);
 /* An LV name this backend could have made: "ord-", [A-Za-z0-9+.-], "-" and 16 hex digits at
  * the end, at most LVM_LV_NAME_MAX bytes. */
 bool lvm__is_our_lv_name(const char *s);
+/* An LV name of a snapshot this backend could have made: as lvm__is_our_lv_name() with
+ * "ors-" in front. */
+bool lvm__is_our_snap_lv_name(const char *s);
+/* Whether s could name a thin pool: LVM's LV name characters, 1..LVM_LV_NAME_MAX bytes, not
+ * starting with '-', not "." or "..". */
+bool lvm__valid_pool_name(const char *s);
+/* The LV name of the snapshot called name: as lvm__lv_name() with "ors-" in front. */
+void lvm__snap_lv_name(const char *name, char *ret);
+/* "lvm:<vg>/<ors-...>": 0 or -ENAMETOOLONG. Snapshots never change owner: no generation. */
+int lvm__snap_id(const char *vg, const char *lv, char *ret);
+/* Split a snapshot id: 0, or -ENOENT when it is not one this backend could have issued. */
+int lvm__parse_snap_id(const char *id, char *ret_vg, char *ret_lv);
+
 /* The LV name of key: "ord-" + sanitised key (at most LVM_NAME_KEY_BUDGET) + "-" + the first
  * 16 hex digits of SHA-256(key). Distinct keys give distinct names (up to a 64-bit hash
  * collision, which create detects through the key tag). ret holds LVM_LV_NAME_MAX + 1. */
@@ -61,6 +75,19 @@ struct lvm__meta {
     char mkfs[LVM_MKFS_OPTS_MAX + 1]; /* extra mkfs options, "" for none */
     int64_t created;                  /* seconds since the epoch */
     int64_t gen; /* generation: +1 each time another name takes the LV over (tag absent: 0) */
+    char pool[LVM_LV_NAME_MAX + 1];  /* thin pool of a thin volume, "" for a thick one */
+    enum be_source_kind source_kind; /* what the volume was made from (restore, clone) */
+    char source_id[BE_ID_MAX + 1];   /* the snapshot or volume id, "" for none */
+};
+
+/* What the tags of one snapshot LV say. */
+struct lvm__snap_meta {
+    char name[BE_ID_MAX + 1];   /* the CSI snapshot name */
+    char source[BE_ID_MAX + 1]; /* the volume id it was taken of */
+    int64_t size;               /* bytes of the source volume when it was taken */
+    enum be_access access;      /* of the source */
+    char fs[8];                 /* of the source ("" for block) */
+    int64_t created;            /* seconds since the epoch */
 };
 
 /* Encode bytes for a tag: [A-Za-z0-9_+.:/-] kept, every other byte as "#xx". 0 or
@@ -76,6 +103,12 @@ int lvm__tags_build(const struct lvm__meta *m, char ret[][LVM_TAG_MAX + 1]);
  * none of our tags, -EINVAL (message set) when ours are incomplete, duplicated or invalid.
  * Tags of other owners are ignored. */
 int lvm__tags_parse(const char *lv_tags, struct lvm__meta *ret);
+/* The tags of a snapshot (each "ordinal.csi.dev/<k>=<v>": snap, source, size, access, fs for
+ * mount, created) into ret: the number of tags, or -ENAMETOOLONG / -EINVAL. */
+int lvm__snap_tags_build(const struct lvm__snap_meta *m, char ret[][LVM_TAG_MAX + 1]);
+/* Read a snapshot's tags: 0 and *ret, -ENODATA when none are ours, -EINVAL (message set). */
+int lvm__snap_tags_parse(const char *lv_tags, struct lvm__snap_meta *ret);
+
 /* Whether key is one this backend accepts: a claim key "<ns>/<claim>" or a plain name
  * (1..BE_ID_MAX bytes, no '/', no control characters). */
 bool lvm__valid_key(const char *key, bool key_is_claim);
@@ -130,7 +163,7 @@ static inline struct lvm_backend *lvm__of(struct backend *b)
     return (struct lvm_backend *)b;
 }
 
-/* One LV as lvs reports it, checked. */
+/* One LV as lvs reports it, checked: a volume ("ord-") or a snapshot ("ors-"). */
 struct lvm__lv {
     char vg[LVM_VG_NAME_MAX + 1];
     char name[LVM_LV_NAME_MAX + 1];
@@ -138,10 +171,19 @@ struct lvm__lv {
     int64_t extent;
     char attr[16];
     char health[64];
+    char pool[LVM_LV_NAME_MAX + 1]; /* pool_lv: the thin pool of a thin LV, "" otherwise */
+    bool is_snap;                   /* a snapshot LV: snap is filled, not meta */
     struct lvm__meta meta;
+    struct lvm__snap_meta snap;
     int tags_rc; /* 0, -ENODATA (no tags of ours), -EINVAL (ours but broken) */
     char tags_why[BE_MSG_MAX];
 };
+
+/* Whether lvs reports the LV as a thin volume (lv_attr 'V' with a pool). */
+static inline bool lvm__is_thin(const struct lvm__lv *lv)
+{
+    return lv->attr[0] == 'V' && lv->pool[0];
+}
 
 /* Find the LV of vg/lv: 0, -ENOENT, or another error (message set). */
 int lvm__find_lv(struct lvm_backend *l, const char *vg, const char *lv, struct lvm__lv *ret);

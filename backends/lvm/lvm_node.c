@@ -38,6 +38,40 @@ static int volume_device(struct lvm_backend *l, const char *id, struct be_volume
     return r;
 }
 
+#define LVM_STAGE_FLAGS_MAX 63
+
+/*
+ * Mount a volume made from a snapshot or another volume (a thin snapshot: the source's
+ * filesystem, byte for byte). An xfs copy carries its source's UUID, which xfs refuses to
+ * mount twice on one node: "nouuid". A copy made larger than its source has a filesystem
+ * smaller than the device: grown here, on the first stage (and a no-op after).
+ */
+static int stage_copy(const char *dev, const struct be_mount_req *req, const char *fs)
+{
+    const char *flags[LVM_STAGE_FLAGS_MAX + 1];
+    size_t n = 0;
+    int r;
+
+    if (req->n_mount_flags > LVM_STAGE_FLAGS_MAX)
+        return be_error(-EINVAL, "more than %d mount flags", LVM_STAGE_FLAGS_MAX);
+    for (size_t i = 0; i < req->n_mount_flags; i++)
+        flags[n++] = req->mount_flags[i];
+    if (strcmp(fs, "xfs") == 0)
+        flags[n++] = "nouuid";
+    r = bfs_mount(dev, req->staging_path, fs, flags, n, req->readonly);
+    if (r < 0 || req->readonly)
+        return r;
+    r = bfs_grow(dev, req->staging_path, fs);
+    if (r < 0) {
+        char why[BE_MSG_MAX];
+
+        snprintf(why, sizeof(why), "%s", be_last_error());
+        bfs_unmount(req->staging_path, false);
+        return be_error(r, "growing the filesystem of the copy to its volume's size: %s", why);
+    }
+    return 0;
+}
+
 int lvm__stage(struct backend *b, const struct be_mount_req *req)
 {
     struct lvm_backend *l = lvm__of(b);
@@ -65,8 +99,10 @@ int lvm__stage(struct backend *b, const struct be_mount_req *req)
     r = bfs_format_if_blank(dev, lv.meta.fs, lv.meta.mkfs);
     if (r < 0)
         return r;
-    return bfs_mount(dev, req->staging_path, lv.meta.fs, req->mount_flags, req->n_mount_flags,
-                     req->readonly);
+    if (lv.meta.source_kind == BE_SOURCE_NONE)
+        return bfs_mount(dev, req->staging_path, lv.meta.fs, req->mount_flags, req->n_mount_flags,
+                         req->readonly);
+    return stage_copy(dev, req, lv.meta.fs);
 }
 
 /* The device of the volume for an unstage or unpublish, or NULL when its node is missing here

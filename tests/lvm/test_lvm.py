@@ -287,19 +287,42 @@ def test_expand(csi, pb, vg):
     assert r.capacity_bytes == 8 * MiB and not r.node_expansion_required
 
 
-def test_snapshots_and_clones_refused(csi, pb, vg):
+def test_thick_snapshots_and_clones_refused(csi, pb, vg):
+    """A thick LV cannot be snapshotted or cloned: a clear INVALID_ARGUMENT naming thinPool,
+    and nothing made."""
     v = create(csi, pb, "src", required=4 * MiB)
     err = csi_client.expect_error(Code.INVALID_ARGUMENT, csi.CreateSnapshot, name="snap",
                                   source_volume_id=v.volume_id)
-    assert "device-mapper" in err.details()
+    assert "thick LV" in err.details() and "thinPool" in err.details()
     err = csi_client.expect_error(Code.INVALID_ARGUMENT, csi.CreateVolume,
                                   req(pb, "clone", required=4 * MiB,
                                       source=("volume", v.volume_id)))
-    assert "device-mapper" in err.details()
+    assert "thick LV" in err.details() and "thinPool" in err.details()
     csi_client.expect_error(Code.NOT_FOUND, csi.CreateVolume,
                             req(pb, "restore", source=("snapshot", "lvm:%s/x" % vg.name)))
+    csi_client.expect_error(Code.NOT_FOUND, csi.CreateVolume,
+                            req(pb, "restore", source=("snapshot",
+                                                       "lvm:%s/ors-x-0123456789abcdef" % vg.name)))
     assert list(vg.lvs()) == [lv_of(v.volume_id)[1]]
     assert len(csi.ListSnapshots().entries) == 0
+    # deleting an unknown snapshot id is done
+    csi.DeleteSnapshot(snapshot_id="lvm:%s/ors-x-0123456789abcdef" % vg.name)
+
+
+def test_thin_pool_parameter_checked(csi, pb, vg):
+    """thinPool must name an existing thin pool of an allowed group: otherwise a clear
+    INVALID_ARGUMENT and nothing made (here the pool is a thick LV, or missing)."""
+    vg.lvm("lvcreate", "-y", "-L", "8m", "-n", "notapool", vg.name)
+    for pool, words in (("nopool", "has no logical volume"), ("notapool", "not a thin pool"),
+                        ("-x", "not a valid LV name"), ("a/b", "not a valid LV name")):
+        err = csi_client.expect_error(Code.INVALID_ARGUMENT, csi.CreateVolume,
+                                      req(pb, "thin", required=4 * MiB,
+                                          params={"thinPool": pool}))
+        assert words in err.details(), err.details()
+        err = csi_client.expect_error(Code.INVALID_ARGUMENT, csi.GetCapacity,
+                                      parameters={"backend": "lvm", "thinPool": pool})
+        assert words in err.details(), err.details()
+    assert sorted(vg.lvs()) == ["notapool"]
 
 
 def test_damaged_and_missing(daemon, pb, vg):
@@ -410,8 +433,10 @@ def controller_caps(pb, csi):
 
 
 def test_capabilities_follow_the_configured_backends(vg, workdir, pb):
-    """LVM alone cannot snapshot or clone here: neither is advertised; with the directory
-    backend beside it they are (requests for LVM volumes then fail per volume)."""
+    """Capabilities are those of the configured backends: LVM alone offers volumes and, through
+    thin pools, snapshots and clones (a thick class's request then fails per volume); with the
+    directory backend beside it the same set. Without any backend nothing is advertised
+    (tests/csi/test_identity.py)."""
     volume_caps = {"CREATE_DELETE_VOLUME", "LIST_VOLUMES", "GET_CAPACITY", "EXPAND_VOLUME",
                    "VOLUME_CONDITION", "GET_VOLUME"}
     snap_caps = {"CREATE_DELETE_SNAPSHOT", "LIST_SNAPSHOTS", "CLONE_VOLUME"}
@@ -421,7 +446,7 @@ def test_capabilities_follow_the_configured_backends(vg, workdir, pb):
     os.makedirs(only.workdir, exist_ok=True)
     only.start()
     try:
-        assert controller_caps(pb, only.csi) == volume_caps
+        assert controller_caps(pb, only.csi) == volume_caps | snap_caps
         v = create(only.csi, pb, "caps", required=4 * MiB)
         assert v.volume_id.startswith("lvm:")
         only.csi.DeleteVolume(volume_id=v.volume_id)

@@ -302,6 +302,269 @@ static void test_tags_roundtrip(void **state)
     assert_int_equal(n, 7);
 }
 
+/* ---- thin volumes and snapshots ---- */
+
+static void test_snap_names_ids(void **state)
+{
+    char n1[LVM_LV_NAME_MAX + 1], n2[LVM_LV_NAME_MAX + 1], id[BE_ID_MAX + 1];
+    char vg[LVM_LV_NAME_MAX + 1], lv[LVM_LV_NAME_MAX + 1], key[BE_ID_MAX + 1];
+    int64_t gen;
+
+    (void)state;
+    lvm__snap_lv_name("snapshot-1234", n1);
+    assert_int_equal(strncmp(n1, "ors-snapshot-1234-", 18), 0);
+    assert_true(lvm__is_our_snap_lv_name(n1));
+    /* a snapshot LV is never taken for a volume, nor a volume for a snapshot */
+    assert_false(lvm__is_our_lv_name(n1));
+    lvm__lv_name("snapshot-1234", n2);
+    assert_false(lvm__is_our_snap_lv_name(n2));
+    assert_string_equal(n1 + 4, n2 + 4); /* same hash, different prefix */
+    /* the longest hostile name: within the budget, only LVM-safe bytes */
+    memset(key, '-', BE_ID_MAX);
+    key[BE_ID_MAX] = '\0';
+    lvm__snap_lv_name(key, n1);
+    assert_true(lvm__is_our_snap_lv_name(n1));
+    assert_true(name_chars_ok(n1));
+    assert_true(dm_len("abcdefghijklmnopqrstuvwxyz012345") + 1 + dm_len(n1) < 128);
+    lvm__snap_lv_name("x_rimage_0 \xc3\xa9/..", n1);
+    assert_true(lvm__is_our_snap_lv_name(n1));
+    assert_null(strchr(n1, '_'));
+
+    /* id: lvm:<vg>/<ors-...>, no generation; the longest fits CSI's 128 bytes */
+    assert_int_equal(lvm__snap_id("abcdefghijklmnopqrstuvwxyz012345", n1, id), 0);
+    assert_true(strlen(id) <= BE_ID_MAX);
+    assert_int_equal(lvm__parse_snap_id(id, vg, lv), 0);
+    assert_string_equal(vg, "abcdefghijklmnopqrstuvwxyz012345");
+    assert_string_equal(lv, n1);
+    /* a snapshot id is no volume id and the other way round */
+    assert_int_equal(lvm__parse_id(id, vg, lv, &gen), -ENOENT);
+    lvm__lv_name("ns/claim", n2);
+    assert_int_equal(lvm__vol_id("vg0", n2, 0, id), 0);
+    assert_int_equal(lvm__parse_snap_id(id, vg, lv), -ENOENT);
+
+    static const char *const bad[] = {
+        "",
+        "lvm:",
+        "lvm:vg0",
+        "lvm:vg0/",
+        "lvm:/ors-x-0123456789abcdef",
+        "dir:vg0/ors-x-0123456789abcdef",
+        "lvm:vg0/ors-x-0123456789abcdef/1",
+        "lvm:vg0/ors-x-0123456789abcdeF",
+        "lvm:-vg/ors-x-0123456789abcdef",
+        "lvm:vg0/ord-x-0123456789abcdef",
+        "lvm:vg0/ors-x_y-0123456789abcdef",
+        "lvm:vg0/../ors-x-0123456789abcdef",
+        "lvm:abcdefghijklmnopqrstuvwxyz0123456/ors-x-0123456789abcdef"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        assert_int_equal(lvm__parse_snap_id(bad[i], vg, lv), -ENOENT);
+    assert_int_equal(lvm__parse_snap_id(NULL, vg, lv), -ENOENT);
+
+    /* thin pool names: LVM's characters, no option lookalikes, no paths */
+    assert_true(lvm__valid_pool_name("pool0"));
+    assert_true(lvm__valid_pool_name("thin_pool.1+x-y"));
+    assert_false(lvm__valid_pool_name(""));
+    assert_false(lvm__valid_pool_name(NULL));
+    assert_false(lvm__valid_pool_name("-pool"));
+    assert_false(lvm__valid_pool_name("."));
+    assert_false(lvm__valid_pool_name(".."));
+    assert_false(lvm__valid_pool_name("vg/pool"));
+    assert_false(lvm__valid_pool_name("po ol"));
+    memset(key, 'p', LVM_LV_NAME_MAX + 1);
+    key[LVM_LV_NAME_MAX + 1] = '\0';
+    assert_false(lvm__valid_pool_name(key));
+    key[LVM_LV_NAME_MAX] = '\0';
+    assert_true(lvm__valid_pool_name(key));
+}
+
+static void test_thin_volume_tags(void **state)
+{
+    char tags[LVM_MAX_TAGS][LVM_TAG_MAX + 1], joined[LVM_MAX_TAGS * (LVM_TAG_MAX + 1)];
+    struct lvm__meta m = sample_meta(), got;
+    int n;
+
+    (void)state;
+    snprintf(m.pool, sizeof(m.pool), "pool0");
+    m.source_kind = BE_SOURCE_SNAPSHOT;
+    snprintf(m.source_id, sizeof(m.source_id), "lvm:vg0/ors-s-0123456789abcdef");
+    m.gen = 2;
+    n = lvm__tags_build(&m, tags);
+    assert_int_equal(n, 10);
+    assert_true(n <= LVM_MAX_TAGS);
+    assert_string_equal(tags[1] + strlen(LVM_TAG_PREFIX),
+                        "name=pvc-1234#2c#20with#20#22odd#22#20bytes");
+    assert_string_equal(tags[6], LVM_TAG_PREFIX "pool=pool0");
+    assert_string_equal(tags[7], LVM_TAG_PREFIX "source=snapshot:lvm:vg0/ors-s-0123456789abcdef");
+    assert_string_equal(tags[9], LVM_TAG_PREFIX "gen=2"); /* still last: set_owner_tags */
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__tags_parse(joined, &got), 0);
+    assert_string_equal(got.pool, "pool0");
+    assert_int_equal(got.source_kind, BE_SOURCE_SNAPSHOT);
+    assert_string_equal(got.source_id, m.source_id);
+    assert_int_equal(got.gen, 2);
+
+    m.source_kind = BE_SOURCE_VOLUME;
+    snprintf(m.source_id, sizeof(m.source_id), "lvm:vg0/ord-v-0123456789abcdef/4");
+    n = lvm__tags_build(&m, tags);
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__tags_parse(joined, &got), 0);
+    assert_int_equal(got.source_kind, BE_SOURCE_VOLUME);
+    assert_string_equal(got.source_id, m.source_id);
+
+    /* thick, no source: as before, no pool or source tag */
+    m = sample_meta();
+    n = lvm__tags_build(&m, tags);
+    assert_int_equal(n, 7);
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__tags_parse(joined, &got), 0);
+    assert_string_equal(got.pool, "");
+    assert_int_equal(got.source_kind, BE_SOURCE_NONE);
+
+    static const char *const bad[] = {
+        "key=a/b,name=n,size=1,access=block,created=1,pool=",
+        "key=a/b,name=n,size=1,access=block,created=1,pool=-x",
+        "key=a/b,name=n,size=1,access=block,created=1,pool=a#2fb",
+        "key=a/b,name=n,size=1,access=block,created=1,pool=p,pool=p",
+        "key=a/b,name=n,size=1,access=block,created=1,source=",
+        "key=a/b,name=n,size=1,access=block,created=1,source=snapshot:",
+        "key=a/b,name=n,size=1,access=block,created=1,source=lvm:vg/x",
+        "key=a/b,name=n,size=1,access=block,created=1,source=clone:lvm:vg/x",
+        "key=a/b,name=n,size=1,access=block,created=1,source=volume:#00",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char buf[1024];
+        size_t o = 0;
+        const char *p = bad[i];
+
+        /* prefix every field */
+        while (*p) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s%.*s", o ? "," : "",
+                                  LVM_TAG_PREFIX, (int)l, p);
+            p += l;
+            if (*p)
+                p++;
+        }
+        assert_int_equal(lvm__tags_parse(buf, &got), -EINVAL);
+    }
+}
+
+static void test_snap_tags(void **state)
+{
+    char tags[LVM_MAX_TAGS][LVM_TAG_MAX + 1], joined[LVM_MAX_TAGS * (LVM_TAG_MAX + 1)];
+    struct lvm__snap_meta m = {0}, got;
+    struct lvm__meta vm;
+    int n;
+
+    (void)state;
+    snprintf(m.name, sizeof(m.name), "snapshot-9a, \"odd\"");
+    snprintf(m.source, sizeof(m.source), "lvm:vg0/ord-v-0123456789abcdef/3");
+    m.size = 67108864;
+    m.access = BE_ACCESS_MOUNT;
+    snprintf(m.fs, sizeof(m.fs), "ext4");
+    m.created = 1700000001;
+    n = lvm__snap_tags_build(&m, tags);
+    assert_int_equal(n, 6);
+    assert_string_equal(tags[0], LVM_TAG_PREFIX "snap=snapshot-9a#2c#20#22odd#22");
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__snap_tags_parse(joined, &got), 0);
+    assert_string_equal(got.name, m.name);
+    assert_string_equal(got.source, m.source);
+    assert_int_equal(got.size, m.size);
+    assert_int_equal(got.access, BE_ACCESS_MOUNT);
+    assert_string_equal(got.fs, "ext4");
+    assert_int_equal(got.created, m.created);
+    /* a snapshot's tags are no volume's: the volume parser finds its fields missing */
+    assert_int_equal(lvm__tags_parse(joined, &vm), -EINVAL);
+
+    m.access = BE_ACCESS_BLOCK;
+    m.fs[0] = '\0';
+    n = lvm__snap_tags_build(&m, tags);
+    assert_int_equal(n, 5);
+    join_tags(tags, n, joined, sizeof(joined));
+    assert_int_equal(lvm__snap_tags_parse(joined, &got), 0);
+    assert_int_equal(got.access, BE_ACCESS_BLOCK);
+
+    /* the longest name and source fit */
+    memset(m.name, 0x01, BE_ID_MAX);
+    m.name[BE_ID_MAX] = '\0';
+    assert_int_equal(lvm__snap_tags_build(&m, tags), 5);
+    m.name[0] = '\0';
+    assert_int_equal(lvm__snap_tags_build(&m, tags), -EINVAL);
+
+    assert_int_equal(lvm__snap_tags_parse("", &got), -ENODATA);
+    assert_int_equal(lvm__snap_tags_parse("x,y", &got), -ENODATA);
+    static const char *const bad[] = {
+        "snap=s",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=block",
+        "snap=,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=block,created=1",
+        "snap=s,source=lvm:vg0/ors-v-0123456789abcdef,size=1,access=block,created=1",
+        "snap=s,source=dir:x,size=1,access=block,created=1",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=-1,access=block,created=1",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=both,created=1",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=mount,created=1",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=mount,fs=zfs,created=1",
+        "snap=s,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=block,fs=xfs,created=1",
+        "snap=s,snap=t,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=block,created=1",
+        "snap=s#zz,source=lvm:vg0/ord-v-0123456789abcdef,size=1,access=block,created=1",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char buf[1024];
+        size_t o = 0;
+        const char *p = bad[i];
+
+        while (*p) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s%.*s", o ? "," : "",
+                                  LVM_TAG_PREFIX, (int)l, p);
+            p += l;
+            if (*p)
+                p++;
+        }
+        assert_int_equal(lvm__snap_tags_parse(buf, &got), -EINVAL);
+    }
+}
+
+static void test_report_thin(void **state)
+{
+    /* what lvs prints for a thin pool, a thin volume and its snapshot (lvm2 2.03) */
+    static const char text[] =
+        "  {\n  \"report\": [\n    {\n      \"lv\": [\n"
+        "        {\"lv_name\":\"ord-a-0123456789abcdef\", \"vg_name\":\"vg0\", "
+        "\"lv_size\":\"67108864\", \"lv_tags\":\"\", \"lv_attr\":\"Vwi-aotz--\", "
+        "\"lv_health_status\":\"\", \"vg_extent_size\":\"4194304\", \"pool_lv\":\"pool0\"},\n"
+        "        {\"lv_name\":\"ors-s-0123456789abcdef\", \"vg_name\":\"vg0\", "
+        "\"lv_size\":\"67108864\", \"lv_tags\":\"\", \"lv_attr\":\"Vri---tz-k\", "
+        "\"lv_health_status\":\"\", \"vg_extent_size\":\"4194304\", \"pool_lv\":\"pool0\"},\n"
+        "        {\"lv_name\":\"pool0\", \"vg_name\":\"vg0\", \"lv_size\":\"2147483648\", "
+        "\"lv_tags\":\"\", \"lv_attr\":\"twi-aotz--\", \"lv_health_status\":\"\", "
+        "\"vg_extent_size\":\"4194304\", \"pool_lv\":\"\"}\n"
+        "      ]\n    }\n  ]\n  ,\n  \"log\": [\n  ]\n}\n";
+    static const char *const f[] = {"lv_name", "vg_name",          "lv_size",        "lv_tags",
+                                    "lv_attr", "lv_health_status", "vg_extent_size", "pool_lv"};
+    struct lvm__report r;
+    struct lvm__lv lv = {0};
+
+    (void)state;
+    assert_int_equal(lvm__report_parse(text, strlen(text), "lv", f, ARRAY_SIZE(f), &r), 0);
+    assert_int_equal(r.n_rows, 3);
+    assert_string_equal(lvm__cell(&r, 0, 7), "pool0");
+    assert_string_equal(lvm__cell(&r, 1, 4), "Vri---tz-k");
+    assert_string_equal(lvm__cell(&r, 2, 7), "");
+    lvm__report_release(&r);
+
+    snprintf(lv.attr, sizeof(lv.attr), "Vwi-aotz--");
+    snprintf(lv.pool, sizeof(lv.pool), "pool0");
+    assert_true(lvm__is_thin(&lv));
+    snprintf(lv.attr, sizeof(lv.attr), "-wi-a-----");
+    lv.pool[0] = '\0';
+    assert_false(lvm__is_thin(&lv));
+    snprintf(lv.attr, sizeof(lv.attr), "Vwi-a-----"); /* virtual but no pool: not thin */
+    assert_false(lvm__is_thin(&lv));
+}
+
 static void test_tags_hostile(void **state)
 {
     struct lvm__meta got;
@@ -511,12 +774,21 @@ static void test_report_hostile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lv_name),        cmocka_unit_test(test_is_our_lv_name),
-        cmocka_unit_test(test_vg_name),        cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_keys),           cmocka_unit_test(test_tag_encoding),
-        cmocka_unit_test(test_tags_roundtrip), cmocka_unit_test(test_tags_hostile),
-        cmocka_unit_test(test_parse_u63),      cmocka_unit_test(test_report_ok),
+        cmocka_unit_test(test_lv_name),
+        cmocka_unit_test(test_is_our_lv_name),
+        cmocka_unit_test(test_vg_name),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_tag_encoding),
+        cmocka_unit_test(test_tags_roundtrip),
+        cmocka_unit_test(test_tags_hostile),
+        cmocka_unit_test(test_parse_u63),
+        cmocka_unit_test(test_report_ok),
         cmocka_unit_test(test_report_hostile),
+        cmocka_unit_test(test_snap_names_ids),
+        cmocka_unit_test(test_thin_volume_tags),
+        cmocka_unit_test(test_snap_tags),
+        cmocka_unit_test(test_report_thin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
