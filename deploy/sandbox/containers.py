@@ -114,6 +114,9 @@ class Spec:
             a += ["--setenv", k, v]
         a += before
         a += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # The stand-in images run this file: keep its folder visible even when the checkout
+        # lives under /tmp, which the private /tmp above hides (read-only, like the host).
+        a += ["--ro-bind", os.path.dirname(SELF), os.path.dirname(SELF)]
         if self.hosts_file:
             a += ["--ro-bind", self.hosts_file, "/etc/hosts"]
         for src, dst, ro in self.mounts:

@@ -662,3 +662,18 @@ def test_two_containers_stop_together_within_the_grace_period(kcluster):
     codes = {c["name"]: c["state"]["terminated"]["exitCode"] for c in last["containerStatuses"]}
     assert codes == {"quick": 0, "stubborn": 137}    # SIGTERM handled; SIGKILL at 2 s
     assert last["phase"] == "Failed"
+
+
+def test_stand_in_images_see_their_script_wherever_the_checkout_is():
+    """The private /tmp of a container must not hide deploy/sandbox (a checkout under /tmp,
+    as a CI clone may be): its folder is bound read-only after the /tmp tmpfs."""
+    import containers
+    spec = containers.Spec("web", containers.web_argv("127.0.0.9"), {}, "web-0", [], None, "/",
+                           os.devnull)
+    argv = spec.bwrap_argv(3)
+    here = os.path.dirname(containers.SELF)
+    tmpfs = argv.index("/tmp", argv.index("--tmpfs", argv.index("--proc")))
+    binds = [i for i in range(len(argv) - 2)
+             if argv[i] == "--ro-bind" and argv[i + 1] == here and argv[i + 2] == here]
+    assert binds and binds[0] > tmpfs, argv
+    assert containers.SELF in spec.argv
