@@ -60,7 +60,8 @@ cat > "$work/out/stage2.sh" <<'STAGE2'
 #!/bin/bash
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
+# /tmp stays the overlay's (RAM already): a tmpfs there would hide a checkout under /tmp
+mount -t tmpfs tmpfs /run
 for m in virtio_blk loop dm_mod dm_thin_pool dm_snapshot dm_log_writes dm_flakey ext4 xfs; do
     modprobe "$m" 2>/dev/null || echo "vm: modprobe $m failed"
 done
