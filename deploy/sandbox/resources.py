@@ -526,7 +526,7 @@ def validate(res, obj, old=None):
                 n = item.get("name") if isinstance(item, dict) else None
                 if not isinstance(n, str) or not n:
                     bad("spec.%s[%d].name" % (field, i), "Required value", "FieldValueRequired")
-                elif not _is_dns_label(n):
+                elif dns_label_errors(n):
                     bad("spec.%s[%d].name" % (field, i), 'Invalid value: "%s": a lowercase RFC '
                         "1123 label must consist of lower case alphanumeric characters or '-', "
                         "and must start and end with an alphanumeric character (e.g. 'my-name',"
