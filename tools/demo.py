@@ -309,7 +309,7 @@ class Demo:
         out = {}
         for i in range(n):
             ip, body = self.serve(ps["web-%d" % i])
-            say("   $ curl http://%s/      # web-%d on %s\n     %s" % (
+            say("   $ curl http://%s/    # web-%d on %s\n     %s" % (
                 ip, i, ps["web-%d" % i]["spec"]["nodeName"], body))
             out["web-%d" % i] = body
         return out
@@ -563,8 +563,11 @@ class Demo:
             if typ == "DELETED":
                 order.append("%s (%s)" % (o["metadata"]["name"],
                                           (o["spec"].get("claimRef") or {}).get("name")))
+        # Each volume's deletion follows its own claim's release on its own node's plugin,
+        # asynchronously as in Kubernetes: the order of the releases is the controller's
+        # promise (checked above); the order of the deletions is shown, not required.
         say("   watch: volumes deleted by Ordinal, in order: " + ", ".join(order))
-        check(len(order) == 2, "both volumes deleted")
+        check(len(order) == 2, "both volumes deleted, their stores gone from the nodes")
         check(self.data(1)["web-0"] == "web-0", "web-0 keeps its claim and data")
         self.done("Retain: data back; whenScaled Delete: claims and volumes gone, 2 then 1")
 
@@ -587,7 +590,8 @@ class Demo:
             return
         if self.keep:
             say("\nthe sandbox is still up:\n   export KUBECONFIG=%s\n   %s %s down --dir %s"
-                % (self.kubeconfig, PYTHON, SANDBOX, self.dir))
+                "\n   rm -rf %s      # after down: volumes, logs" % (
+                    self.kubeconfig, PYTHON, SANDBOX, self.dir, self.tmp))
             return
         p = subprocess.run([PYTHON, SANDBOX, "down", "--dir", self.dir], capture_output=True,
                            text=True, timeout=120)
