@@ -126,11 +126,16 @@ class Demo:
                                                         (p.stderr or p.stdout).strip()))
         return p.stdout
 
-    def show(self, *args, input=None):
-        """Run kubectl and print the command line and its output, as a person would see it."""
+    def show(self, *args, input=None, start=None):
+        """Run kubectl and print the command line and its output, as a person would see it
+        (with start, only from the first line that begins with it)."""
         out = self.kubectl(*args, input=input)
-        say("   $ kubectl " + shlex.join(args))
-        for line in out.rstrip("\n").split("\n"):
+        say("   $ kubectl " + shlex.join(args) + (" | sed -n '/^%s/,$p'" % start if start else ""))
+        lines = out.rstrip("\n").split("\n")
+        if start:
+            at = [i for i, x in enumerate(lines) if x.startswith(start)]
+            lines = lines[at[0]:] if at else []
+        for line in lines:
             if line:
                 say("     " + line)
         return out
@@ -384,6 +389,9 @@ class Demo:
                   and c["spec"].get("storageClassName") == "ordinal"
                   and (c["spec"].get("volumeName") or "").startswith("pvc-"),
                   "www-web-%d Bound to %s, 1Gi RWO ordinal" % (i, c["spec"].get("volumeName")))
+        out = self.show("describe", "pvc", "www-web-0", start="Events:")
+        check("ProvisioningSucceeded" in out and "ordinal.csi.dev_" in out,
+              "www-web-0 was provisioned by Ordinal's built-in provisioner")
         self.volumes = self.claim_volumes()
         self.done("web-0 < web-1 < web-2, 3 claims Bound")
 
@@ -395,6 +403,8 @@ class Demo:
         got = self.data(3)
         for i in range(3):
             check(got["web-%d" % i] == "web-%d" % i, "web-%d serves \"web-%d\"" % (i, i))
+        out = self.show("logs", "web-0", "--tail=2")
+        check('"GET / HTTP/1.1" 200' in out, "web-0's web server logged the request")
         self.done("3 pods serve their own volume")
 
     def delete_pod(self):

@@ -71,6 +71,8 @@ def sbx_factory(tmp_path):
         sandbox("down", "--dir", d, check=False)
         logs = os.path.join(d, "logs")
         for f in sorted(os.listdir(logs)):
+            if not os.path.isfile(os.path.join(logs, f)):
+                continue    # a pod's container logs (kubelet's <ns>_<pod>_<uid>/ folders)
             with open(os.path.join(logs, f), errors="replace") as fh:
                 text = fh.read()
             for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
