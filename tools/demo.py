@@ -94,9 +94,10 @@ def say(msg):
     print(msg, flush=True)
 
 
-def check(cond, what):
+def check(cond, what, got=None):
+    """An expectation: said when met, the demo's end (with what was seen) when not."""
     if not cond:
-        raise Failed(what)
+        raise Failed(what + ("" if got is None else ": not so, got %r" % (got,)))
     say("   ok: " + what)
 
 
@@ -402,7 +403,8 @@ class Demo:
                       "hostname > /usr/share/nginx/html/index.html")
         got = self.data(3)
         for i in range(3):
-            check(got["web-%d" % i] == "web-%d" % i, "web-%d serves \"web-%d\"" % (i, i))
+            check(got["web-%d" % i] == "web-%d" % i, "web-%d serves \"web-%d\"" % (i, i),
+                  got["web-%d" % i])
         out = self.show("logs", "web-0", "--tail=2")
         check('"GET / HTTP/1.1" 200' in out, "web-0's web server logged the request")
         self.done("3 pods serve their own volume")
@@ -449,7 +451,7 @@ class Demo:
         self.timeline(m, {"web-1", "web-2"})
         check(self.claim_volumes() == self.volumes, "same claims, same volumes")
         got = self.data(3)
-        check(all(got["web-%d" % i] == "web-%d" % i for i in range(3)), "same data")
+        check(all(got["web-%d" % i] == "web-%d" % i for i in range(3)), "same data", got)
         self.done("web-2 then web-1 stopped; same claims and data back")
 
     def revision_of(self, pod):
@@ -506,7 +508,7 @@ class Demo:
         self.show("get", "pod", "-L", "controller-revision-hash")
         got = self.data(3)
         check(all(got["web-%d" % i] == "web-%d" % i for i in range(3)),
-              "every pod kept its data through the update")
+              "every pod kept its data through the update", got)
 
         say("   OnDelete: a template change replaces nothing until a pod is deleted")
         self.show("patch", "statefulset", "web", "-p",
@@ -540,7 +542,7 @@ class Demo:
         check(self.claim_volumes() == self.volumes, "the new set adopted the same 3 claims")
         got = self.data(3)
         check(all(got["web-%d" % i] == "web-%d" % i for i in range(3)),
-              "every ordinal got its data back")
+              "every ordinal got its data back", got)
 
         say("   whenScaled: Delete, then scale to 1: the claims of web-2 and web-1 go, "
             "and Ordinal deletes their volumes")
