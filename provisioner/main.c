@@ -332,6 +332,12 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
     return -1;
 }
 
+/* server_config.on_serving: /healthz turns 200 before the first CSI call can be answered. */
+static void csi_serving(void *ud)
+{
+    httpd_set_csi_up(ud, true);
+}
+
 int main(int argc, char **argv)
 {
     struct csi_service svc = {0};
@@ -450,6 +456,8 @@ int main(int argc, char **argv)
         .methods = csi_methods,
         .n_methods = csi_n_methods,
         .ctx = &svc,
+        .on_serving = csi_serving,
+        .on_serving_ud = http,
     };
     struct server *srv = server_start(&cfg);
     if (!srv) {
@@ -460,7 +468,6 @@ int main(int argc, char **argv)
         lock_table_free(svc.locks);
         return 1;
     }
-    httpd_set_csi_up(http, true);
     struct kube_side *kube = NULL;
     if (kube_side_wanted(&o.kube)) {
         kube = kube_side_start(&o.kube, &svc);

@@ -495,6 +495,48 @@ enum prov_owner prov_owner_decide(const char *driver, const char *pvname, const 
     return PROV_OWNER_WAIT;
 }
 
+static bool pv_on_this_node(struct prov *p, const cJSON *pv);
+
+struct key_match {
+    struct prov *p;
+    const char *key;
+    const char *pvname;
+};
+
+/* A PV of ours on this node, other than pvname, whose volume carries key. */
+static bool names_key(const cJSON *pv, void *ud)
+{
+    const struct key_match *m = ud;
+    const char *drv = JSTR(pv, "spec", "csi", "driver");
+    const char *key = JSTR(pv, "spec", "csi", "volumeAttributes", CSI_CTX_KEY);
+    const char *name = JSTR(pv, "metadata", "name");
+
+    return drv && key && name && strcmp(drv, m->p->cfg.svc->driver_name) == 0 &&
+           strcmp(key, m->key) == 0 && strcmp(name, m->pvname) != 0 && pv_on_this_node(m->p, pv);
+}
+
+/* With no store for key: does an earlier PV still name it (its store deleted by a Delete
+ * release, the PV object not yet gone)? A new volume of that key must wait for it, so that at
+ * most one PV names a volume at any time. The cache suggests a candidate, a fresh read decides.
+ * Returns 0 (none), 1 (one exists: its name in ret_name) or a negative errno (cannot tell). */
+static int earlier_pv_of_key(struct prov *p, const char *key, const char *pvname, char *ret_name,
+                             size_t n)
+{
+    struct key_match m = {.p = p, .key = key, .pvname = pvname};
+    cJSON *found = kube_informer_find(p->pvs, names_key, &m), *live = NULL;
+    int r;
+
+    if (!found)
+        return 0;
+    snprintf(ret_name, n, "%s", JSTR(found, "metadata", "name"));
+    cJSON_Delete(found);
+    r = kube_get(p->cfg.client, &kube_persistentvolumes, NULL, ret_name, &live, NULL);
+    cJSON_Delete(live);
+    if (r == -ENOENT)
+        return 0; /* gone: the cache is behind */
+    return r < 0 ? r : 1;
+}
+
 struct claimref_edit {
     const cJSON *claim;
 };
@@ -886,6 +928,22 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     cJSON_Delete(owner);
     if (verdict != PROV_OWNER_NEW && verdict != PROV_OWNER_ADOPT)
         goto out;
+    if (!have) {
+        char earlier[256];
+        int e = earlier_pv_of_key(p, key, pvname, earlier, sizeof(earlier));
+
+        if (e != 0) {
+            log_info("claim %s/%s: PersistentVolume %s of an earlier claim of this name still "
+                     "names volume key %s (%s); waiting",
+                     ns, name, earlier, key, e < 0 ? strerror(-e) : "not yet deleted");
+            claim_event(p, claim, "Normal", "WaitingForVolume",
+                        "PersistentVolume %s of an earlier claim of this name still exists; "
+                        "waiting for it to be deleted",
+                        earlier);
+            r = -EAGAIN;
+            goto out;
+        }
+    }
 
     /* Leak protection: the claim cannot vanish while its volume is being made. */
     r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true, claim);
@@ -1131,6 +1189,19 @@ static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
     }
 }
 
+/* A PV gone: a claim of the same name may be waiting for it (earlier_pv_of_key). */
+static void pv_delete(void *ud, const cJSON *obj)
+{
+    const char *cns = JSTR(obj, "spec", "claimRef", "namespace");
+    const char *cname = JSTR(obj, "spec", "claimRef", "name");
+    char key[600];
+
+    if (cns && cname) {
+        snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
+        kube_queue_add(((struct prov *)ud)->queue, key);
+    }
+}
+
 /* A class that appears late makes its waiting claims provisionable. */
 static void class_changed(void *ud, const cJSON *obj)
 {
@@ -1216,7 +1287,7 @@ struct prov *prov_start(const struct prov_config *cfg)
     p->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
     p->events = kube_recorder_new(cfg->client, 0);
     hc = (struct kube_informer_handlers){claim_add, claim_update, NULL, p};
-    hv = (struct kube_informer_handlers){pv_add, pv_update, NULL, p};
+    hv = (struct kube_informer_handlers){pv_add, pv_update, pv_delete, p};
     hs = (struct kube_informer_handlers){class_changed, class_update, NULL, p};
     if (!p->queue || !p->events)
         goto fail;

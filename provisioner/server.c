@@ -510,6 +510,8 @@ struct server *server_start(const struct server_config *cfg)
         for (int k = 0; k < REQUESTS_PER_METHOD; k++)
             if (post_request(s, i) < 0)
                 goto fail_started;
+    if (cfg->on_serving)
+        cfg->on_serving(cfg->on_serving_ud); /* no completion-queue thread runs yet */
 
     for (size_t i = 0; i < cfg->cq_threads; i++) {
         if (pthread_create(&s->cq_threads[i], NULL, cq_main, s) != 0)

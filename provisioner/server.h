@@ -38,6 +38,10 @@ struct server_config {
     const struct csi_method *methods; /* borrowed, n_methods entries, live as long as the server */
     size_t n_methods;
     void *ctx; /* passed to every handler */
+    /* Called once the socket serves, before any call can be answered (so a health report is
+     * never behind what a client sees); may be NULL. */
+    void (*on_serving)(void *ud);
+    void *on_serving_ud;
 };
 
 struct server;
