@@ -704,3 +704,36 @@ def test_lagging_pv_watch_never_gives_one_store_two_pvs(apiserver, nodes, reclai
                  timeout=20 * SLOW, what="released, retained")
         assert n1.volume_dirs() == ["default/www-web-0"]
         assert open(data).read() == "a"
+
+
+def test_new_claim_waits_while_the_old_pv_still_names_its_key(apiserver, nodes):
+    """Delete releases the store first, then the PV object: while something else (here a test
+    finalizer) keeps that object, a claim created again under the same name waits for it, so no
+    two PVs ever name one volume key; once the old PV is gone, the claim gets a fresh volume."""
+    n1 = nodes("node-1")
+    storage_class(apiserver, reclaim="Delete")
+    claim(apiserver, "www-web-0", node="node-1")
+    old = wait_bound(apiserver, "www-web-0")["spec"]["volumeName"]
+    c = apiserver.client
+    c.patch("persistentvolumes", old, {"metadata": {"finalizers": ["test.ordinal/hold"] + (
+        c.get("persistentvolumes", old, ns=None)["metadata"].get("finalizers") or [])}}, ns=None)
+    delete_claim(apiserver, "www-web-0")
+    # the daemon deleted the store and asked for the PV's deletion; our finalizer keeps it
+    wait_for(lambda: n1.volume_dirs() == [] and
+             c.get("persistentvolumes", old, ns=None)["metadata"].get("deletionTimestamp"),
+             timeout=20 * SLOW, what="store deleted, old PV terminating")
+    wait_for(lambda: not c.exists("persistentvolumeclaims", "www-web-0"), timeout=10 * SLOW,
+             what="old claim gone")
+    claim(apiserver, "www-web-0", node="node-1")
+    n1.wait_log("PersistentVolume %s of an earlier claim of this name still names volume key "
+                "default/www-web-0" % old, timeout=20 * SLOW)
+    assert [pv["metadata"]["name"] for pv in pvs(apiserver)] == [old]
+    assert get_claim(apiserver, "www-web-0")["status"]["phase"] == "Pending"
+    assert n1.volume_dirs() == []
+    fin = [f for f in c.get("persistentvolumes", old, ns=None)["metadata"]["finalizers"]
+           if f != "test.ordinal/hold"]
+    c.patch("persistentvolumes", old, {"metadata": {"finalizers": fin}}, ns=None)
+    new = wait_bound(apiserver, "www-web-0", timeout=20 * SLOW)["spec"]["volumeName"]
+    assert new != old
+    assert pv_keys(apiserver) == {"default/www-web-0": [new]}
+    assert n1.volume_dirs() == ["default/www-web-0"]
