@@ -2,13 +2,43 @@
 # Install what building and testing Ordinal needs on Debian 12, only if something is missing.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config
-      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
-      libcurl4-openssl-dev libcjson-dev libyaml-dev libcmocka-dev
-      python3 python3-grpcio python3-protobuf python3-pytest python3-prometheus-client
-      clang-format valgrind util-linux e2fsprogs xfsprogs lvm2 openssl
-      qemu-system-x86 linux-image-amd64 busybox-static thin-provisioning-tools kmod
-      bubblewrap python3-yaml shellcheck buildah debootstrap)
+# One package per line, so that additions merge cleanly.
+pkgs=(
+    build-essential
+    cmake
+    pkg-config
+    libgrpc-dev
+    libprotobuf-c-dev
+    protobuf-c-compiler
+    protobuf-compiler
+    libprotobuf-dev
+    libcurl4-openssl-dev
+    libcjson-dev
+    libyaml-dev
+    libcmocka-dev
+    python3
+    python3-grpcio
+    python3-protobuf
+    python3-pytest
+    python3-prometheus-client
+    clang-format
+    valgrind
+    util-linux
+    e2fsprogs
+    xfsprogs
+    lvm2
+    openssl
+    qemu-system-x86
+    linux-image-amd64
+    busybox-static
+    thin-provisioning-tools
+    kmod
+    bubblewrap
+    python3-yaml
+    shellcheck
+    buildah
+    debootstrap
+)
 
 missing=()
 for p in "${pkgs[@]}"; do
