@@ -9,6 +9,7 @@
 #include "kube_config.h"
 #include "kube_leader.h"
 #include "log.h"
+#include "metrics.h"
 #include "provision.h"
 #include "util.h"
 
@@ -78,6 +79,8 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
         kc.qps = cfg->qps;
     if (cfg->burst > 0)
         kc.burst = cfg->burst;
+    kube_set_observer(&(const struct kube_observer){.request = metrics_kube_request,
+                                                    .watch_restart = metrics_watch_restart});
     k->client = kube_client_new(&kc);
     if (!k->client) {
         log_error("Kubernetes client: %s", be_last_error());

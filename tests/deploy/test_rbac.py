@@ -2,7 +2,7 @@
 exactly the (API group, resource, verb) triples the C code requests, no more, no wildcards.
 
 REQUESTS below is the table derived by reading the code; test_table_matches_the_code re-derives
-it from provisioner/*.c on every run (calls of the kube_* request functions and the informers),
+it from provisioner/ and kube/ on every run (calls of the kube_* request functions and the informers),
 so a new request without a rule, or a rule the code no longer needs, fails this suite."""
 
 import glob
@@ -24,7 +24,7 @@ REQUESTS = {
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
     },
-    # provisioner/kube_leader.c: one Lease in the controller's namespace.
+    # kube/kube_leader.c: one Lease in the controller's namespace.
     "controller": {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
     },
@@ -36,7 +36,7 @@ COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node",
 SERVICE_ACCOUNT = {"node": "ordinal-node", "controller": "ordinal-controller"}
 WORKLOAD = {"node": ("DaemonSet", "ordinal-node"), "controller": ("Deployment", "ordinal-controller")}
 
-# What each client function sends (provisioner/kube_client.c, kube_informer.c).
+# What each client function sends (kube/kube_client.c, kube_informer.c).
 VERBS_OF_CALL = {
     "kube_get": {"get"}, "kube_list": {"list"}, "kube_list_all": {"list"},
     "kube_create": {"create"}, "kube_update": {"update"}, "kube_patch": {"patch"},
@@ -61,7 +61,7 @@ FUNC = re.compile(r"^[a-z][^\n;]*?\b([a-z_][a-z0-9_]*)\s*\([^;{]*\)\s*\{", re.M)
 
 def _resources():
     """kube_<plural> -> (group, plural) from kube_client.c's resource table."""
-    text = open(os.path.join(SOURCE, "provisioner", "kube_client.c")).read()
+    text = open(os.path.join(SOURCE, "kube", "kube_client.c")).read()
     out = {}
     for m in re.finditer(r"const struct kube_resource (kube_\w+)\s*=\s*\{\s*\"([^\"]*)\",\s*"
                          r"\"[^\"]*\",\s*\"([^\"]+)\"", text):
@@ -76,10 +76,11 @@ def _strip_comments(text):
 
 
 def derive():
-    """(component -> {(group, resource): verbs}, problems) from provisioner/*.c."""
+    """(component -> {(group, resource): verbs}, problems) from provisioner/ and kube/."""
     res = _resources()
     found, problems = {}, []
-    for path in sorted(glob.glob(os.path.join(SOURCE, "provisioner", "*.c"))):
+    for path in sorted(glob.glob(os.path.join(SOURCE, "provisioner", "**", "*.c"), recursive=True) +
+                       glob.glob(os.path.join(SOURCE, "kube", "*.c"))):
         base = os.path.basename(path)
         text = _strip_comments(open(path).read())
         # Raw API paths or raw requests outside the client are requests this test cannot see.

@@ -1,6 +1,6 @@
 /*
  * A driver for tests/k8s/test_kube_client.py: runs one scenario of the Kubernetes client
- * (provisioner/kube_*.c) against the fake API server and exits 0 when every check held.
+ * (kube/kube_*.c) against the fake API server and exits 0 when every check held.
  *
  *     kube_probe KUBECONFIG SCENARIO     (crud conflict paging retry ratelimit informer leader
  *                                         get404 exec)

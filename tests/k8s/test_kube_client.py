@@ -1,4 +1,4 @@
-"""The C Kubernetes client (provisioner/kube_*.c) against the fake API server.
+"""The C Kubernetes client (kube/kube_*.c) against the fake API server.
 
 Each test runs one scenario of tests/k8s/kube_probe.c on a fresh server: TLS with CA data and
 token auth, CRUD and Status decoding, 409 retry, list paging and selectors, retries of 429/5xx
@@ -26,19 +26,19 @@ def probe(tmp_path_factory):
     built = os.path.join(BUILD, "kube_probe")
     if os.access(built, os.X_OK):
         return built
-    core = os.path.join(BUILD, "libordinal_core.a")
-    backends = os.path.join(BUILD, "libordinal_backends.a")
+    core = os.path.join(BUILD, "libordinal_kube.a")
+    backends = os.path.join(BUILD, "libordinal_base.a")
     cc = shutil.which("cc") or shutil.which("gcc")
     if not (os.path.exists(core) and os.path.exists(backends) and cc):
-        pytest.skip("no kube_probe and no ordinal_core library to build it from")
+        pytest.skip("no kube_probe and no ordinal_kube library to build it from")
     out = str(tmp_path_factory.mktemp("probe") / "kube_probe")
     flags = ["-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra", "-Werror"]
     if SANITIZE == "address":
         flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     elif SANITIZE == "thread":
         flags += ["-fsanitize=thread"]
-    cmd = [cc] + flags + ["-I" + os.path.join(SOURCE, "provisioner"),
-                          "-I" + os.path.join(SOURCE, "backends", "common"),
+    cmd = [cc] + flags + ["-I" + os.path.join(SOURCE, "kube"),
+                          "-I" + os.path.join(SOURCE, "base"),
                           os.path.join(SOURCE, "tests", "k8s", "kube_probe.c"), core, backends,
                           "-lcurl", "-lcjson", "-lyaml", "-lpthread", "-o", out]
     subprocess.run(cmd, check=True)

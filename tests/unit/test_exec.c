@@ -1,4 +1,4 @@
-/* Unit tests of backends/common/exec.c: argv, environment, pipes, caps, timeouts, signals. */
+/* Unit tests of base/exec.c: argv, environment, pipes, caps, timeouts, signals. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/kube_client.c without a server (paths, Status decoding, queries, call
+/* Unit tests: kube/kube_client.c without a server (paths, Status decoding, queries, call
  * bounds), kube_ratelimit.c (token bucket with an injected clock) and kube_recorder.c (drops). */
 #include <errno.h>
 #include <stdio.h>

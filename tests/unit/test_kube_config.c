@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/kube_yaml.c (libyaml), kube_config.c (kubeconfigs as kind, kubeadm and
+/* Unit tests: kube/kube_yaml.c (libyaml), kube_config.c (kubeconfigs as kind, kubeadm and
  * the cloud CLIs write them, in-cluster) and kube_auth.c (exec credential plugins). */
 #include <errno.h>
 #include <stdio.h>

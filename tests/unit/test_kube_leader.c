@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/kube_leader.c decisions and Lease updates (pure functions). */
+/* Unit tests: kube/kube_leader.c decisions and Lease updates (pure functions). */
 #include <errno.h>
 #include <stdio.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/kube_queue.c, the work queue. */
+/* Unit tests: kube/kube_queue.c, the work queue. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

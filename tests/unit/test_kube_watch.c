@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/kube_watch.c framing and event decoding, kube_informer.c store. */
+/* Unit tests: kube/kube_watch.c framing and event decoding, kube_informer.c store. */
 #include <errno.h>
 #include <stdio.h>
 #include <setjmp.h>

@@ -17,7 +17,6 @@
 
 #include "kube_util.h"
 #include "log.h"
-#include "metrics.h"
 #include "util.h"
 
 #define KEY_MAX 512
@@ -383,7 +382,7 @@ static void *informer_main(void *arg)
             int r;
 
             if (atomic_fetch_add(&inf->watches, 1) > 0)
-                metrics_watch_restart(inf->res->plural);
+                kube__watch_restarted(inf->res->plural);
             r = kube_watch(inf->client, inf->res, inf->ns, &o, on_event, inf, &st);
             if (r == -ECANCELED || atomic_load(&inf->stop) || kube_client_stopping(inf->client))
                 break;

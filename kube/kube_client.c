@@ -20,8 +20,21 @@
 #include "kube_ratelimit.h"
 #include "kube_util.h"
 #include "log.h"
-#include "metrics.h"
 #include "util.h"
+
+/* Set once by kube_set_observer() before any client exists; read without a lock after. */
+static struct kube_observer observer;
+
+void kube_set_observer(const struct kube_observer *obs)
+{
+    observer = obs ? *obs : (struct kube_observer){0};
+}
+
+void kube__watch_restarted(const char *resource)
+{
+    if (observer.watch_restart)
+        observer.watch_restart(resource);
+}
 
 #define POOL_MAX 8
 #define TOKEN_REREAD_S 60.0
@@ -818,7 +831,8 @@ static int perform(struct kube_client *c, struct xfer *x, const char *method,
     rc = curl_easy_perform(x->h);
     if (x->http == 0)
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->http);
-    metrics_kube_request(method, path_query, x->http);
+    if (observer.request)
+        observer.request(method, path_query, x->http);
     curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(headers);

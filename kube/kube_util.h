@@ -13,6 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Tells the observer set by kube_set_observer() (kube_client.c) that a watch restarted. */
+void kube__watch_restarted(const char *resource);
+
 /* Seconds on CLOCK_MONOTONIC / CLOCK_REALTIME. */
 double kube__now(void);
 double kube__wall(void);

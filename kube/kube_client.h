@@ -118,6 +118,18 @@ struct kube_client;
 /* A client for cfg (deep-copied; cfg may be released afterwards). NULL on allocation failure
  * or an invalid config (message in be_last_error()). */
 struct kube_client *kube_client_new(const struct kube_config *cfg);
+
+/* What the client reports to the program using it (the daemon counts it in /metrics; the library
+ * itself knows nothing of metrics). Either slot may be NULL. */
+struct kube_observer {
+    /* A request finished: its method, path with query, and HTTP status (0: no response). */
+    void (*request)(const char *method, const char *path_query, long http);
+    /* An informer's watch started again after its first one (a restart, not the start). */
+    void (*watch_restart)(const char *resource);
+};
+/* Copies *obs (NULL: report nothing). Call once at start-up, before any client exists: the
+ * observer is read without a lock afterwards. */
+void kube_set_observer(const struct kube_observer *obs);
 /* Free the client. Every thread must be done with it (informers and leaders stopped). */
 void kube_client_free(struct kube_client *c);
 /* Abort in-flight transfers and retry sleeps, and make later requests fail with -ECANCELED.
