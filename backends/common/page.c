@@ -1,7 +1,28 @@
-/* The page destructors declared in backend.h. */
-#include "backend.h"
+/* The page destructors declared in backend.h, and the page window of page.h. */
+#include "page.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+size_t be_page_window(void *items, size_t n, size_t size, const char *(*id_of)(const void *),
+                      const char *after, size_t max, bool *ret_more)
+{
+    char *base = items;
+    size_t start = 0, count;
+
+    if (after && *after)
+        while (start < n && strcmp(id_of(base + start * size), after) <= 0)
+            start++;
+    count = n - start;
+    if (max > 0 && count > max)
+        count = max;
+    if (start > 0 && count > 0)
+        memmove(base, base + start * size, count * size);
+    *ret_more = start + count < n;
+    return count;
+}
 
 void be_volume_page_free(struct be_volume_page *p)
 {

@@ -43,6 +43,7 @@
 
 #include "exec.h"
 #include "lvm_internal.h"
+#include "page.h"
 #include "util.h"
 
 #include <errno.h>
@@ -1066,12 +1067,22 @@ static int be_cmp(const void *a, const void *b)
     return strcmp(((const struct be_volume *)a)->id, ((const struct be_volume *)b)->id);
 }
 
+static const char *volume_id(const void *v)
+{
+    return ((const struct be_volume *)v)->id;
+}
+
+static const char *snapshot_id(const void *s)
+{
+    return ((const struct be_snapshot *)s)->id;
+}
+
 static int lvm_list(struct backend *b, const char *after, size_t max, struct be_volume_page *ret)
 {
     struct lvm_backend *l = lvm__of(b);
     _cleanup_free_ struct lvm__lv *lvs = NULL;
     struct be_volume *all = NULL;
-    size_t n = 0, start = 0, count;
+    size_t n = 0, count;
     int r;
 
     r = list_lvs(l, NULL, &lvs, &n);
@@ -1092,21 +1103,11 @@ static int lvm_list(struct backend *b, const char *after, size_t max, struct be_
     }
     if (n > 1)
         qsort(all, n, sizeof(*all), be_cmp);
-    if (after && *after)
-        while (start < n && strcmp(all[start].id, after) <= 0)
-            start++;
-    count = n - start;
-    if (max > 0 && count > max)
-        count = max;
-    if (start > 0 && count > 0)
-        memmove(all, all + start, count * sizeof(*all));
-    ret->items = all;
+    count = be_page_window(all, n, sizeof(*all), volume_id, after, max, &ret->more);
+    ret->items = count ? all : NULL;
     ret->n = count;
-    ret->more = start + count < n;
-    if (count == 0) {
+    if (count == 0)
         free(all);
-        ret->items = NULL;
-    }
     return 0;
 }
 
@@ -1428,26 +1429,16 @@ static int lvm_snapshot_list(struct backend *b, const char *after, size_t max,
                              struct be_snapshot_page *ret)
 {
     struct be_snapshot *all = NULL;
-    size_t n = 0, start = 0, count;
+    size_t n = 0, count;
     int r = list_snaps(lvm__of(b), &all, &n);
 
     if (r < 0)
         return r;
-    if (after && *after)
-        while (start < n && strcmp(all[start].id, after) <= 0)
-            start++;
-    count = n - start;
-    if (max > 0 && count > max)
-        count = max;
-    if (start > 0 && count > 0)
-        memmove(all, all + start, count * sizeof(*all));
-    ret->items = all;
+    count = be_page_window(all, n, sizeof(*all), snapshot_id, after, max, &ret->more);
+    ret->items = count ? all : NULL;
     ret->n = count;
-    ret->more = start + count < n;
-    if (count == 0) {
+    if (count == 0)
         free(all);
-        ret->items = NULL;
-    }
     return 0;
 }
 

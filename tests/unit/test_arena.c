@@ -1,4 +1,4 @@
-/* Unit tests: provisioner/arena.c. Leaks and overruns are caught by the ASan run. */
+/* Unit tests: provisioner/csi/arena.c. Leaks and overruns are caught by the ASan run. */
 #include <setjmp.h>
 #include <stdalign.h>
 #include <stdarg.h>
