@@ -294,7 +294,8 @@ class Sandbox(sbxctl.Sandbox):
             assert self.on_disk(ns, "www-" + p) == "%s%s\n" % (p, tag)
 
     def read_in_pod(self, ns, pod):
-        return self.exec(ns, pod, "cat %s/index.html" % HTML)
+        """The volume's index.html as the container sees it ("" when there is none)."""
+        return self.exec(ns, pod, "cat %s/index.html 2>/dev/null || true" % HTML)
 
 
 def module_sandbox(tmp_path_factory):
