@@ -88,7 +88,9 @@ def ns(sbx, request):
     deleted (and waited for) afterwards."""
     import re
     name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower().replace("test_", "", 1))
-    name = name.strip("-")[:50].strip("-")
+    # at most 63 characters, unique per test even where parameters make long ids
+    tag = __import__("hashlib").sha1(request.node.nodeid.encode()).hexdigest()[:6]
+    name = name.strip("-")[:48].strip("-") + "-" + tag
     sbx.namespace(name)
     yield name
     sbx.cleanup(name)
