@@ -9,51 +9,36 @@ import subprocess
 
 import pytest
 
-from fakeapi import KUBECTL, PYTHON, Client, wait_for
+from fakeapi import KUBECTL, Client, wait_for
 from sbxlib import Cluster
 
-SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
-                       "sandbox", "ordinal-sandbox")
+import sbxctl  # deploy/sandbox/sbxctl.py, on the path from conftest.py
+
 CSI = os.environ.get("ORDINAL_CSI")
 needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
                                reason="ORDINAL_CSI (the built ordinal-csi) not given")
 
 
 def sandbox(*args, check=True, timeout=90):
-    p = subprocess.run([PYTHON, SANDBOX] + list(args), capture_output=True, text=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("ordinal-sandbox %s: %d\n%s%s" % (" ".join(args), p.returncode,
-                                                               p.stdout, p.stderr))
-    return p
+    try:
+        return sbxctl.cli(*args, check=check, timeout=timeout)
+    except sbxctl.SandboxError as e:
+        raise AssertionError(str(e)) from None
 
 
-class Sbx:
+class Sbx(sbxctl.Sandbox):
     """A running sandbox as the tests see it: a client from DIR alone, kubectl."""
 
     def __init__(self, d):
-        self.dir = d
-        with open(os.path.join(d, "ready")) as f:
-            self.ready = json.load(f)
-        with open(os.path.join(d, "token")) as f:
-            token = f.read().strip()
-        self.client = Client(self.ready["server"], token, os.path.join(d, "pki", "ca.crt"))
-        self.kubeconfig = os.path.join(d, "kubeconfig")
-        self.kubectl_cache = os.path.join(d, "kubectl-cache")
+        super().__init__(d)
+        self.client = Client(self.server, self.token, self.ca)
         self.cluster = Cluster(self)
 
-    def state(self):
-        with open(os.path.join(self.dir, "state.json")) as f:
-            return json.load(f)
-
     def kubectl(self, *args, check=True, input=None, timeout=30):
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig)
-        p = subprocess.run([KUBECTL, "--cache-dir", self.kubectl_cache] + list(args), env=env,
-                           input=input, capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError("kubectl %s failed (%d):\n%s%s" % (
-                " ".join(args), p.returncode, p.stdout, p.stderr))
-        return p
+        try:
+            return super().kubectl(*args, check=check, input=input, timeout=timeout)
+        except sbxctl.SandboxError as e:
+            raise AssertionError(str(e)) from None
 
 
 @pytest.fixture
@@ -68,18 +53,8 @@ def sbx_factory(tmp_path):
     yield up
     reports = []
     for d in dirs:
-        sandbox("down", "--dir", d, check=False)
-        logs = os.path.join(d, "logs")
-        # the sandbox's own processes; containers' logs are in folders of their own
-        for f in sorted(os.listdir(logs)):
-            if not os.path.isfile(os.path.join(logs, f)):
-                continue
-            with open(os.path.join(logs, f), errors="replace") as fh:
-                text = fh.read()
-            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                        "Traceback (most recent call last)"):
-                if bad in text:
-                    reports.append("%s: %s" % (f, bad))
+        sbxctl.down(d)
+        reports += sbxctl.log_problems(d)
     assert not reports, "sanitizer reports or tracebacks in the sandbox logs: %s" % reports
 
 
