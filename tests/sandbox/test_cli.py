@@ -17,6 +17,9 @@ SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 CSI = os.environ.get("ORDINAL_CSI")
 needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
                                reason="ORDINAL_CSI (the built ordinal-csi) not given")
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+needs_kubectl = pytest.mark.skipif(__import__("shutil").which(KUBECTL) is None,
+                                   reason="kubectl not installed")
 
 
 def sandbox(*args, check=True, timeout=90):
@@ -129,11 +132,25 @@ def test_up_status_second_up_and_down(sbx_factory):
     assert len(set(pids)) == 2 and all(alive(p) for p in pids)
     for n in st["nodes"]:
         with open("/proc/%d/cmdline" % n["pid"], "rb") as f:
-            argv = f.read().decode().split("\0")
-        assert argv[argv.index("--dir-root") + 1] == n["root"]
-        assert argv[argv.index("--endpoint") + 1] == "unix://" + n["socket"]
-        assert argv[argv.index("--kubeconfig") + 1] == s.kubeconfig
-        assert argv[argv.index("--node-id") + 1] == n["name"]
+            argv = f.read().decode().split("\0")[:-1]  # NUL-terminated
+        # the node plugins are the manifests' own: the DaemonSet's container args, with the
+        # downward API expanded and the container paths mapped into the node's folder
+        ds = c.get("daemonsets", "ordinal-node", ns="ordinal-system")
+        cont = ds["spec"]["template"]["spec"]["containers"][0]
+        assert cont["name"] == "ordinal-csi"
+        mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + n["socket"],
+                  "--dir-root=/var/lib/ordinal": "--dir-root=" + n["root"],
+                  "--node-id=$(NODE_NAME)": "--node-id=" + n["name"],
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.99.%s:9810"
+                  % n["name"].split("-")[1]}
+        kc = os.path.join(s.dir, "serviceaccounts", "ordinal-system_ordinal-node.kubeconfig")
+        assert argv[1:] == [mapped.get(a, a) for a in cont["args"]] + ["--kubeconfig=" + kc]
+        # the socket is where the hostPath maps it (nodes/N/kubelet/plugins/ordinal.csi.dev)
+        # unless that path is too long for a unix socket (then nodes/N/csi.sock or /tmp)
+        assert argv[0] == CSI and os.path.basename(n["socket"]) in ("csi.sock", n["name"] +
+                                                                    ".sock")
+        with open(kc) as f:   # the ServiceAccount's token, not the admin one
+            assert s.client.token not in f.read()
     assert len({n["root"] for n in st["nodes"]}) == 2
     for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
               "ordinal-csi-node-2.log"):
@@ -180,6 +197,50 @@ def test_up_fails_cleanly_when_the_plugin_cannot_start(tmp_path):
         assert "ordinal-csi for node-1 exited" in f.read()
     p = sandbox("up", "--dir", d, "--csi", "/nonexistent/ordinal-csi", check=False)
     assert p.returncode != 0 and "not an executable file" in p.stderr
+
+
+def _manifests_copy(tmp_path, edit):
+    """The kind overlay rendered (kubectl kustomize), the node DaemonSet's ordinal-csi
+    container changed by edit(container, pod_spec), written as one YAML file."""
+    import yaml
+    r = subprocess.run([KUBECTL, "kustomize", os.path.join(
+        SOURCE, "deploy", "kubernetes", "overlays", "kind")], capture_output=True, text=True,
+        timeout=60, check=True)
+    objs = list(yaml.safe_load_all(r.stdout))
+    ds = [o for o in objs if o["kind"] == "DaemonSet"][0]
+    spec = ds["spec"]["template"]["spec"]
+    edit(spec["containers"][0], spec)
+    path = os.path.join(str(tmp_path), "ordinal.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(objs, f)
+    return path
+
+
+@needs_csi
+@needs_kubectl
+def test_up_fails_on_a_flag_typo_or_a_missing_mount_in_the_manifests(tmp_path):
+    """The node plugins run what the manifests say: a flag ordinal-csi does not know makes it
+    exit, and up reports it; a path argument on no volumeMount is refused."""
+    typo = _manifests_copy(tmp_path, lambda c, s: c["args"].__setitem__(
+        c["args"].index("--log-format=json"), "--log-fromat=json"))
+    d = os.path.join(str(tmp_path), "typo")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", CSI, "--manifests", typo,
+                check=False)
+    assert p.returncode == 1 and "start failed" in p.stderr, p.stderr
+    assert "ordinal-csi for node-1 exited" in p.stderr
+    with open(os.path.join(d, "logs", "ordinal-csi-node-1.log")) as f:
+        assert "log-fromat" in f.read()
+    assert not os.path.exists(os.path.join(d, "ready"))
+
+    def drop_data_root(c, s):
+        c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] != "data-root"]
+    nomount = _manifests_copy(tmp_path, drop_data_root)
+    d = os.path.join(str(tmp_path), "nomount")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", CSI, "--manifests", nomount,
+                check=False)
+    assert p.returncode == 1, p.stderr
+    assert "--dir-root path /var/lib/ordinal is on no volumeMount of the pod" in p.stderr
+    assert not os.path.exists(os.path.join(d, "ready"))
 
 
 WEB = """apiVersion: v1
