@@ -2,6 +2,7 @@
 real ordinal-csi node plugin per node, and a StatefulSet provisioned by Ordinal and driven with
 real kubectl. Needs ORDINAL_CSI (the built daemon)."""
 
+import base64
 import json
 import os
 import signal
@@ -143,14 +144,25 @@ def test_up_status_second_up_and_down(sbx_factory):
                   "--node-id=$(NODE_NAME)": "--node-id=" + n["name"],
                   "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.99.%s:9810"
                   % n["name"].split("-")[1]}
-        kc = os.path.join(s.dir, "serviceaccounts", "ordinal-system_ordinal-node.kubeconfig")
-        assert argv[1:] == [mapped.get(a, a) for a in cont["args"]] + ["--kubeconfig=" + kc]
+        assert argv[1:] == [mapped.get(a, a) for a in cont["args"]]
+        # in-cluster config: the ServiceAccount token volume where kube_config.c reads it, in
+        # the plugin's own mount namespace, and KUBERNETES_SERVICE_HOST/PORT
+        with open("/proc/%d/environ" % n["pid"], "rb") as f:
+            env = dict(e.split("=", 1) for e in f.read().decode().split("\0") if "=" in e)
+        assert env["NODE_NAME"] == n["name"] and env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+        assert env["KUBERNETES_SERVICE_PORT"] == s.ready["server"].rsplit(":", 1)[1]
+        sa = "/proc/%d/root/run/secrets/kubernetes.io/serviceaccount" % n["pid"]
+        with open(sa + "/namespace") as f:
+            assert f.read() == "ordinal-system"
+        with open(sa + "/token") as f:
+            tok = f.read()
+        sec = c.get("secrets", "ordinal-node-token", ns="ordinal-system")
+        assert base64.b64decode(sec["data"]["token"]).decode() == tok != s.client.token
+        assert not os.path.exists("/run/secrets/kubernetes.io/serviceaccount/token")
         # the socket is where the hostPath maps it (nodes/N/kubelet/plugins/ordinal.csi.dev)
         # unless that path is too long for a unix socket (then nodes/N/csi.sock or /tmp)
         assert argv[0] == CSI and os.path.basename(n["socket"]) in ("csi.sock", n["name"] +
                                                                     ".sock")
-        with open(kc) as f:   # the ServiceAccount's token, not the admin one
-            assert s.client.token not in f.read()
     assert len({n["root"] for n in st["nodes"]}) == 2
     for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
               "ordinal-csi-node-2.log"):
@@ -164,8 +176,11 @@ def test_up_status_second_up_and_down(sbx_factory):
     a, b = os.path.join(s.dir, "mnt-src"), os.path.join(s.dir, "mnt-dst")
     os.makedirs(a)
     os.makedirs(b)
+    # each node's kubelet folder is a shared mount (the plugin's Bidirectional volume)
+    kubelets = sorted(os.path.join(s.dir, "nodes", n["name"], "kubelet") for n in st["nodes"])
+    assert sorted(mounts_under(s.dir)) == kubelets
     subprocess.run(["mount", "--bind", a, b], check=True)
-    assert mounts_under(s.dir) == [b]
+    assert sorted(mounts_under(s.dir)) == sorted(kubelets + [b])
     out = sandbox("down", "--dir", s.dir).stdout
     assert "stopped" in out
     assert not alive(st["pid"]) and not any(alive(p) for p in pids)
