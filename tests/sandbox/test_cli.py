@@ -164,6 +164,27 @@ def test_up_status_second_up_and_down(sbx_factory):
         assert argv[0] == CSI and os.path.basename(n["socket"]) in ("csi.sock", n["name"] +
                                                                     ".sock")
     assert len({n["root"] for n in st["nodes"]}) == 2
+    # the controller Deployment's replicas, with their ServiceAccount: one takes the Lease
+    dep = c.get("deployments", "ordinal-controller", ns="ordinal-system")
+    cargs = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    ctrls = st["controllers"]
+    assert [x["name"] for x in ctrls] == ["ordinal-controller-0", "ordinal-controller-1"]
+    for i, x in enumerate(ctrls):
+        assert alive(x["pid"])
+        mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + x["socket"],
+                  "--node-id=$(POD_NAME)": "--node-id=" + x["name"],
+                  "--leader-election-namespace=$(POD_NAMESPACE)":
+                  "--leader-election-namespace=ordinal-system",
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.98.%d:9810" % (i + 1)}
+        assert x["argv"] == [CSI] + [mapped.get(a, a) for a in cargs]
+
+    def holder():
+        r = c.request("GET", "/apis/coordination.k8s.io/v1/namespaces/ordinal-system/leases/"
+                      "ordinal-csi-dev")
+        return r.status == 200 and r.body["spec"].get("holderIdentity")
+    assert wait_for(holder, 20, what="a controller holds the Lease") in (
+        "ordinal-controller-0", "ordinal-controller-1")
+    pids += [x["pid"] for x in ctrls]
     for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
               "ordinal-csi-node-2.log"):
         assert os.path.getsize(os.path.join(s.dir, "logs", f)) > 0, f
@@ -172,6 +193,7 @@ def test_up_status_second_up_and_down(sbx_factory):
     assert len(c.list("nodes", ns=None)["items"]) == 2, "the second up changed nothing"
     out = sandbox("status", "--dir", s.dir).stdout
     assert "ready" in out and out.count("ordinal-csi pid") == 2
+    assert out.count(" controller pid ") == 2
     # A mount under DIR (as a kubelet's would be) is unmounted by down; data is kept.
     a, b = os.path.join(s.dir, "mnt-src"), os.path.join(s.dir, "mnt-dst")
     os.makedirs(a)
