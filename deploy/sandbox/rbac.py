@@ -90,6 +90,7 @@ class Auth:
         self._lock = threading.Lock()
         self._tokens = {}     # token -> (ns, secret name)
         self._cache = {}      # (user name, ns) -> (rules, missing roles)
+        self._gen = 0         # bumped by every RBAC or ServiceAccount change
         self.denied = 0       # statistics
         self.allowed = 0
         store.listeners.append(self._on_change)
@@ -122,6 +123,7 @@ class Auth:
         elif res.key in _RBAC_KEYS or res.key == SAS.key:
             with self._lock:
                 self._cache.clear()
+                self._gen += 1
 
     # ---- authentication ----
 
@@ -173,6 +175,7 @@ class Auth:
         key = (user["name"], ns)
         with self._lock:
             hit = self._cache.get(key)
+            gen = self._gen
         if hit is not None:
             return hit
         rules, missing = [], []
@@ -184,7 +187,8 @@ class Auth:
                 if _binds(b, user):
                     self._role_rules(b, ns, rules, missing)
         with self._lock:
-            self._cache[key] = (rules, missing)
+            if gen == self._gen:   # nothing changed while reading: cache it
+                self._cache[key] = (rules, missing)
         return rules, missing
 
     def _role_rules(self, binding, ns, rules, missing):
@@ -275,11 +279,9 @@ def request_info(method, path, query):
     if rest and rest[0] == "watch":
         watch, rest = True, rest[1:]
     ns = ""
-    if len(rest) >= 2 and rest[0] == "namespaces":
-        if len(rest) >= 3 and (group, version, rest[2]) in BY_PATH:
-            ns, rest = rest[1], rest[2:]
-        else:   # the namespace object itself (and its status/finalize)
-            rest = rest
+    # /namespaces/NS/<resource>...; otherwise the namespace object itself (status, finalize)
+    if len(rest) >= 3 and rest[0] == "namespaces" and (group, version, rest[2]) in BY_PATH:
+        ns, rest = rest[1], rest[2:]
     if not rest:
         return None
     res = BY_PATH.get((group, version, rest[0]))
