@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dir/dir.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -295,7 +296,11 @@ static void serve_metrics(struct httpd *h, struct conn *c)
         .events_dropped = st.events_dropped,
         .volumes = counts,
         .n_volumes = nv,
+        .dir_capacity_enforced = -1,
     };
+    struct backend *dir = csi_backend_named(h->cfg.svc, "dir");
+    if (dir)
+        x.dir_capacity_enforced = be_dir_quota_enforced(dir, NULL, 0) ? 1 : 0;
     int r = metrics_render(&x, &text, &len);
     if (r < 0) {
         log_warn("http: /metrics: %s", strerror(-r));

@@ -533,6 +533,11 @@ static void render_extra(struct out *o, const struct metrics_extra *x)
         out_printf(o, "ordinal_kube_events_dropped_total %llu\n",
                    (unsigned long long)x->events_dropped);
     }
+    if (x->dir_capacity_enforced >= 0) {
+        header(o, "dir_capacity_enforced", "gauge",
+               "1 when the directory backend's root enforces volume capacity by project quotas.");
+        out_printf(o, "ordinal_dir_capacity_enforced %d\n", x->dir_capacity_enforced ? 1 : 0);
+    }
     if (x->version) {
         header(o, "build_info", "gauge", "Always 1; the version label says which build runs.");
         metrics_escape_label(a, sizeof(a), x->version);
@@ -542,7 +547,7 @@ static void render_extra(struct out *o, const struct metrics_extra *x)
 
 int metrics_render(const struct metrics_extra *extra, char **ret, size_t *ret_len)
 {
-    static const struct metrics_extra none = {0};
+    static const struct metrics_extra none = {.dir_capacity_enforced = -1};
     struct out o = {.cap = 16 * 1024};
 
     o.buf = malloc(o.cap);

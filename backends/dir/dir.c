@@ -41,8 +41,9 @@
  * empties .tmp and .trash, removes stray meta temporaries, and never deletes anything found at
  * a final location.
  *
- * Capacity is recorded, not enforced (the kernel here has no quotas): stats reports usage and
- * an "over capacity" condition.
+ * Capacity is enforced by project quotas where the root's filesystem has them on (dir_quota.c:
+ * each volume its own project id and a hard limit); elsewhere it is recorded, not enforced:
+ * stats reports usage and an "over capacity" condition.
  *
  * Threading: one mutex (struct dir_backend.lock) protects the index. It is held across a
  * single rename (and the mkdir/rmdir of a namespace directory, so that a create and a remove in
@@ -373,6 +374,8 @@ static struct dir_vol *vol_dup(const struct dir_vol *o, const char *name, int64_
     v->source_kind = o->source_kind;
     v->key_is_claim = o->key_is_claim;
     v->damaged = o->damaged;
+    v->projid = o->projid;
+    v->inode_limit = o->inode_limit;
     return v;
 }
 
@@ -394,10 +397,11 @@ static int vol_meta_write(const char *vol_path, const struct dir_vol *v)
         return r;
     n = snprintf(buf, sizeof(buf),
                  "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
-                 "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n",
+                 "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n"
+                 "project=%u\ninode_limit=%lld\n",
                  v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
                  (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
-                 (long long)v->created);
+                 (long long)v->created, v->projid, (long long)v->inode_limit);
     if (n < 0 || (size_t)n >= sizeof(buf))
         return be_error(-ENAMETOOLONG, "metadata of volume %s too long", v->id);
     return fsu_write_atomic(path, buf, (size_t)n, 0600);
@@ -448,6 +452,15 @@ static const char *vol_meta_check(const struct dir__kv *kv, size_t n, const char
     if (!dir__parse_i64(s, 0, &x))
         return "metadata: created missing or invalid";
     v->created = x;
+    /* absent in volumes made before project quotas: none */
+    s = dir__meta_get(kv, n, "project");
+    if (s && (!dir__parse_i64(s, 0, &x) || x > DIR_PROJID_MAX))
+        return "metadata: project invalid";
+    v->projid = s ? (uint32_t)x : 0;
+    s = dir__meta_get(kv, n, "inode_limit");
+    if (s && (!dir__parse_i64(s, 0, &x) || x > DIR_INODE_LIMIT_MAX))
+        return "metadata: inode_limit invalid";
+    v->inode_limit = s ? x : 0;
     return NULL;
 }
 
@@ -494,6 +507,8 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
         v->created = tmp.created;
         v->source_kind = tmp.source_kind;
         v->gen = tmp.gen;
+        v->projid = tmp.projid;
+        v->inode_limit = tmp.inode_limit;
     }
     dir__vol_id_gen(rel, v->gen, v->full_id);
     return v;
@@ -693,9 +708,8 @@ static int check_create_req(const struct be_create_req *req)
         return be_error(-EINVAL, "invalid volume key: want a plain name like a CSI name");
     if (req->access != BE_ACCESS_MOUNT)
         return be_error(-EINVAL, "the directory backend serves only mount volumes");
-    if (req->n_params > 0)
-        return be_error(-EINVAL, "unknown parameter \"%.64s\": the directory backend takes none",
-                        req->params && req->params[0].key ? req->params[0].key : "");
+    if (dir__quota_params(req->params, req->n_params, NULL) < 0)
+        return -EINVAL;
     if (req->required_bytes < 0 || req->limit_bytes < 0)
         return be_error(-EINVAL, "negative capacity");
     if (req->limit_bytes > 0 && req->limit_bytes < req->required_bytes)
@@ -846,11 +860,13 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     char final[PATH_MAX], parent[PATH_MAX];
     struct be_volume ex;
     struct dir_vol *v;
-    int64_t capacity, src_cap = 0, avail;
+    int64_t capacity, src_cap = 0, avail, inodes = 0;
     bool found;
     int r;
 
     r = check_create_req(req);
+    if (r == 0)
+        r = dir__quota_params(req->params, req->n_params, &inodes);
     if (r < 0)
         return r;
     r = dir__vol_rel(req->key, req->key_is_claim, rel, sizeof(rel));
@@ -914,6 +930,8 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     } else if (mkdir(data, 0700) < 0 || chmod(data, 0777) < 0) {
         r = be_error(-errno, "cannot create %s: %s", data, strerror(errno));
     }
+    if (r == 0)
+        r = dir__quota_prepare(d, data, v, inodes); /* id and limit before the final name */
     if (r < 0)
         goto out_tmp;
     r = vol_meta_write(tmp, v); /* fsyncs tmp, which holds data/ */
@@ -948,6 +966,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
 
 out_tmp:
     fsu_rm_tree(tmp);
+    dir__quota_release(d, v->projid);
 out_free:
     free(v);
     return r;
@@ -1003,6 +1022,7 @@ static int dir_remove(struct backend *b, const char *id)
     char parent[PATH_MAX], hex[17], base[BE_ID_MAX + 1];
     struct dir_vol *v;
     bool claim = false;
+    uint32_t projid = 0;
     int r;
 
     if (!id)
@@ -1013,6 +1033,7 @@ static int dir_remove(struct backend *b, const char *id)
         snprintf(key, sizeof(key), "%s", v->key);
         snprintf(base, sizeof(base), "%s", v->id);
         claim = v->key_is_claim;
+        projid = v->projid;
     }
     pthread_mutex_unlock(&d->lock);
     if (!v)
@@ -1060,6 +1081,8 @@ static int dir_remove(struct backend *b, const char *id)
         r = fsu_fsync_dir(parent);
     if (r == 0)
         r = fsu_rm_tree(trash);
+    if (r == 0)
+        dir__quota_release(d, projid);
     pthread_mutex_lock(&d->lock);
     drop_parent(d, rel);
     pthread_mutex_unlock(&d->lock);
@@ -1176,6 +1199,8 @@ static int dir_expand(struct backend *b, const char *id, int64_t required, int64
     if (r == 0)
         r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
     if (r == 0)
+        r = dir__quota_resize(d, nv, required); /* the limit first: recover() evens it out */
+    if (r == 0)
         r = vol_meta_write(path, nv);
     if (r < 0) {
         free(nv);
@@ -1198,15 +1223,17 @@ static int dir_capacity(struct backend *b, const struct be_param *params, size_t
                         int64_t *ret_available, int64_t *ret_max_volume)
 {
     struct dir_backend *d = dir__of(b);
-    int64_t avail;
+    int64_t avail, inodes;
     int r;
 
-    if (n_params > 0)
-        return be_error(-EINVAL, "unknown parameter \"%.64s\": the directory backend takes none",
-                        params && params[0].key ? params[0].key : "");
+    r = dir__quota_params(params, n_params, &inodes);
+    if (r < 0)
+        return r;
     r = fs_free(d->root, &avail);
     if (r < 0)
         return r;
+    if (inodes > 0 && !d->quota.enforced)
+        avail = 0; /* such a class cannot be served here: CreateVolume would refuse it */
     *ret_available = avail;
     *ret_max_volume = avail;
     return 0;
@@ -1339,8 +1366,10 @@ static int dir_recover(struct backend *b)
     size_t n = 0, cap = 0, damaged = 0, n_old;
     struct dirent *de;
     DIR *dd;
+    size_t cleared = 0;
     int r;
 
+    dir__quota_detect(d);
     r = ensure_dir(d, ".tmp");
     if (r == 0)
         r = ensure_dir(d, ".trash");
@@ -1423,6 +1452,9 @@ static int dir_recover(struct backend *b)
             return be_error(r, "cannot scan %s: %s", path, strerror(-r));
     }
 
+    r = dir__quota_reconcile(d, &cleared);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&d->lock);
     d->damaged = damaged;
     pthread_mutex_unlock(&d->lock);
@@ -1439,6 +1471,7 @@ static void dir_free(struct backend *b)
         return;
     vols_clear(d);
     dir__snaps_clear(d);
+    dir__quota_close(&d->quota);
     pthread_mutex_destroy(&d->lock);
     free(d->root);
     free(d->node_id);
@@ -1498,6 +1531,7 @@ struct backend *be_dir_new(const char *root, const char *node_id)
         return NULL;
     }
     d->base.ops = &dir_ops;
+    dir__quota_init(&d->quota);
     d->root = TAKE_PTR(real);
     d->node_id = strdup(node_id ? node_id : "");
     if (!d->node_id || pthread_mutex_init(&d->lock, NULL) != 0) {

@@ -7,6 +7,9 @@
 
 #include "backend.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /*
  * A directory backend on root (an absolute path to an existing directory; it is canonicalised
  * with realpath). node_id is copied and only used in messages. Returns the backend, owned by
@@ -18,5 +21,8 @@ struct backend *be_dir_new(const char *root, const char *node_id);
 /* How many things the last recover() found at a final location and could not index (names
  * that are not ours, unreadable entries) plus leftovers it could not remove. */
 size_t be_dir_damaged_count(struct backend *b);
+
+/* Whether the root enforces capacity by project quotas; why (cap bytes) says what was found. */
+bool be_dir_quota_enforced(struct backend *b, char *why, size_t cap);
 
 #endif
