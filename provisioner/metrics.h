@@ -60,6 +60,12 @@ struct metrics_volume_count {
     uint64_t n;
 };
 
+/* Durability counters of one backend (be_ops.durability_stats). */
+struct metrics_durability {
+    const char *backend; /* borrowed */
+    uint64_t waits, flushes;
+};
+
 /* What the registry does not hold itself, gathered at render time. */
 struct metrics_extra {
     const char *version; /* build_info{version}; NULL = not rendered */
@@ -69,6 +75,8 @@ struct metrics_extra {
     uint64_t events_dropped;
     const struct metrics_volume_count *volumes; /* borrowed, n_volumes entries */
     size_t n_volumes;
+    const struct metrics_durability *durability; /* borrowed, n_durability entries */
+    size_t n_durability;
 };
 
 /* Cap on a rendered exposition. */

@@ -601,8 +601,8 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     if (torn) {
         char data[PATH_MAX];
 
-        *ret_unfinished = dir__path(data, sizeof(data), "%s/data", path) == 0 &&
-                          dir_missing_or_empty(data);
+        *ret_unfinished =
+            dir__path(data, sizeof(data), "%s/data", path) == 0 && dir_missing_or_empty(data);
     }
     v = vol_new(id, key, name, source, reason ? reason : "");
     if (!v)
@@ -1616,6 +1616,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };
 

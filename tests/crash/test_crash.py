@@ -933,6 +933,56 @@ def test_checker_detects_half_states(workdir):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_power_cut_at_the_create_commit_point_rolls_back(workdir):
+    """The commit point of an empty create is one flush after the rename that publishes it (group
+    commit): a power cut before that flush may keep the rename and lose or tear the unsynced
+    meta file. A kill -9 cannot leave that (the page cache survives), so it is made on disk the
+    way the disk could keep it. Recovery must roll each such create back (it was never
+    answered), keep the volumes that were answered, and leave a root that passes scan_root; the
+    CO's retry of the create then makes it whole."""
+    root = os.path.join(workdir, "root-powercut")
+    os.makedirs(root)
+    d = Daemon(workdir, root)
+    try:
+        d.start()
+        names = ["cut-nometa", "cut-empty", "cut-torn", "cut-flipped", "cut-nodata"]
+        for n in names + ["kept"]:
+            create_vol(d, n)
+        pvc = create_vol(d, "pvc-cut", params=cc.pvc_params(NS, "cut-0"))
+        d.kill()
+        meta = {n: os.path.join(root, "_", n, "volume.meta") for n in names}
+        good = open(meta["cut-torn"], "rb").read()
+        assert good.rstrip(b"\n").rsplit(b"\n", 1)[1].startswith(b"checksum="), good
+        os.unlink(meta["cut-nometa"])
+        open(meta["cut-empty"], "wb").close()
+        with open(meta["cut-torn"], "wb") as f:
+            f.write(good[:len(good) // 2])
+        with open(meta["cut-flipped"], "wb") as f:
+            f.write(good.replace(b"capacity=1", b"capacity=2"))
+        with open(meta["cut-nodata"], "wb") as f:
+            f.write(b"\0" * len(good))
+        os.rmdir(os.path.join(root, "_", "cut-nodata", "data"))
+        pvc_meta = os.path.join(root, NS, "cut-0", "volume.meta")
+        os.unlink(pvc_meta)
+        d.start()
+        vols, _ = scan_root(d)
+        assert sorted(vols) == [vol_id("_/kept")], sorted(vols)
+        assert not os.path.exists(os.path.join(root, NS)), "empty namespace left"
+        # the retries make them whole
+        for n in names:
+            v = create_vol(d, n)
+            assert v.volume_id == vol_id("_/" + n)
+        assert create_vol(d, "pvc-cut", params=cc.pvc_params(NS, "cut-0")).volume_id == \
+            pvc.volume_id
+        vols, _ = scan_root(d)
+        assert len(vols) == len(names) + 2
+        delete_everything(d)
+        check_clean(root)
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def summary_line(name, res):
     return "[crash] %-16s seed=%d iterations=%d calib=%.1fms %s crashed-mid-operation=%d " \
            "violations=%d (%.1fs)" % (

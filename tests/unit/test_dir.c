@@ -868,8 +868,8 @@ static void test_recover_cleanup(void **state)
 static void test_unfinished_create_rolled_back(void **state)
 {
     struct fx *f = *state;
-    const char *keys[] = {"uf/nometa-0", "uf/empty-0", "uf/torn-0", "uf/badsum-0", "uf/nodata-0",
-                          "uf/keep-0"};
+    const char *keys[] = {"uf/nometa-0", "uf/empty-0",  "uf/torn-0",
+                          "uf/badsum-0", "uf/nodata-0", "uf/keep-0"};
     struct be_volume v[6], w;
     struct backend *b2;
     char p[PATH_MAX], *text = NULL;
