@@ -721,7 +721,10 @@ def wait_stopped(pid, timeout=5.0):
 
 
 def run_once(kind, workdir, it, delay):
-    """One iteration. delay None: uncrashed (calibration), returns (duration, outcome, mid).
+    """One iteration. delay None: uncrashed (calibration), returns (duration, outcome, mid):
+    mid lists the work in progress the kill left, and "(unanswered)" when the kill landed after
+    the operation's new state was in place but before its answer arrived (the window of its
+    commit: with group commit the flush comes after the rename, outside .tmp and .trash).
     Raises Violation with a description of what was found."""
     root = os.path.join(workdir, "root-%s-%d" % (kind.name, it))
     os.makedirs(root)
@@ -736,6 +739,7 @@ def run_once(kind, workdir, it, delay):
             os.kill(d.proc.pid, signal.SIGSTOP)
             wait_stopped(d.proc.pid)
         duration = None
+        answered = False
         t0 = time.perf_counter()
         fut = d.csi.future(method, req)
         if delay is not None and delay < 0:
@@ -759,6 +763,7 @@ def run_once(kind, workdir, it, delay):
             d.kill()
             try:
                 fut.result(timeout=5)
+                answered = True
             except (grpc.RpcError, grpc.FutureTimeoutError, grpc.FutureCancelledError):
                 pass
         wip = pre_restart_state(root) if delay is not None else []
@@ -768,6 +773,9 @@ def run_once(kind, workdir, it, delay):
         try:
             vols, snaps = scan_root(d)
             outcome = kind.classify(d, ctx, vols, snaps)
+            if delay is not None and delay >= 0 and not answered and \
+                    outcome == kind.outcomes[-1]:
+                wip.append("(unanswered)")
         except Violation as e:
             raise Violation("after the crash (before restart the root held: %s): %s"
                             % (pre_tree, e))
