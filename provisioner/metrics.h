@@ -60,6 +60,12 @@ struct metrics_volume_count {
     uint64_t n;
 };
 
+/* Durability counters of one backend (be_ops.durability_stats). */
+struct metrics_durability {
+    const char *backend; /* borrowed */
+    uint64_t waits, flushes;
+};
+
 /* What the registry does not hold itself, gathered at render time. */
 struct metrics_extra {
     const char *version; /* build_info{version}; NULL = not rendered */
@@ -70,6 +76,8 @@ struct metrics_extra {
     const struct metrics_volume_count *volumes; /* borrowed, n_volumes entries */
     size_t n_volumes;
     int dir_capacity_enforced; /* dir_capacity_enforced 0/1 (project quotas); -1 = no dir backend */
+    const struct metrics_durability *durability; /* borrowed, n_durability entries */
+    size_t n_durability;
 };
 
 /* Cap on a rendered exposition. */

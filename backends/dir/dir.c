@@ -52,6 +52,7 @@
  */
 #include "dir.h"
 
+#include "commit.h"
 #include "dir_internal.h"
 #include "fsutil.h"
 #include "mount.h"
@@ -69,6 +70,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- names and ids ---- */
 
@@ -283,6 +285,47 @@ const char *dir__meta_get(const struct dir__kv *kv, size_t n, const char *k)
     return NULL;
 }
 
+int dir__meta_seal(char *buf, size_t n, size_t cap)
+{
+    char hex[65];
+    int m;
+
+    fsu_sha256_hex(buf, n, hex);
+    m = snprintf(buf + n, cap - n, "%s%s\n", DIR_META_CHECKSUM, hex);
+    if (m < 0 || (size_t)m >= cap - n)
+        return -ENAMETOOLONG;
+    return (int)(n + (size_t)m);
+}
+
+int dir__meta_verify(const char *text, size_t len)
+{
+    const size_t line = sizeof(DIR_META_CHECKSUM) - 1 + 64 + 1;
+    const char *at = NULL;
+    char hex[65];
+
+    /* the checksum line, if any, starts a line; it must be the last one */
+    for (const char *p = text; p && p < text + len; p = memchr(p, '\n', (size_t)(text + len - p))) {
+        if (*p == '\n')
+            p++;
+        if ((size_t)(text + len - p) >= sizeof(DIR_META_CHECKSUM) - 1 &&
+            memcmp(p, DIR_META_CHECKSUM, sizeof(DIR_META_CHECKSUM) - 1) == 0) {
+            at = p;
+            break;
+        }
+    }
+    if (!at)
+        return 0;
+    if ((size_t)(text + len - at) != line || text[len - 1] != '\n')
+        return -EBADMSG;
+    fsu_sha256_hex(text, (size_t)(at - text), hex);
+    return memcmp(at + sizeof(DIR_META_CHECKSUM) - 1, hex, 64) == 0 ? 1 : -EBADMSG;
+}
+
+int dir__commit(struct dir_backend *d)
+{
+    return commit_wait(d->commit);
+}
+
 bool dir__parse_i64(const char *s, int64_t min, int64_t *ret)
 {
     char *end;
@@ -384,26 +427,68 @@ static bool has_newline(const char *s)
     return strchr(s, '\n') != NULL || strchr(s, '\r') != NULL;
 }
 
-static int vol_meta_write(const char *vol_path, const struct dir_vol *v)
+/* The text of v's meta file, sealed with its checksum, into buf: its length or -errno. */
+static int vol_meta_format(const struct dir_vol *v, char *buf, size_t cap)
 {
-    char path[PATH_MAX], buf[2048];
-    int n, r;
+    int n;
 
     if (has_newline(v->id) || has_newline(v->key) || has_newline(v->name) ||
         has_newline(v->source_id))
         return be_error(-EINVAL, "a metadata value of volume %s holds a newline", v->id);
-    r = dir__path(path, sizeof(path), "%s/%s", vol_path, DIR_VOLUME_META);
-    if (r < 0)
-        return r;
-    n = snprintf(buf, sizeof(buf),
+    n = snprintf(buf, cap,
                  "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
                  "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n"
                  "project=%u\ninode_limit=%lld\n",
                  v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
                  (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
                  (long long)v->created, v->projid, (long long)v->inode_limit);
-    if (n < 0 || (size_t)n >= sizeof(buf))
+    if (n >= 0 && (size_t)n < cap)
+        n = dir__meta_seal(buf, (size_t)n, cap);
+    if (n < 0 || (size_t)n >= cap)
         return be_error(-ENAMETOOLONG, "metadata of volume %s too long", v->id);
+    return n;
+}
+
+/*
+ * Write the meta file of a volume being built in a fresh work directory, without syncing: the
+ * directory becomes visible only by its rename, and the one flush after that rename
+ * (dir__commit) makes both durable. Should a power cut keep the rename and lose or tear this
+ * file, its checksum (or its absence) and the empty data directory tell recovery that the create
+ * never finished, and recovery rolls it back (vol_unfinished).
+ */
+static int vol_meta_write_fresh(const char *vol_path, const struct dir_vol *v)
+{
+    char path[PATH_MAX], buf[2048];
+    int n, r, fd;
+    ssize_t w;
+
+    n = vol_meta_format(v, buf, sizeof(buf));
+    if (n < 0)
+        return n;
+    r = dir__path(path, sizeof(path), "%s/%s", vol_path, DIR_VOLUME_META);
+    if (r < 0)
+        return r;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return be_error(-errno, "cannot create %s: %s", path, strerror(errno));
+    w = write(fd, buf, (size_t)n);
+    r = w == n ? 0 : be_error(w < 0 ? -errno : -EIO, "cannot write %s", path);
+    if (close(fd) < 0 && r == 0)
+        r = be_error(-errno, "cannot write %s: %s", path, strerror(errno));
+    return r;
+}
+
+static int vol_meta_write(const char *vol_path, const struct dir_vol *v)
+{
+    char path[PATH_MAX], buf[2048];
+    int n, r;
+
+    n = vol_meta_format(v, buf, sizeof(buf));
+    if (n < 0)
+        return n;
+    r = dir__path(path, sizeof(path), "%s/%s", vol_path, DIR_VOLUME_META);
+    if (r < 0)
+        return r;
     return fsu_write_atomic(path, buf, (size_t)n, 0600);
 }
 
@@ -464,9 +549,31 @@ static const char *vol_meta_check(const struct dir__kv *kv, size_t n, const char
     return NULL;
 }
 
-/* Read the volume at rel into a new entry; a damaged one when its meta is. NULL on ENOMEM. */
+/* Whether the directory at path is missing or empty. */
+static bool dir_missing_or_empty(const char *path)
+{
+    struct dirent *de;
+    bool empty = true;
+    DIR *dd = opendir(path);
+
+    if (!dd)
+        return errno == ENOENT;
+    while (empty && (de = readdir(dd)))
+        empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    closedir(dd);
+    return empty;
+}
+
+/*
+ * Read the volume at rel into a new entry; a damaged one when its meta is. NULL on ENOMEM.
+ * *ret_unfinished is set when the entry is a create that never finished: its meta file missing,
+ * empty, garbled or failing its checksum (torn by a power cut, since it is written unsynced
+ * before the rename that publishes it and made durable with it) and its data directory missing
+ * or empty. Such a create was never answered, holds nothing, and is rolled back; a damaged meta
+ * beside data is kept, damaged, as before.
+ */
 static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const char *key,
-                                bool key_is_claim)
+                                bool key_is_claim, bool *ret_unfinished)
 {
     _cleanup_free_ char *text = NULL;
     char path[PATH_MAX], meta[PATH_MAX], id[BE_ID_MAX + 1], why[BE_MSG_MAX];
@@ -480,6 +587,9 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     if (dir__path(path, sizeof(path), "%s/%s", d->root, rel) < 0 ||
         dir__path(meta, sizeof(meta), "%s/%s", path, DIR_VOLUME_META) < 0)
         return NULL;
+    bool torn = false;
+
+    *ret_unfinished = false;
     dir__remove_meta_temps(path, DIR_VOLUME_META);
     r = fsu_read_file(meta, DIR_META_MAX, &text, &len);
     if (r == -ENOMEM)
@@ -487,14 +597,25 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     if (r < 0) {
         snprintf(why, sizeof(why), "metadata unreadable: %s", strerror(-r));
         reason = why;
-    } else if (strlen(text) != len || (n = dir__meta_parse(text, kv, ARRAY_SIZE(kv))) < 0) {
+        torn = r == -ENOENT;
+    } else if (strlen(text) != len || dir__meta_verify(text, len) < 0) {
+        reason = len ? "metadata garbled or its checksum wrong" : "metadata empty";
+        torn = true;
+    } else if ((n = dir__meta_parse(text, kv, ARRAY_SIZE(kv))) < 0) {
         reason = "metadata garbled";
+        torn = true;
     } else {
         reason = vol_meta_check(kv, (size_t)n, id, key, key_is_claim, &tmp, &name, &source);
     }
     if (reason) {
         name = "";
         source = "";
+    }
+    if (torn) {
+        char data[PATH_MAX];
+
+        *ret_unfinished =
+            dir__path(data, sizeof(data), "%s/data", path) == 0 && dir_missing_or_empty(data);
     }
     v = vol_new(id, key, name, source, reason ? reason : "");
     if (!v)
@@ -780,7 +901,14 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
         }
         snprintf(ex->name, sizeof(ex->name), "%s", req->name);
         snprintf(ex->id, sizeof(ex->id), "%s", new_id);
+        *ret = *ex;
+        return 0; /* vol_meta_write synced the new owner */
     }
+    /* A retry: the first attempt may have failed its flush after the rename, or still wait for
+     * it; answer the existing volume only once it is durable. */
+    r = dir__commit(d);
+    if (r < 0)
+        return r;
     *ret = *ex;
     return 0;
 }
@@ -834,11 +962,11 @@ static int ensure_parent(struct dir_backend *d, const char *rel)
 
     if (dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(slash - rel), rel) < 0)
         return -ENAMETOOLONG;
-    if (mkdir(parent, 0700) == 0)
-        return fsu_fsync_dir(d->root);
-    if (errno != EEXIST)
-        return be_error(-errno, "cannot create %s: %s", parent, strerror(errno));
-    return 0;
+    /* made durable by the commit after the volume's rename; a namespace left empty by a crash
+     * is removed by recovery */
+    if (mkdir(parent, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return be_error(-errno, "cannot create %s: %s", parent, strerror(errno));
 }
 
 /* Remove <root>/<first component of rel> when empty (lock held). */
@@ -849,15 +977,15 @@ static void drop_parent(struct dir_backend *d, const char *rel)
 
     if (dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(slash - rel), rel) < 0)
         return;
-    if (rmdir(parent) == 0)
-        fsu_fsync_dir(d->root);
+    /* unsynced: should the removal be lost, recovery removes the empty namespace */
+    (void)rmdir(parent);
 }
 
 static int dir_create(struct backend *b, const struct be_create_req *req, struct be_volume *ret)
 {
     struct dir_backend *d = dir__of(b);
     char rel[PATH_MAX], id[BE_ID_MAX + 1], src[PATH_MAX], tmp[PATH_MAX], data[PATH_MAX];
-    char final[PATH_MAX], parent[PATH_MAX];
+    char final[PATH_MAX];
     struct be_volume ex;
     struct dir_vol *v;
     int64_t capacity, src_cap = 0, avail, inodes = 0;
@@ -920,9 +1048,6 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     r = dir__path(data, sizeof(data), "%s/data", tmp);
     if (r == 0)
         r = dir__path(final, sizeof(final), "%s/%s", d->root, rel);
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
-                      rel);
     if (r < 0)
         goto out_tmp;
     if (src[0]) {
@@ -934,7 +1059,10 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
         r = dir__quota_prepare(d, data, v, inodes); /* id and limit before the final name */
     if (r < 0)
         goto out_tmp;
-    r = vol_meta_write(tmp, v); /* fsyncs tmp, which holds data/ */
+    /* A copied tree is fsynced file by file: its meta is too, before the rename, so that a
+     * torn meta is never found beside data. An empty volume's meta shares the one flush after
+     * the rename (vol_meta_write_fresh). */
+    r = src[0] ? vol_meta_write(tmp, v) : vol_meta_write_fresh(tmp, v);
     if (r < 0)
         goto out_tmp;
 
@@ -954,7 +1082,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     if (r < 0)
         goto out_free;
     v = NULL;
-    r = fsu_fsync_dir(parent);
+    r = dir__commit(d); /* the rename, the namespace directory, the meta file: one flush */
     if (r < 0)
         return r;
     pthread_mutex_lock(&d->lock);
@@ -1019,7 +1147,7 @@ static int dir_remove(struct backend *b, const char *id)
 {
     struct dir_backend *d = dir__of(b);
     char key[BE_KEY_MAX + 1], rel[PATH_MAX], path[PATH_MAX], data[PATH_MAX], trash[PATH_MAX];
-    char parent[PATH_MAX], hex[17], base[BE_ID_MAX + 1];
+    char hex[17], base[BE_ID_MAX + 1];
     struct dir_vol *v;
     bool claim = false;
     uint32_t projid = 0;
@@ -1036,16 +1164,16 @@ static int dir_remove(struct backend *b, const char *id)
         projid = v->projid;
     }
     pthread_mutex_unlock(&d->lock);
+    /* Unknown, gone, or an id of an earlier owner: nothing of it to delete. It may be gone by
+     * a removal whose flush failed or still runs (a retry racing the first attempt's answer):
+     * answer only once that is durable too. */
     if (!v)
-        return 0; /* unknown, gone, or an id of an earlier owner: nothing of it to delete */
+        return dir__commit(d);
     r = dir__vol_rel(key, claim, rel, sizeof(rel));
     if (r == 0)
         r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
     if (r == 0)
         r = dir__path(data, sizeof(data), "%s/data", path);
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
-                      rel);
     if (r == 0)
         r = fsu_random_hex(hex, 8);
     if (r == 0)
@@ -1061,7 +1189,7 @@ static int dir_remove(struct backend *b, const char *id)
      * since a removal by a stale id is the one mistake that loses a live claim's data. */
     if (!dir__vol_find(d, id)) {
         pthread_mutex_unlock(&d->lock);
-        return 0;
+        return dir__commit(d);
     }
     if (renameat2(AT_FDCWD, path, AT_FDCWD, trash, RENAME_NOREPLACE) < 0 && errno != ENOENT)
         r = be_error(-errno, "cannot move %s to %s: %s", path, trash, strerror(errno));
@@ -1070,15 +1198,7 @@ static int dir_remove(struct backend *b, const char *id)
     pthread_mutex_unlock(&d->lock);
     if (r < 0)
         return r;
-    r = fsu_fsync_dir(parent);
-    /* A concurrent delete may have removed the namespace directory, empty after our rename,
-     * in between (drop_parent, which fsyncs the root): the rename is then durable already. */
-    if (r == -ENOENT)
-        r = 0;
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/.trash", d->root);
-    if (r == 0)
-        r = fsu_fsync_dir(parent);
+    r = dir__commit(d); /* the rename out of the namespace and into .trash: one flush */
     if (r == 0)
         r = fsu_rm_tree(trash);
     if (r == 0)
@@ -1310,6 +1430,24 @@ static int vol_cmp(const void *a, const void *b)
     return strcmp((*(struct dir_vol *const *)a)->id, (*(struct dir_vol *const *)b)->id);
 }
 
+/* Remove the unfinished create at rel (vol_load): rename it into .trash, then remove it. An
+ * unsynced rename is enough: should it be lost, the next recovery finds the same thing. */
+static int vol_roll_back(struct dir_backend *d, const char *rel)
+{
+    char path[PATH_MAX], trash[PATH_MAX], hex[17];
+    int r = fsu_random_hex(hex, 8);
+
+    if (r == 0)
+        r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
+    if (r == 0)
+        r = dir__path(trash, sizeof(trash), "%s/.trash/%s", d->root, hex);
+    if (r < 0)
+        return r;
+    if (renameat2(AT_FDCWD, path, AT_FDCWD, trash, RENAME_NOREPLACE) < 0)
+        return be_error(-errno, "cannot move %s to %s: %s", path, trash, strerror(errno));
+    return fsu_rm_tree(trash);
+}
+
 /* Scan <root>/<top>/ for volume directories into arr. */
 static int scan_top(struct dir_backend *d, const char *top, struct dir_vol ***arr, size_t *n,
                     size_t *cap, size_t *damaged)
@@ -1345,7 +1483,17 @@ static int scan_top(struct dir_backend *d, const char *top, struct dir_vol ***ar
             (*damaged)++;
             continue;
         }
-        v = vol_load(d, rel, key, !plain);
+        bool unfinished;
+
+        v = vol_load(d, rel, key, !plain, &unfinished);
+        if (v && unfinished) {
+            free(v);
+            if (vol_roll_back(d, rel) < 0)
+                (*damaged)++;
+            else
+                d->rolled_back++;
+            continue;
+        }
         if (!v)
             r = -ENOMEM;
         else if (vols_add(arr, n, cap, v) < 0) {
@@ -1379,6 +1527,7 @@ static int dir_recover(struct backend *b)
         return r;
     damaged += empty_dir(d, ".tmp");
     damaged += empty_dir(d, ".trash");
+    d->rolled_back = 0;
 
     dd = opendir(d->root);
     if (!dd)
@@ -1472,6 +1621,7 @@ static void dir_free(struct backend *b)
     vols_clear(d);
     dir__snaps_clear(d);
     dir__quota_close(&d->quota);
+    commit_free(d->commit);
     pthread_mutex_destroy(&d->lock);
     free(d->root);
     free(d->node_id);
@@ -1499,6 +1649,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };
 
@@ -1534,7 +1685,9 @@ struct backend *be_dir_new(const char *root, const char *node_id)
     dir__quota_init(&d->quota);
     d->root = TAKE_PTR(real);
     d->node_id = strdup(node_id ? node_id : "");
-    if (!d->node_id || pthread_mutex_init(&d->lock, NULL) != 0) {
+    if (!d->node_id || commit_new(d->root, &d->commit) < 0 ||
+        pthread_mutex_init(&d->lock, NULL) != 0) {
+        commit_free(d->commit);
         free(d->node_id);
         free(d->root);
         free(d);
@@ -1542,6 +1695,26 @@ struct backend *be_dir_new(const char *root, const char *node_id)
         return NULL;
     }
     return &d->base;
+}
+
+size_t be_dir_rolled_back_count(struct backend *b)
+{
+    struct dir_backend *d = dir__of(b);
+    size_t n;
+
+    pthread_mutex_lock(&d->lock);
+    n = d->rolled_back;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+void be_dir_commit_stats(struct backend *b, uint64_t *ret_waits, uint64_t *ret_flushes)
+{
+    struct commit_stats st;
+
+    commit_get_stats(dir__of(b)->commit, &st);
+    *ret_waits = st.waits;
+    *ret_flushes = st.flushes;
 }
 
 size_t be_dir_damaged_count(struct backend *b)

@@ -80,6 +80,8 @@ struct dir_backend {
     size_t n_snaps, cap_snaps;
     size_t damaged;
     struct dir_quota quota;
+    size_t rolled_back;    /* unfinished creates the last recover() removed */
+    struct commit *commit; /* owned: group commit of the root's filesystem (commit.h) */
 };
 
 static inline struct dir_backend *dir__of(struct backend *b)
@@ -112,6 +114,17 @@ struct dir__kv {
 int dir__meta_parse(char *text, struct dir__kv *kv, size_t max);
 const char *dir__meta_get(const struct dir__kv *kv, size_t n, const char *k);
 bool dir__parse_i64(const char *s, int64_t min, int64_t *ret);
+/* The last line of a meta file written since group commit: "checksum=<sha256 hex of every byte
+ * before this line>". */
+#define DIR_META_CHECKSUM "checksum="
+/* Append the checksum line to the n bytes of text in buf (cap bytes): the new length, or
+ * -ENAMETOOLONG. */
+int dir__meta_seal(char *buf, size_t n, size_t cap);
+/* Check the checksum line of a meta file's text (len bytes, before parsing): 1 when present and
+ * right, 0 when absent (a meta written before checksums), -EBADMSG when wrong or not last. */
+int dir__meta_verify(const char *text, size_t len);
+/* Make every change done so far under the root durable (one shared flush, commit.h). */
+int dir__commit(struct dir_backend *d);
 /* Remove "<meta>.XXXXXX.tmp" leftovers of fsu_write_atomic() in dir. */
 void dir__remove_meta_temps(const char *dir, const char *meta);
 

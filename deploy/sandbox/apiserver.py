@@ -33,6 +33,7 @@ import k8sproto  # noqa: E402
 import rbac  # noqa: E402
 import resources  # noqa: E402
 import labelsel as sel  # noqa: E402
+import managedfields  # noqa: E402
 import store as st  # noqa: E402
 from apierrors import ApiError  # noqa: E402
 from resources import BY_PATH, GROUPS, RESOURCES  # noqa: E402
@@ -286,6 +287,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._send(200, app.kubelets.admin(method, self._json_body(body)))
                     return
                 agent = self.headers.get("User-Agent", "")
+                managedfields.set_request(agent, self.query.get("fieldManager"))
                 delay = app.faults.latency_for(agent)
                 if delay:
                     time.sleep(delay)
