@@ -31,7 +31,9 @@
  * hash form). Every slot that takes an id answers an id of an older generation as an unknown
  * volume: a DeleteVolume sent for a PV that no longer owns the volume deletes nothing.
  *
- * Meta files are "k=v" lines after "version=1", written atomically (fsutil); unknown keys are
+ * Meta files are "k=v" lines after "version=1" (snapshots, and volumes of earlier releases) or
+ * "version=2" (volumes: the last line is a checksum of the rest, and a version-2 meta without it
+ * is a torn write, never read as valid: a cut inside a value would still parse); unknown keys are
  * ignored, a missing or garbled required field makes the entry "damaged": it stays indexed so
  * that it can be looked up (abnormal) and removed, and its data is never touched by recovery.
  *
@@ -260,7 +262,8 @@ int dir__meta_parse(char *text, struct dir__kv *kv, size_t max)
         if (nl)
             *nl = '\0';
         if (first) {
-            if (strcmp(line, "version=1") != 0)
+            /* 2: a volume meta sealed by its checksum line (dir__meta_seal) */
+            if (strcmp(line, "version=1") != 0 && strcmp(line, "version=2") != 0)
                 return -EINVAL;
             first = false;
         } else if (*line) {
@@ -436,7 +439,7 @@ static int vol_meta_format(const struct dir_vol *v, char *buf, size_t cap)
         has_newline(v->source_id))
         return be_error(-EINVAL, "a metadata value of volume %s holds a newline", v->id);
     n = snprintf(buf, cap,
-                 "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
+                 "version=2\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
                  "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n"
                  "project=%u\ninode_limit=%lld\n",
                  v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
@@ -581,7 +584,7 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     struct dir_vol tmp = {0}, *v;
     const char *name = "", *source = "", *reason = NULL;
     size_t len;
-    int r, n;
+    int r, n, vr = 0;
 
     dir__vol_id(rel, id);
     if (dir__path(path, sizeof(path), "%s/%s", d->root, rel) < 0 ||
@@ -598,8 +601,9 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
         snprintf(why, sizeof(why), "metadata unreadable: %s", strerror(-r));
         reason = why;
         torn = r == -ENOENT;
-    } else if (strlen(text) != len || dir__meta_verify(text, len) < 0) {
-        reason = len ? "metadata garbled or its checksum wrong" : "metadata empty";
+    } else if (strlen(text) != len || (vr = dir__meta_verify(text, len)) < 0 ||
+               (vr == 0 && strncmp(text, "version=2\n", 10) == 0)) {
+        reason = len ? "metadata garbled, unsealed or its checksum wrong" : "metadata empty";
         torn = true;
     } else if ((n = dir__meta_parse(text, kv, ARRAY_SIZE(kv))) < 0) {
         reason = "metadata garbled";

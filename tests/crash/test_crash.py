@@ -166,7 +166,7 @@ class Violation(Exception):
 
 
 def parse_meta(path, required):
-    """Parse a meta file: first line version=1, then k=v lines, newline-terminated."""
+    """Parse a meta file: first line version=1 (version=2: sealed volume meta), then k=v lines, newline-terminated."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -179,8 +179,8 @@ def parse_meta(path, required):
     if not text.endswith("\n"):
         raise Violation("%s: not newline-terminated (torn write?): %r" % (path, text[-80:]))
     lines = text[:-1].split("\n")
-    if lines[0] != "version=1":
-        raise Violation("%s: first line %r, want version=1" % (path, lines[0]))
+    if lines[0] not in ("version=1", "version=2"):
+        raise Violation("%s: first line %r, want version=1 or 2" % (path, lines[0]))
     kv = {}
     for ln in lines[1:]:
         k, sep, v = ln.partition("=")

@@ -230,7 +230,7 @@ static void test_create_lookup(void **state)
     assert_int_equal(st.st_mode & 07777, 0777);
     P(p, "%s/default/www-web-0/volume.meta", f->root);
     assert_int_equal(fsu_read_file(p, 8192, &meta, &len), 0);
-    assert_memory_equal(meta, "version=1\n", 10);
+    assert_memory_equal(meta, "version=2\n", 10);
     assert_non_null(strstr(meta, "\nid=dir:default/www-web-0\n"));
     assert_non_null(strstr(meta, "\nname=pvc-1\n"));
     assert_non_null(strstr(meta, "\ncapacity=5242880\n"));

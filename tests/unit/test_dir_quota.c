@@ -171,6 +171,15 @@ static void test_not_enforced(void **state)
     }
 }
 
+/* Write buf as a volume meta sealed by its checksum line, as the backend writes them. */
+static void write_sealed(const char *meta, char *buf, size_t cap)
+{
+    int n = dir__meta_seal(buf, strlen(buf), cap);
+
+    assert_true(n > 0);
+    assert_int_equal(fsu_write_atomic(meta, buf, (size_t)n, 0600), 0);
+}
+
 /* The meta fields: written, read back at recover, absent = none, garbled = damaged. */
 static void test_meta_fields(void **state)
 {
@@ -194,7 +203,7 @@ static void test_meta_fields(void **state)
     assert_non_null(at);
     *at = '\0';
     snprintf(buf, sizeof(buf), "%sproject=1000042\ninode_limit=77\n", text);
-    assert_int_equal(fsu_write_atomic(meta, buf, strlen(buf), 0600), 0);
+    write_sealed(meta, buf, sizeof(buf));
     assert_int_equal(f->b->ops->recover(f->b), 0);
     pthread_mutex_lock(&dir__of(f->b)->lock);
     dv = dir__vol_find(dir__of(f->b), v.id);
@@ -204,8 +213,10 @@ static void test_meta_fields(void **state)
     assert_int_equal(dv->inode_limit, 77);
     pthread_mutex_unlock(&dir__of(f->b)->lock);
 
-    /* an older meta without the fields: no id */
+    /* an older meta without the fields (version 1, unsealed): no id */
     snprintf(buf, sizeof(buf), "%s", text);
+    assert_memory_equal(buf, "version=2\n", 10);
+    buf[8] = '1';
     assert_int_equal(fsu_write_atomic(meta, buf, strlen(buf), 0600), 0);
     assert_int_equal(f->b->ops->recover(f->b), 0);
     pthread_mutex_lock(&dir__of(f->b)->lock);
@@ -217,7 +228,7 @@ static void test_meta_fields(void **state)
 
     /* garbled: the volume is damaged, not read with a wrong id */
     snprintf(buf, sizeof(buf), "%sproject=4294967295\ninode_limit=0\n", text);
-    assert_int_equal(fsu_write_atomic(meta, buf, strlen(buf), 0600), 0);
+    write_sealed(meta, buf, sizeof(buf));
     assert_int_equal(f->b->ops->recover(f->b), 0);
     assert_int_equal(f->b->ops->lookup(f->b, v.id, &v), 0);
     assert_true(v.abnormal);
