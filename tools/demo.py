@@ -567,6 +567,8 @@ class Demo:
         def released(claim):
             return self.first("pvc", m, lambda t, o: o["metadata"]["name"] == claim and (
                 t == "DELETED" or o["metadata"].get("deletionTimestamp")))
+        self.wait("kubectl's watches to show web-1 and www-web-1 gone", lambda: self.pod_gone_seq(
+            "web-1", m) is not None and released("www-web-1") is not None)
         gone2, stop1 = self.pod_gone_seq("web-2", m), self.pod_stopping_seq("web-1", m)
         gone1 = self.pod_gone_seq("web-1", m)
         r2, r1 = released("www-web-2"), released("www-web-1")

@@ -142,6 +142,7 @@ class Process:
         self.exit_code = None
         self.signalled = None    # the signal we sent last (for the terminated reason)
         self._done = threading.Event()
+        self._execd = threading.Event()   # the command runs (bwrap has set up and exec'd)
 
     def start(self):
         os.makedirs(os.path.dirname(self.spec.log_path), exist_ok=True)
@@ -178,13 +179,16 @@ class Process:
         bwrap (the kernel has no event for an execve, so this polls /proc briefly)."""
         bwrap = os.path.realpath(BWRAP)
         deadline = time.monotonic() + timeout
-        while not self._done.is_set() and time.monotonic() < deadline:
-            try:
-                if os.readlink("/proc/%d/exe" % self.pid) != bwrap:
-                    return
-            except OSError:
-                return      # gone: the waiter thread reports the exit
-            time.sleep(0.005)
+        try:
+            while not self._done.is_set() and time.monotonic() < deadline:
+                try:
+                    if os.readlink("/proc/%d/exe" % self.pid) != bwrap:
+                        return
+                except OSError:
+                    return      # gone: the waiter thread reports the exit
+                time.sleep(0.005)
+        finally:
+            self._execd.set()
 
     def _wait(self):
         self._finish(self.proc.wait())
@@ -198,6 +202,7 @@ class Process:
         self.exit_code = rc if rc >= 0 else 128 - rc
         self.finished_at = time.time()
         self._done.set()
+        self._execd.set()
 
     def running(self):
         return self.proc is not None and not self._done.is_set()
@@ -233,6 +238,9 @@ class Process:
     def exec(self, argv, timeout, env=None):
         """Run argv inside the container's namespaces (mount, UTS, IPC, PID; its root and
         working directory). Returns (exit code, output); exit code None on timeout."""
+        # An exec that comes while start() is still waiting for bwrap to exec the command
+        # (another thread may have reported the container started already) waits for it.
+        self._execd.wait(10)
         if not self.running():
             return 126, "container is not running"
         a = [NSENTER, "-t", str(self.pid), "-m", "-u", "-i", "-p", "-r", "-w", "--"] + list(argv)

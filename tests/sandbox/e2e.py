@@ -143,6 +143,15 @@ class Recorder:
     def gone(self, res, name, since=0):
         return self.first(res, name, lambda t, o: t == "DELETED", since)
 
+    def need(self, *fns, timeout=WAIT, what="watch events"):
+        """Wait until every fn(self) has a value (the watch may lag behind a list), and
+        return the values."""
+        out = []
+        self.wait(lambda r: all(f(r) is not None for f in fns), timeout, what)
+        for f in fns:
+            out.append(f(self))
+        return out
+
     def wait(self, pred, timeout=WAIT, what="watch events"):
         with self.cond:
             ok = self.cond.wait_for(lambda: pred(self), timeout)

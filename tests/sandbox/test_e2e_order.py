@@ -14,11 +14,12 @@ def test_ordered_start_and_stop_from_watch_events(sbx, ns):
     sbx.apply(ns, service(), web(replicas=3))
     sbx.wait_ready(ns, ["web-0", "web-1", "web-2"])
     for i in (1, 2):
-        prev_ready = rec.became_ready("web-%d" % (i - 1))
-        created = rec.created("web-%d" % i)
-        assert prev_ready and created and prev_ready < created, \
+        prev_ready, created, claim = rec.need(
+            lambda r: r.became_ready("web-%d" % (i - 1)), lambda r: r.created("web-%d" % i),
+            lambda r: r.first("persistentvolumeclaims", "www-web-%d" % i,
+                              lambda t, o: t == "ADDED"))
+        assert prev_ready < created, \
             "web-%d created before web-%d was Running and Ready" % (i, i - 1)
-        claim = rec.first("persistentvolumeclaims", "www-web-%d" % i, lambda t, o: t == "ADDED")
         assert claim < created, "claim before its pod"
     claims = sbx.claims(ns)
     pods = sbx.pods(ns)
@@ -34,9 +35,10 @@ def test_ordered_start_and_stop_from_watch_events(sbx, ns):
     m = rec.mark()
     sbx.k(ns, "scale", "sts", "web", "--replicas=0")
     sbx.wait_ready(ns, [])
-    g2, s1 = rec.gone("pods", "web-2", m), rec.stopping("web-1", m)
-    g1, s0 = rec.gone("pods", "web-1", m), rec.stopping("web-0", m)
-    assert None not in (g2, s1, g1, s0)
+    g2, s1, g1, s0 = rec.need(lambda r: r.gone("pods", "web-2", m),
+                              lambda r: r.stopping("web-1", m),
+                              lambda r: r.gone("pods", "web-1", m),
+                              lambda r: r.stopping("web-0", m))
     assert g2 < s1 and g1 < s0, "each pod began stopping only after the higher one was gone"
     assert sorted(sbx.claims(ns)) == ["www-web-0", "www-web-1", "www-web-2"]
 
@@ -80,7 +82,8 @@ def test_ordinals_start(sbx, ns):
     rec = sbx.record(ns)
     sbx.apply(ns, service(), web(replicas=2, start=5))
     pods = sbx.wait_ready(ns, ["web-5", "web-6"])
-    assert rec.became_ready("web-5") < rec.created("web-6"), "ordered from the start ordinal"
+    r5, c6 = rec.need(lambda r: r.became_ready("web-5"), lambda r: r.created("web-6"))
+    assert r5 < c6, "ordered from the start ordinal"
     assert pods["web-6"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "6"
     assert sorted(sbx.claims(ns)) == ["www-web-5", "www-web-6"]
     assert sorted(sbx.stores(ns)) == ["www-web-5", "www-web-6"]

@@ -40,13 +40,15 @@ def test_retention_table(sbx, ns, deleted, scaled):
                  timeout=e2e.WAIT, what="their volumes deleted by Ordinal")
         wait_for(lambda: sorted(sbx.stores(ns)) == ["www-web-0"], timeout=e2e.WAIT,
                  what="their stores removed from the nodes")
+        rec.need(lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+                 lambda r: r.gone("persistentvolumeclaims", "www-web-2", m))
         for claim in ("www-web-1", "www-web-2"):
             last = [e[4] for e in rec.history("persistentvolumeclaims", m) if e[3] == claim][-1]
             assert refs(last) == [("Pod", claim[4:], True)], \
                 "%s owned by its condemned pod only: %s" % (claim, last["metadata"])
-        pv2 = rec.gone("persistentvolumes", vols["www-web-2"], m)
-        pv1 = rec.gone("persistentvolumes", vols["www-web-1"], m)
-        assert None not in (pv1, pv2) and pv2 < pv1, "volumes deleted highest ordinal first"
+        pv2, pv1 = rec.need(lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
+                            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
+        assert pv2 < pv1, "volumes deleted highest ordinal first"
     else:
         s = sbx.client.get("statefulsets", "web", ns=ns)
         assert s["status"]["observedGeneration"] == s["metadata"]["generation"]
@@ -64,8 +66,9 @@ def test_retention_table(sbx, ns, deleted, scaled):
         wait_for(lambda: not sbx.claims(ns), timeout=e2e.WAIT, what="every claim deleted")
         wait_for(lambda: not (set(vols.values()) & sbx.pv_names()) and not sbx.stores(ns),
                  timeout=e2e.WAIT, what="every volume and store deleted")
-        g, p = rec.gone("persistentvolumeclaims", "www-web-0", m), rec.gone("pods", "web-0", m)
-        assert g and p and p < g, "www-web-0 deleted only after its pod was gone"
+        g, p = rec.need(lambda r: r.gone("persistentvolumeclaims", "www-web-0", m),
+                        lambda r: r.gone("pods", "web-0", m))
+        assert p < g, "www-web-0 deleted only after its pod was gone"
         return
     # whenDeleted Retain: the claims stay Bound to their volumes; a new set gets the data.
     wait_for(lambda: rec.gone("pods", "web-0", m), timeout=e2e.WAIT, what="web-0 deleted")
@@ -102,11 +105,11 @@ def test_stale_claim_waited_for_on_quick_scale_up(sbx, ns):
     claim = sbx.claims(ns)["www-web-1"]
     assert claim["metadata"]["uid"] != old["metadata"]["uid"], "a fresh claim"
     assert claim["spec"]["volumeName"] != old["spec"]["volumeName"], "a fresh volume"
-    old_gone = rec.first("persistentvolumeclaims", "www-web-1",
-                         lambda t, o: t == "DELETED" and
-                         o["metadata"]["uid"] == old["metadata"]["uid"], m)
-    created = rec.first("pods", "web-1", lambda t, o: t == "ADDED", m)
-    assert old_gone and created and old_gone < created, \
+    old_gone, created = rec.need(
+        lambda r: r.first("persistentvolumeclaims", "www-web-1", lambda t, o: t == "DELETED" and
+                          o["metadata"]["uid"] == old["metadata"]["uid"], m),
+        lambda r: r.first("pods", "web-1", lambda t, o: t == "ADDED", m))
+    assert old_gone < created, \
         "the new web-1 was created only after the stale claim was gone"
     assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n"

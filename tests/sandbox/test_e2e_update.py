@@ -52,10 +52,10 @@ def test_rolling_update_with_partition(sbx, ns):
     s, st = set_status(sbx, ns)
     assert st["currentRevision"] == st["updateRevision"] and st["updatedReplicas"] == 3
     assert all(p["metadata"]["labels"][REV] == st["updateRevision"] for p in pods.values())
+    s1, s0 = rec.need(lambda r: r.stopping("web-1", m), lambda r: r.stopping("web-0", m))
+    (r1,) = rec.need(lambda r: r.became_ready("web-1", s1))
     assert rec.stopping("web-2", m) is None, "web-2 was already updated"
-    s1, r1 = rec.stopping("web-1", m), rec.became_ready("web-1", m)
-    s0 = rec.stopping("web-0", m)
-    assert None not in (s1, r1, s0) and s1 < r1 < s0, \
+    assert s1 < r1 < s0, \
         "web-1 replaced and back Ready before web-0 began stopping"
     for p in ("web-0", "web-1", "web-2"):
         assert sbx.read_in_pod(ns, p) == p + "\n", "%s kept its data" % p
