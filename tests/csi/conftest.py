@@ -12,7 +12,7 @@ Environment (set by ctest; defaults make a hand run from the repo work):
                       quota-enabled xfs mount)
     ORDINAL_CSI_LVM_VG   run the suite against the LVM backend on this volume group instead of
                       the directory backend (tests/vm/csi.sh --backend lvm, in the VM): daemons
-                      get --lvm-vg and no --dir-root; tests that are about the directory backend
+                      get --lvm-vg VG --default-backend lvm; tests that are about the directory backend
                       skip (dir_only); every LV is removed after each test
 """
 
@@ -159,10 +159,12 @@ class Daemon:
         a += [BINARY, "--endpoint", "unix://" + self.sock]
         if self.node_id is not None:
             a += ["--node-id", self.node_id]
-        if self.dir_backend and not LVM_VG:
+        if self.dir_backend:
             a += ["--dir-root", self.root]
         if self.dir_backend and LVM_VG:
-            a += ["--lvm-vg", LVM_VG]  # the LVM backend in the directory backend's place
+            # the LVM backend in the directory backend's place: requests without a backend
+            # parameter go to it (the directory backend stays, on its empty per-test root)
+            a += ["--lvm-vg", LVM_VG, "--default-backend", "lvm"]
         a += ["--log-level", self.log_level]
         return a + self.extra_args
 
