@@ -10,6 +10,7 @@
 # $CONC (default "1 4 8 16"). The drivers run with --http-endpoint so that their
 # ordinal_backend_flushes_total / ordinal_backend_durable_waits_total counters (when they have
 # them) give the flushes per operation. Roots under $WORK (default /var/tmp/ordinal-compare-work).
+# Extra driver flags: $A_ARGS, $B_ARGS (e.g. B_ARGS="--workers 8").
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,9 +30,10 @@ stop() { if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PI
 trap stop EXIT
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {print $2}'; }
 
-run_driver() { # binary tag c round
+run_driver() { # binary tag c round extra-args
     rm -rf "$WORK" && mkdir -p "$WORK/root"
-    "$1" --endpoint "unix://$WORK/csi.sock" --node-id bench-node --dir-root "$WORK/root" \
+    # shellcheck disable=SC2086
+    "$1" ${5:-} --endpoint "unix://$WORK/csi.sock" --node-id bench-node --dir-root "$WORK/root" \
         --log-level warn --http-endpoint "127.0.0.1:$PORT" 2>>"$OUT/driver.log" &
     PID=$!
     for _ in $(seq 300); do [ -S "$WORK/csi.sock" ] && break; sleep 0.01; done
@@ -57,38 +59,10 @@ run_ceiling() { # tag c round [--no-fsync]
 for r in $(seq "$ROUNDS"); do
     for c in $CONC; do
         run_ceiling nofsync "$c" "$r" --no-fsync
-        run_driver "$A" a "$c" "$r"
-        run_driver "$B" b "$c" "$r"
+        run_driver "$A" a "$c" "$r" "${A_ARGS:-}"
+        run_driver "$B" b "$c" "$r" "${B_ARGS:-}"
         run_ceiling fsync "$c" "$r"
     done
 done
 uptime >> "$OUT/machine.txt"
-/usr/bin/python3 - "$OUT" "$ROUNDS" $CONC <<'PY'
-import json, statistics, sys
-out, rounds, conc = sys.argv[1], int(sys.argv[2]), [int(c) for c in sys.argv[3:]]
-def load(tag, c, r):
-    return json.load(open("%s/%s-c%d-%d.json" % (out, tag, c, r)))
-def rate(j):
-    return j.get("ok_per_s", j.get("cycles_per_s"))
-def p(j, q):
-    lat = j["latency_ms"]
-    return (lat["op"] if "op" in lat else lat)[q]
-print("| c | no-fsync ceiling /s | 5-fsync ceiling /s | A /s (ratio) | B /s (ratio) | B/A | A p50/p99 ms | B p50/p99 ms | B flushes per op | load1 |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for c in conc:
-    rows = {t: [load(t, c, r) for r in range(1, rounds + 1)] for t in ("nofsync", "fsync", "a", "b")}
-    med = {t: statistics.median(rate(j) for j in v) for t, v in rows.items()}
-    ratio = {t: statistics.median(rate(rows[t][i]) / rate(rows["nofsync"][i]) for i in range(rounds)) for t in ("a", "b")}
-    ba = statistics.median(rate(rows["b"][i]) / rate(rows["a"][i]) for i in range(rounds))
-    lat = {t: "%.1f / %.1f" % (statistics.median(p(j, "p50") for j in rows[t]),
-                               statistics.median(p(j, "p99") for j in rows[t])) for t in ("a", "b")}
-    fl = []
-    for r in range(1, rounds + 1):
-        f = json.load(open("%s/b-c%d-%d.flush.json" % (out, c, r)))
-        if f["flushes"] is not None and f["waits"] is not None and f["waits"] > f["waits0"]:
-            fl.append((f["flushes"] - f["flushes0"]) / (2 * rows["b"][r - 1]["ops_ok"]))
-    load1 = statistics.median(j["machine"]["load1_after"] for j in rows["a"] + rows["b"])
-    print("| %d | %.0f | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %s | %s | %s | %.1f |" % (
-        c, med["nofsync"], med["fsync"], med["a"], ratio["a"], med["b"], ratio["b"], ba,
-        lat["a"], lat["b"], "%.2f" % statistics.median(fl) if fl else "-", load1))
-PY
+/usr/bin/python3 "$SRC/bench/compare_summary.py" "$OUT" "$ROUNDS" $CONC
