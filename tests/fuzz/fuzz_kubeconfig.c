@@ -2,12 +2,14 @@
  * Fuzz target: kubeconfig files (kube_config_parse, kube/kube_config.c, on the YAML reader of
  * kube/kube_yaml.c) and the ExecCredential a credential plugin prints (kube_auth__parse). The
  * input is a kubeconfig; after a "\0\0\0\n" separator, an ExecCredential. Relative file names
- * resolve against an empty temporary directory. Absolute names are opened as they are: the
+ * resolve against an empty directory in the work directory. Absolute names are opened as they are: the
  * runner feeds /dev/null as stdin (tools/fuzz.sh) so that "/dev/stdin" cannot block.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuzz_common.h"
@@ -15,15 +17,21 @@
 #include "kube_config.h"
 #include "kube_yaml.h"
 
-static char dir[] = "/tmp/ordinal-fuzz-kubeconfig.XXXXXX";
+static char dir[4096];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     fuzz_quiet();
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    /* in the work directory (tools/fuzz.sh makes a fresh one per run and removes it) */
+    if (!getcwd(dir, sizeof(dir) - 16)) {
+        perror("getcwd");
+        exit(1);
+    }
+    strcat(dir, "/kubeconfig");
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        perror(dir);
         exit(1);
     }
     return 0;
