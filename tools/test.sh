@@ -5,7 +5,8 @@
 # lvm2 metadata, the fake Kubernetes API server with real kubectl and the provisioner against
 # it, ordinal-bench's own tests), the conformance and provisioner suites under TSan, the
 # conformance suite once more with every daemon under valgrind memcheck, every fuzz target for
-# a short budget (the fuzz preset), 2 minutes of soak on the sandbox, and finally the main job's release build and demo.
+# a short budget (the fuzz preset), 2 minutes of soak on the sandbox, and finally the main
+# job's release build and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

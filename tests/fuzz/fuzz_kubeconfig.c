@@ -2,8 +2,8 @@
  * Fuzz target: kubeconfig files (kube_config_parse, kube/kube_config.c, on the YAML reader of
  * kube/kube_yaml.c) and the ExecCredential a credential plugin prints (kube_auth__parse). The
  * input is a kubeconfig; after a "\0\0\0\n" separator, an ExecCredential. Relative file names
- * resolve against an empty directory in the work directory. Absolute names are opened as they are: the
- * runner feeds /dev/null as stdin (tools/fuzz.sh) so that "/dev/stdin" cannot block.
+ * resolve against an empty directory in the work directory. Absolute names are opened as they are:
+ * the runner feeds /dev/null as stdin (tools/fuzz.sh) so that "/dev/stdin" cannot block.
  */
 #include <errno.h>
 #include <stdio.h>
