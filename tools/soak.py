@@ -243,9 +243,11 @@ class Soak:
         if any(c["metadata"].get("deletionTimestamp") for c in claims.values()):
             return False
         for p in pods.values():
-            owner = p["metadata"]["name"].rsplit("-", 1)[0]
+            owner, _, ordinal = p["metadata"]["name"].rpartition("-")
             if owner not in self.sets:
                 return False  # a pod of a deleted set still going
+            if ordinal.isdigit() and int(ordinal) >= self.sets[owner]["replicas"]:
+                return False  # scaled down, not gone yet
         for pv in pvs:
             if pv["metadata"].get("deletionTimestamp"):
                 return False
@@ -428,6 +430,8 @@ def main():
     if args.minutes <= 0 or not os.path.exists(args.csi):
         ap.error("MINUTES must be > 0 and --csi an ordinal-csi binary")
     s = Soak(args)
+    # SIGTERM ends the run as Ctrl-C does: the sandbox is taken down, the summary printed
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     log("seed %d, sandbox in %s" % (args.seed, s.dir))
     s.up()
     log("up: %d nodes, %s" % (args.nodes, "kubelets run the pods" if s.kubelets
@@ -436,6 +440,8 @@ def main():
         s.run()
     except (Break, ApiError) as e:
         s.fail("step %d: %s" % (s.stats["steps"], e))
+    except KeyboardInterrupt:
+        s.fail("interrupted at step %d" % s.stats["steps"])
     finally:
         s.sample()
         s.down()
