@@ -292,7 +292,8 @@ static void row_fill(const struct model_set *set, const struct kctl_snap *s, str
             p = kctl_str(r->sc, "reclaimPolicy");
         if (!p && r->sc)
             p = "Delete"; /* a StorageClass without reclaimPolicy means Delete */
-        r->reclaim_known = p != NULL;
+        /* a store known only from its OrdinalVolume has no PV whose policy could apply */
+        r->reclaim_known = p != NULL && (r->pv || r->pvc);
         r->st.reclaim = (p && strcmp(p, "Retain") == 0) ? MODEL_RETAIN : MODEL_DELETE;
     }
     if (!r->pvc) {

@@ -41,6 +41,6 @@ ORDINAL_VALGRIND=1 ORDINAL_CSI="$PWD/build/debug/ordinal-csi" ORDINAL_SOURCE="$P
     tests/k8s/test_provisioner.py -k "right_shape or retain or mid_provisioning or kill9"
 echo "=== the main job: release build and the demo"
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$jobs" --target ordinal-csi
+cmake --build --preset release -j"$jobs" --target ordinal-csi kubectl-ordinal
 /usr/bin/python3 tools/demo.py build/release/ordinal-csi
 echo "=== all tests passed"
