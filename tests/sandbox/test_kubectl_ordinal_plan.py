@@ -12,7 +12,7 @@ import pytest
 
 from fakeapi import KUBECTL, wait_for
 from sbxlib import sts
-from test_cli import CSI, Sbx, needs_csi, sandbox  # noqa: F401 - fixtures' helpers
+from test_cli import needs_csi, sbx_factory  # noqa: F401 - the fixture: up, down, log checks
 
 PLUGIN = os.environ.get("ORDINAL_KUBECTL_PLUGIN") or os.path.join(
     os.environ.get("ORDINAL_BUILD", ""), "kubectl-ordinal")
@@ -23,13 +23,8 @@ pytestmark = [needs_csi,
 
 
 @pytest.fixture
-def sbx(tmp_path):
-    d = os.path.join(str(tmp_path), "sbx")
-    sandbox("up", "--dir", d, "--nodes", "2", "--csi", CSI)
-    try:
-        yield Sbx(d)
-    finally:
-        sandbox("down", "--dir", d, check=False)
+def sbx(sbx_factory):
+    return sbx_factory(nodes=2)
 
 
 def plan(s, *args):
