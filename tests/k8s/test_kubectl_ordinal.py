@@ -415,6 +415,9 @@ def test_without_the_ordinalvolume_api(apiserver):
     env = dict(os.environ, KUBECONFIG=apiserver.kubeconfig)
     p = subprocess.run([PLUGIN, "volumes"], env=env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "is Ordinal's CRD installed?" in p.stderr, p.stderr
+    p = subprocess.run([PLUGIN, "reclaim", "ov-1"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 1 and "is Ordinal's CRD installed?" in p.stderr, p.stderr
     p = subprocess.run([PLUGIN, "status"], env=env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[1].split()[:3] == ["db", "0", "-"]
