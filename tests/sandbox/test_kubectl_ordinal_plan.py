@@ -32,7 +32,8 @@ def plan(s, *args):
     p = subprocess.run([PLUGIN, "plan"] + list(args) + ["-o", "json"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    return {o["ordinal"]: o for o in json.loads(p.stdout)["ordinals"]}
+    doc = json.loads(p.stdout)
+    return {o["ordinal"]: o for o in doc["ordinals"]}, doc["steps"]
 
 
 def up(s, obj, n):
@@ -82,23 +83,24 @@ def settled(s, plan_rows, pvs):
 KEPT3 = {0: "kept", 1: "kept", 2: "kept"}
 
 
-@pytest.mark.parametrize("policy,sc,steps", [
+@pytest.mark.parametrize("policy,sc,pmp,steps", [
     # whenScaled Delete on a Delete class: scaled-away data deleted; the set's deletion keeps
     # ordinal 0 (whenDeleted Retain)
-    (("Delete", "Retain"), "ordinal", [("scale", {0: "kept", 1: "deleted", 2: "deleted"}),
-                                       ("delete", {0: "kept"})]),
+    (("Delete", "Retain"), "ordinal", "Parallel",
+     [("scale", {0: "kept", 1: "deleted", 2: "deleted"}), ("delete", {0: "kept"})]),
     # the same on a Retain class: claims deleted, PVs Released, data retained
-    (("Delete", "Retain"), "ordinal-retain", [("scale", {0: "kept", 1: "retained",
-                                                         2: "retained"})]),
+    (("Delete", "Retain"), "ordinal-retain", "Parallel",
+     [("scale", {0: "kept", 1: "retained", 2: "retained"})]),
     # whenDeleted Delete: scale-down keeps everything (the claims keep the set's reference),
     # then deleting the set deletes all three, the scaled-away ones too
-    (("Retain", "Delete"), "ordinal", [("scale", KEPT3),
-                                       ("delete", {0: "deleted", 1: "deleted", 2: "deleted"})]),
-    (("Delete", "Delete"), "ordinal", [("scale", {0: "kept", 1: "deleted", 2: "deleted"}),
-                                       ("delete", {0: "deleted"})]),
+    (("Retain", "Delete"), "ordinal", "Parallel",
+     [("scale", KEPT3), ("delete", {0: "deleted", 1: "deleted", 2: "deleted"})]),
+    # OrderedReady: the plan's pod order (web-2, then web-1, one at a time) is what happens
+    (("Delete", "Delete"), "ordinal", "OrderedReady",
+     [("scale", {0: "kept", 1: "deleted", 2: "deleted"}), ("delete", {0: "deleted"})]),
 ])
-def test_plan_matches_what_happens(sbx, policy, sc, steps):
-    pvs = up(sbx, sts(replicas=3, policy=policy, pmp="Parallel", sc=sc), 3)
+def test_plan_matches_what_happens(sbx, policy, sc, pmp, steps):
+    pvs = up(sbx, sts(replicas=3, policy=policy, pmp=pmp, sc=sc), 3)
     if policy[1] == "Delete":
         # the StatefulSet controller sets the claims' owner references after the pods start
         wait_for(lambda: all(sbx.client.get("persistentvolumeclaims", "www-web-%d" % i)[
@@ -106,18 +108,31 @@ def test_plan_matches_what_happens(sbx, policy, sc, steps):
             what="claims owned by the set")
     for action, want in steps:
         if action == "scale":
-            rows = plan(sbx, "scale", "web", "--replicas", "1")
+            rows, plan_steps = plan(sbx, "scale", "web", "--replicas", "1")
         else:
-            rows = plan(sbx, "delete", "web")
+            rows, plan_steps = plan(sbx, "delete", "web")
         assert {o: r["data"] for o, r in rows.items()} == want, action
+        pod_steps = [(x["step"], x["ordinal"]) for x in plan_steps if x["action"] == "delete pod"]
+        rv = sbx.client.list("pods")["metadata"]["resourceVersion"]
+        w = sbx.client.watch("pods", resourceVersion=rv, timeout=90)
         if action == "scale":
             sbx.kubectl("scale", "sts", "web", "--replicas=1")
             gone = [1, 2]
-        else:
+        else:  # the claims are deleted by the GC only once the set is gone
             sbx.kubectl("delete", "sts", "web")
             gone = [0]
-        wait_for(lambda: not any(sbx.client.exists("pods", "web-%d" % i) for i in gone),
-                 timeout=60, what="pods %r gone" % gone)
+        deleted = []
+        while len(deleted) < len(gone):
+            ev = w.next_event(timeout=60)
+            assert ev is not None, "pod deletions seen: %r of %r" % (deleted, gone)
+            if ev["type"] == "DELETED":
+                deleted.append(int(ev["object"]["metadata"]["name"].rsplit("-", 1)[1]))
+        w.close()
+        assert sorted(deleted) == sorted(o for _, o in pod_steps) == gone
+        if pmp == "OrderedReady" and action == "scale":
+            # one pod per step, highest first: the plan's order is the order seen
+            assert [o for _, o in sorted(pod_steps)] == deleted == [2, 1]
+            assert len({n for n, _ in pod_steps}) == 2
         # every controller has acted on that (the GC on the claims, the binder on the PVs)
         # before the states are compared; deletions by the node plugins are waited for
         caught_up(sbx)
