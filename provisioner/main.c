@@ -399,6 +399,11 @@ int main(int argc, char **argv)
             return 1;
         }
         log_info("directory backend at %s recovered", o.dir_root);
+        {
+            char why[BE_MSG_MAX];
+            (void)be_dir_quota_enforced(b, why, sizeof(why));
+            log_info("directory backend capacity %s", why);
+        }
     }
 
     if (o.n_lvm_vgs > 0) {

@@ -28,9 +28,12 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
-SANDBOX = os.path.join(SOURCE, "deploy", "sandbox", "ordinal-sandbox")
-PYTHON = "/usr/bin/python3"
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
+sys.path.insert(0, os.path.join(SOURCE, "deploy", "sandbox"))
+import sbxctl  # noqa: E402 - the sandbox's start/wait/down helper, shared with the tests
+
+SANDBOX = sbxctl.SANDBOX
+PYTHON = sbxctl.PYTHON
+KUBECTL = sbxctl.KUBECTL
 WAIT = 60          # seconds any single expectation may take before the demo gives up
 TTY = sys.stdout.isatty()
 
@@ -218,28 +221,28 @@ class Demo:
     # --- waiting -------------------------------------------------------------------------
 
     def wait(self, what, cond, timeout=WAIT):
+        """sbxctl.wait_for with a progress line (on a terminal) or a line every 10 s."""
         t0 = time.monotonic()
-        last = -1
-        while True:
-            v = cond()
-            el = time.monotonic() - t0
-            if v:
-                if TTY:
-                    sys.stdout.write("\r\033[K")
-                say("   .. %s (%.1f s)" % (what, el))
-                return v
-            if el > timeout:
-                if TTY:
-                    sys.stdout.write("\r\033[K")
-                raise Failed("timed out after %d s waiting for: %s" % (timeout, what))
+        last = [0]
+
+        def progress(el):
             if TTY:
                 sys.stdout.write("\r   .. waiting for %s: %.1f s" % (what, el))
                 sys.stdout.flush()
-            elif int(el) // 10 != last:
-                last = int(el) // 10
-                if el >= 10:
-                    say("   .. still waiting for %s: %d s" % (what, el))
-            time.sleep(0.2)
+            elif el >= 10 and int(el) // 10 != last[0]:
+                last[0] = int(el) // 10
+                say("   .. still waiting for %s: %d s" % (what, el))
+        try:
+            v = sbxctl.wait_for(cond, timeout=timeout, interval=0.2, what=what,
+                                progress=progress)
+        except TimeoutError as e:
+            if TTY:
+                sys.stdout.write("\r\033[K")
+            raise Failed(str(e)) from None
+        if TTY:
+            sys.stdout.write("\r\033[K")
+        say("   .. %s (%.1f s)" % (what, time.monotonic() - t0))
+        return v
 
     @staticmethod
     def ready(p):
@@ -355,12 +358,12 @@ class Demo:
     def start(self):
         say("== 0. a 3-node sandbox cluster in %s" % self.dir)
         t0 = time.monotonic()
-        p = subprocess.run([PYTHON, SANDBOX, "up", "--dir", self.dir, "--nodes", "3", "--csi",
-                            self.csi], capture_output=True, text=True, timeout=120)
-        if p.returncode != 0:
-            raise Failed("ordinal-sandbox up: %s%s" % (p.stdout, p.stderr))
+        try:
+            sbx = sbxctl.up(self.dir, nodes=3, csi=self.csi)
+        except sbxctl.SandboxError as e:
+            raise Failed(str(e)) from None
         self.up = True
-        say("   " + p.stdout.strip().split("\n")[0])
+        say("   " + sbx.up_output.strip().split("\n")[0])
         self.show("get", "nodes")
         self.steps.append(("sandbox up (3 nodes, 3 ordinal-csi)", "ready",
                            time.monotonic() - t0))
@@ -590,16 +593,21 @@ class Demo:
         check(None not in (gone2, stop1, gone1, r2, r1) and gone2 < stop1 and gone2 < r2 and
               gone1 < r1, "web-2 and its claim went first; web-1 began stopping only after "
               "web-2 was gone, and its claim went after it")
+        # The order in which Ordinal deleted the released volumes, from the PV watch's
+        # DELETED events (one stream, in the server's order).
+        self.wait("the PV watch to show both deletions", lambda: len(
+            [1 for e in self.history("pv", m) if e[2] == "DELETED"]) >= 2)
         order = []
         for _, _, typ, o in self.history("pv", m):
             if typ == "DELETED":
-                order.append("%s (%s)" % (o["metadata"]["name"],
-                                          (o["spec"].get("claimRef") or {}).get("name")))
-        # Each volume's deletion follows its own claim's release on its own node's plugin,
-        # asynchronously as in Kubernetes: the order of the releases is the controller's
-        # promise (checked above); the order of the deletions is shown, not required.
-        say("   watch: volumes deleted by Ordinal, in order: " + ", ".join(order))
-        check(len(order) == 2, "both volumes deleted, their stores gone from the nodes")
+                order.append(((o["spec"].get("claimRef") or {}).get("name"),
+                              o["metadata"]["name"]))
+        say("   watch: volumes deleted by Ordinal, in order: " + ", ".join(
+            "%s (%s)" % (pv, claim) for claim, pv in order))
+        check([claim for claim, _ in order] == ["www-web-2", "www-web-1"],
+              "Ordinal deleted the released volumes highest ordinal first (www-web-2's, then "
+              "www-web-1's), and their stores are gone from the nodes",
+              ["%s (%s)" % (pv, claim) for claim, pv in order])
         check(self.data(1)["web-0"] == "web-0", "web-0 keeps its claim and data")
         self.done("Retain: data back; whenScaled Delete: claims and volumes gone, 2 then 1")
 
@@ -625,8 +633,7 @@ class Demo:
                 "\n   rm -rf %s      # after down: volumes, logs" % (
                     self.kubeconfig, PYTHON, SANDBOX, self.dir, self.tmp))
             return
-        p = subprocess.run([PYTHON, SANDBOX, "down", "--dir", self.dir], capture_output=True,
-                           text=True, timeout=120)
+        p = sbxctl.down(self.dir)
         if p.returncode != 0:
             say("ordinal-sandbox down: %s%s" % (p.stdout, p.stderr))
         elif self.ok:

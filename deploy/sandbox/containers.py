@@ -169,6 +169,22 @@ class Process:
                                  % (rc, self.log_tail().strip()[-500:]))
         threading.Thread(target=self._wait, name="wait-%s" % self.spec.name,
                          daemon=True).start()
+        self._wait_exec()
+
+    def _wait_exec(self, timeout=10.0):
+        """bwrap reports the child's pid as soon as it is cloned, before the child has made
+        its mounts and exec'd the command: until then an exec (nsenter into its namespaces)
+        finds an empty root. The container counts as started once its PID 1 is no longer
+        bwrap (the kernel has no event for an execve, so this polls /proc briefly)."""
+        bwrap = os.path.realpath(BWRAP)
+        deadline = time.monotonic() + timeout
+        while not self._done.is_set() and time.monotonic() < deadline:
+            try:
+                if os.readlink("/proc/%d/exe" % self.pid) != bwrap:
+                    return
+            except OSError:
+                return      # gone: the waiter thread reports the exit
+            time.sleep(0.005)
 
     def _wait(self):
         self._finish(self.proc.wait())
