@@ -112,6 +112,12 @@ class Demo:
         self.dir = os.path.join(self.tmp, "sbx")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         self.env = dict(os.environ, KUBECONFIG=self.kubeconfig)
+        # kubectl-ordinal, built next to ordinal-csi: on PATH, kubectl finds it as a plugin
+        self.plugin = os.path.join(os.path.dirname(self.csi), "kubectl-ordinal")
+        if os.access(self.plugin, os.X_OK):
+            self.env["PATH"] = os.path.dirname(self.csi) + os.pathsep + self.env.get("PATH", "")
+        else:
+            self.plugin = None
         self.cache = os.path.join(self.tmp, "kubectl-cache")
         self.steps = []          # (step, what it showed, seconds)
         self.watchers = []
@@ -123,7 +129,9 @@ class Demo:
     # --- kubectl -------------------------------------------------------------------------
 
     def kubectl(self, *args, input=None, check=True, timeout=60):
-        p = subprocess.run([KUBECTL, "--cache-dir", self.cache] + list(args), env=self.env,
+        # kubectl refuses flags before a plugin's name ("kubectl ordinal ...")
+        pre = [] if args and args[0] == "ordinal" else ["--cache-dir", self.cache]
+        p = subprocess.run([KUBECTL] + pre + list(args), env=self.env,
                            input=input, capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise Failed("kubectl %s exited %d: %s" % (" ".join(args), p.returncode,
@@ -432,6 +440,16 @@ class Demo:
 
     def scale(self):
         self.step("scale to 1: web-2 stops before web-1; claims and data stay")
+        if self.plugin:
+            out = self.show("ordinal", "plan", "scale", "web", "--replicas", "1")
+            plan = json.loads(self.kubectl("ordinal", "plan", "scale", "web", "--replicas", "1",
+                                           "-o", "json"))
+            fates = {o["ordinal"]: (o["pod"], o["data"]) for o in plan["ordinals"]}
+            check(fates == {0: ("kept", "kept"), 1: ("deleted", "kept"),
+                            2: ("deleted", "kept")} and "Nothing has been changed." in out,
+                  "kubectl ordinal plans web-2 then web-1 stopping, every ordinal's data kept")
+            check([s["ordinal"] for s in plan["steps"]] == [2, 1],
+                  "the plan deletes pod web-2 before web-1")
         m = self.mark()
         self.show("scale", "statefulset", "web", "--replicas=1")
         self.wait("only web-0 left", lambda: sorted(self.pods()) == ["web-0"])
@@ -443,6 +461,8 @@ class Demo:
         self.show("get", "pod,pvc")
         check(self.claim_volumes() == self.volumes,
               "www-web-0..2 all kept, bound to the same volumes (whenScaled: Retain)")
+        if self.plugin:
+            self.show("ordinal", "status", "web")
         say("   scale back to 3")
         m = self.mark()
         self.show("scale", "statefulset", "web", "--replicas=3")

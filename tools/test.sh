@@ -51,6 +51,6 @@ echo "=== soak: 2 minutes on the sandbox"
 bash tools/soak.sh 2 --csi "$PWD/build/debug/ordinal-csi"
 echo "=== the main job: release build and the demo"
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$jobs" --target ordinal-csi
+cmake --build --preset release -j"$jobs" --target ordinal-csi kubectl-ordinal
 /usr/bin/python3 tools/demo.py build/release/ordinal-csi
 echo "=== all tests passed"
