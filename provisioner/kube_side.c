@@ -1,11 +1,13 @@
 /* The daemon's Kubernetes side (see kube_side.h). */
 #include "kube_side.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kube_client.h"
+#include "inventory.h"
 #include "kube_config.h"
 #include "kube_leader.h"
 #include "log.h"
@@ -16,12 +18,21 @@
 struct kube_side {
     struct kube_client *client;
     struct prov *prov;
+    _Atomic(struct inv *) inv; /* node mode; set after prov starts, read by its PV thread */
     struct kube_leader *leader;
 };
 
 bool kube_side_wanted(const struct kube_side_config *cfg)
 {
     return cfg->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
+}
+
+/* The provisioner's PV hook: the inventory looks again soon (before it exists: nothing). */
+static void kick_inventory(void *ud)
+{
+    struct kube_side *k = ud;
+
+    inv_kick(atomic_load(&k->inv));
 }
 
 static void started_leading(void *ud)
@@ -98,9 +109,17 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
              kc.server, kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
 
     if (svc->mode == CSI_MODE_NODE) {
-        struct prov_config pc = {.client = k->client, .svc = svc, .workers = cfg->workers};
+        struct prov_config pc = {.client = k->client,
+                                 .svc = svc,
+                                 .workers = cfg->workers,
+                                 .pv_changed = kick_inventory,
+                                 .pv_changed_ud = k};
         k->prov = prov_start(&pc);
         if (!k->prov)
+            goto fail;
+        struct inv_config ic = {.client = k->client, .svc = svc, .pvs = prov_pv_cache(k->prov)};
+        atomic_store(&k->inv, inv_start(&ic));
+        if (!atomic_load(&k->inv))
             goto fail;
     } else {
         char name[80];
@@ -142,6 +161,8 @@ void kube_side_stop(struct kube_side *k)
      * the threads that wait on it: prompt even when the API server is away or slow. */
     if (k->client)
         kube_client_shutdown(k->client);
+    /* The inventory borrows the provisioner's PV cache: it stops first. */
+    inv_stop(atomic_exchange(&k->inv, NULL));
     prov_stop(k->prov);
     kube_client_free(k->client);
     free(k);

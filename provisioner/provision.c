@@ -1169,9 +1169,19 @@ static void claim_update(void *ud, const cJSON *old_obj, const cJSON *obj)
     queue_obj(ud, 'c', obj);
 }
 
+/* The inventory hook (provision.h): every PV change. */
+static void pv_changed(void *ud)
+{
+    struct prov *p = ud;
+
+    if (p->cfg.pv_changed)
+        p->cfg.pv_changed(p->cfg.pv_changed_ud);
+}
+
 static void pv_add(void *ud, const cJSON *obj)
 {
     queue_obj(ud, 'v', obj);
+    pv_changed(ud);
 }
 
 static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
@@ -1182,6 +1192,7 @@ static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
 
     (void)old_obj;
     queue_obj(ud, 'v', obj);
+    pv_changed(ud);
     /* A PV that changed may finish its claim's provisioning (finalizer to drop). */
     if (cns && cname) {
         snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
@@ -1196,6 +1207,7 @@ static void pv_delete(void *ud, const cJSON *obj)
     const char *cname = JSTR(obj, "spec", "claimRef", "name");
     char key[600];
 
+    pv_changed(ud);
     if (cns && cname) {
         snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
         kube_queue_add(((struct prov *)ud)->queue, key);
@@ -1257,6 +1269,11 @@ void prov_stop(struct prov *p)
     kube_queue_free(p->queue);
     kube_recorder_free(p->events);
     free(p);
+}
+
+struct kube_informer *prov_pv_cache(struct prov *p)
+{
+    return p ? p->pvs : NULL;
 }
 
 bool prov_synced(const struct prov *p)

@@ -38,6 +38,10 @@ struct prov_config {
     struct kube_client *client; /* borrowed */
     struct csi_service *svc;    /* borrowed: backends, locks, node id, driver name */
     int workers;                /* >= 1 */
+    /* Called on the PV informer thread after any PV change (may be NULL): the inventory's
+     * kick. Must be cheap and must not block. */
+    void (*pv_changed)(void *ud);
+    void *pv_changed_ud;
 };
 
 struct prov;
@@ -51,6 +55,8 @@ struct prov *prov_start(const struct prov_config *cfg);
 void prov_stop(struct prov *p);
 /* Whether the caches have synced and the workers run (thread-safe; p may be NULL). */
 bool prov_synced(const struct prov *p);
+/* The PV cache (borrowed, lives until prov_stop), for the inventory. */
+struct kube_informer *prov_pv_cache(struct prov *p);
 /* Events dropped so far (thread-safe; p may be NULL). */
 unsigned long long prov_events_dropped(const struct prov *p);
 

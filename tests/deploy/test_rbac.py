@@ -23,6 +23,10 @@ REQUESTS = {
         ("", "persistentvolumes"): {"get", "list", "watch", "create", "update", "delete"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
+        # provisioner/inventory.c: the OrdinalVolume inventory (informer; create, spec and
+        # status merge patches, delete of a store's OV); a live PV get before a reclaim.
+        ("ordinal.csi.dev", "ordinalvolumes"): {"list", "watch", "create", "patch", "delete"},
+        ("ordinal.csi.dev", "ordinalvolumes/status"): {"patch"},
     },
     # kube/kube_leader.c: one Lease in the controller's namespace.
     "controller": {
@@ -31,7 +35,7 @@ REQUESTS = {
 }
 # Which source file's requests belong to which ServiceAccount.
 # kube_recorder.c posts the Events the provisioner queues (node mode only today).
-COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node",
+COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node", "inventory.c": "node",
                      "kube_leader.c": "controller"}
 SERVICE_ACCOUNT = {"node": "ordinal-node", "controller": "ordinal-controller"}
 WORKLOAD = {"node": ("DaemonSet", "ordinal-node"), "controller": ("Deployment", "ordinal-controller")}
@@ -48,6 +52,9 @@ VERBS_OF_CALL = {
     # provision.c's wrapper: kube_update_retry_from on the resource it is given.
     "set_finalizer": {"get", "update"},
 }
+# Calls whose subresource argument may be "status".
+WRITES = {"kube_patch", "kube_update", "kube_update_opts", "kube_update_retry",
+          "kube_update_retry_from"}
 # Functions that forward a resource they are given (their own calls are not requests).
 FORWARDERS = {("provision.c", "set_finalizer")}
 # Files that implement the client itself: they build paths for their callers.
@@ -107,12 +114,16 @@ def derive():
             if not r or r.group(1) not in res:
                 problems.append("%s:%d: %s on a resource this test cannot name" % (base, line, fn))
                 continue
+            group, plural = res[r.group(1)]
+            # A write to the status subresource needs a rule of its own (<plural>/status).
+            if fn in WRITES and re.search(r'"status"', args):
+                plural += "/status"
             comp = COMPONENT_OF_FILE.get(base)
             if comp is None:
                 problems.append("%s:%d: %s from a file with no ServiceAccount in "
                                 "COMPONENT_OF_FILE" % (base, line, fn))
                 continue
-            found.setdefault(comp, {}).setdefault(res[r.group(1)], set()).update(
+            found.setdefault(comp, {}).setdefault((group, plural), set()).update(
                 VERBS_OF_CALL[fn])
     return found, problems
 
