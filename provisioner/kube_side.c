@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "provision.h"
+#include "reconciler.h"
 #include "util.h"
 
 struct kube_side {
@@ -20,6 +21,8 @@ struct kube_side {
     struct prov *prov;
     _Atomic(struct inv *) inv; /* node mode; set after prov starts, read by its PV thread */
     struct kube_leader *leader;
+    struct rec *rec;     /* controller mode: started before the elector, stopped after it */
+    atomic_bool leading; /* set by the elector's callbacks, read by the reconciler */
 };
 
 bool kube_side_wanted(const struct kube_side_config *cfg)
@@ -37,14 +40,24 @@ static void kick_inventory(void *ud)
 
 static void started_leading(void *ud)
 {
-    (void)ud;
+    struct kube_side *k = ud;
+
     log_info("leader election: this instance leads");
+    atomic_store(&k->leading, true);
+    rec_resync(k->rec);
 }
 
 static void stopped_leading(void *ud)
 {
-    (void)ud;
+    struct kube_side *k = ud;
+
+    atomic_store(&k->leading, false);
     log_info("leader election: this instance no longer leads");
+}
+
+static bool is_leading(void *ud)
+{
+    return atomic_load(&((struct kube_side *)ud)->leading);
 }
 
 /* The Lease name for a driver: every character outside [a-zA-Z0-9-] becomes '-'. */
@@ -123,6 +136,14 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
             goto fail;
     } else {
         char name[80];
+        struct rec_config rc = {.client = k->client,
+                                .driver_name = svc->driver_name,
+                                .identity = cfg->identity,
+                                .leading = is_leading,
+                                .leading_ud = k};
+        k->rec = rec_start(&rc);
+        if (!k->rec)
+            goto fail;
         lease_name(name, sizeof(name), svc->driver_name);
         struct kube_leader_config lc = {
             .namespace =
@@ -131,6 +152,7 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
             .identity = cfg->identity,
             .on_started_leading = started_leading,
             .on_stopped_leading = stopped_leading,
+            .ud = k,
         };
         k->leader = kube_leader_new(k->client, &lc);
         if (!k->leader || kube_leader_start(k->leader) < 0) {
@@ -161,6 +183,7 @@ void kube_side_stop(struct kube_side *k)
      * the threads that wait on it: prompt even when the API server is away or slow. */
     if (k->client)
         kube_client_shutdown(k->client);
+    rec_stop(k->rec); /* after the elector: nothing acts once the lease is released */
     /* The inventory borrows the provisioner's PV cache: it stops first. */
     inv_stop(atomic_exchange(&k->inv, NULL));
     prov_stop(k->prov);

@@ -405,6 +405,20 @@ static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_
 
 /* ---- claims ---- */
 
+bool prov_class_ordered(const cJSON *sc)
+{
+    const char *v = JSTR(sc, "parameters", PROV_PARAM_ORDERING);
+
+    return v && strcmp(v, "ordered") == 0;
+}
+
+bool prov_claim_admitted(const cJSON *claim)
+{
+    const char *v = JSTR(claim, "metadata", "annotations", PROV_ANN_ADMITTED);
+
+    return v && strcmp(v, "true") == 0;
+}
+
 static const char *claim_class(const cJSON *claim)
 {
     const char *c = JSTR(claim, "metadata", "annotations", PROV_CLASS_ANN);
@@ -680,7 +694,8 @@ static int build_create(struct prov *p, const cJSON *claim, const cJSON *sc, str
     a->req.parameters = a->pparams;
     cJSON_ArrayForEach(e, params)
     {
-        if (!e->string || strncmp(e->string, "csi.storage.k8s.io/", 19) == 0)
+        if (!e->string || strncmp(e->string, "csi.storage.k8s.io/", 19) == 0 ||
+            strcmp(e->string, PROV_PARAM_ORDERING) == 0)
             continue;
         if (!jstr(e)) {
             snprintf(msg, msglen, "StorageClass parameter %s is not a string", e->string);
@@ -831,6 +846,17 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
 
     selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
     mode = JSTR(sc, "volumeBindingMode");
+    if (prov_class_ordered(sc) && !prov_claim_admitted(claim)) {
+        /* Ordered class: the controller admits ordinals in turn (claim_update requeues us when
+         * the annotation comes). Said once per claim version, by the node it is meant for. */
+        if (selected && strcmp(selected, svc->node_id) == 0)
+            claim_event(p, claim, "Normal", "OrdinalWaiting",
+                        "waiting for the Ordinal controller to admit this claim: class %s "
+                        "provisions ordinals in order (%s: ordered); is the controller running?",
+                        class_name, PROV_PARAM_ORDERING);
+        log_debug("claim %s/%s: ordered class %s, not admitted yet: waiting", ns, name, class_name);
+        goto out;
+    }
     if (!selected || !selected[0]) {
         struct node_edit ne = {.node = svc->node_id};
         cJSON *after = NULL;

@@ -33,6 +33,16 @@
 #define PROV_ANN_PROVISIONER "volume.kubernetes.io/storage-provisioner"
 #define PROV_ANN_PROVISIONER_BETA "volume.beta.kubernetes.io/storage-provisioner"
 #define PROV_ANN_PROVISIONED_BY "pv.kubernetes.io/provisioned-by"
+/* Ordered provisioning (issue 11): a class with this parameter set to "ordered" has its claims
+ * provisioned only once the controller (provisioner/reconciler.c) has set PROV_ANN_ADMITTED on
+ * them. The parameter is the provisioner's, never passed to CreateVolume. */
+#define PROV_PARAM_ORDERING "ordinal.csi.dev/ordering"
+#define PROV_ANN_ADMITTED "ordinal.csi.dev/admitted"
+
+/* Whether class sc (borrowed) asks for ordered provisioning, and whether claim (borrowed)
+ * has been admitted by the controller. */
+bool prov_class_ordered(const cJSON *sc);
+bool prov_claim_admitted(const cJSON *claim);
 
 struct prov_config {
     struct kube_client *client; /* borrowed */

@@ -1,0 +1,442 @@
+/*
+ * The StatefulSet reconciler (see reconciler.h): ordered admission of claims. The decisions
+ * are model/'s (model_claim_match, model_may_admit); this file reads the caches, applies them
+ * and says why a claim waits.
+ *
+ * Queue keys: "c:<ns>/<name>" one claim; "n:<ns>" every claim of a namespace (a set changed, a
+ * claim became Bound); "*" every claim (a class changed, leadership gained).
+ *
+ * Threading: informer threads only queue keys; two workers run sync_key. rec->mu guards the
+ * waiting map (which blocker each waiting claim was last told about); a leaf lock, never held
+ * across a request.
+ */
+#include "reconciler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube_informer.h"
+#include "kube_queue.h"
+#include "kube_recorder.h"
+#include "kube_util.h"
+#include "log.h"
+#include "model.h"
+#include "provision.h"
+#include "util.h"
+
+#define REC_WORKERS 2
+#define REC_COMPONENT "ordinal-controller"
+#define REC_SETLESS_GRACE_S 5.0
+
+struct rec {
+    struct rec_config cfg;
+    struct kube_informer *sets, *claims, *classes; /* owned */
+    struct kube_queue *queue;                      /* owned */
+    struct kube_recorder *events;                  /* owned */
+    pthread_mutex_t mu;
+    struct kube__map waiting; /* "ns/name" -> (void *)(blocker + 2), under mu */
+    atomic_ulong admitted;
+};
+
+/* ---- small cJSON helpers (borrowed results) ---- */
+
+static const cJSON *jget(const cJSON *o, ...)
+{
+    va_list ap;
+    const char *k;
+
+    va_start(ap, o);
+    while (o && (k = va_arg(ap, const char *)) != NULL)
+        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    va_end(ap);
+    return o;
+}
+
+#define JGET(o, ...) jget((o), __VA_ARGS__, (const char *)NULL)
+
+static const char *jstr(const cJSON *o)
+{
+    return cJSON_IsString(o) && o->valuestring ? o->valuestring : NULL;
+}
+
+#define JSTR(o, ...) jstr(JGET((o), __VA_ARGS__))
+
+static bool streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static void cjson_freep(cJSON **p)
+{
+    cJSON_Delete(*p);
+}
+#define _cleanup_json_ _cleanup_(cjson_freep)
+
+/* ---- decisions from the caches ---- */
+
+static enum model_phase phase_of(const cJSON *claim)
+{
+    const char *ph = JSTR(claim, "status", "phase");
+
+    if (streq(ph, "Bound"))
+        return MODEL_PHASE_BOUND;
+    if (streq(ph, "Lost"))
+        return MODEL_PHASE_LOST;
+    return MODEL_PHASE_PENDING;
+}
+
+static const char *class_of(const cJSON *claim)
+{
+    const char *c =
+        JSTR(claim, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class");
+
+    return c ? c : JSTR(claim, "spec", "storageClassName");
+}
+
+/* The set (of those cached in the claim's namespace) the claim belongs to: 0 and *ret_set,
+ * *ret_ref; -ENOENT when none. */
+static int set_of(const cJSON *sets, const cJSON *claim, struct model_set *ret_set,
+                  struct model_claim_ref *ret_ref)
+{
+    const char *ns = JSTR(claim, "metadata", "namespace");
+    const cJSON *s;
+
+    cJSON_ArrayForEach(s, sets)
+    {
+        struct model_set set;
+        struct model_claim_ref ref;
+
+        if (!streq(JSTR(s, "metadata", "namespace"), ns) || model_set_from_json(s, &set) < 0)
+            continue;
+        if (model_claim_match(&set, claim, &ref) == 0) {
+            *ret_set = set;
+            *ret_ref = ref;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/* ---- effects ---- */
+
+static void claim_event(struct rec *rec, const cJSON *claim, const char *type, const char *reason,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void claim_event(struct rec *rec, const cJSON *claim, const char *type, const char *reason,
+                        const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    cJSON *ev;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ev = kube_event_new(claim, "PersistentVolumeClaim", "v1", type, reason, msg, REC_COMPONENT,
+                        rec->cfg.identity);
+    if (ev)
+        kube_recorder_post(rec->events, JSTR(claim, "metadata", "namespace"), ev);
+}
+
+static int admit(struct rec *rec, const char *ns, const char *name)
+{
+    _cleanup_json_ cJSON *patch =
+        cJSON_Parse("{\"metadata\":{\"annotations\":{\"" PROV_ANN_ADMITTED "\":\"true\"}}}");
+    struct kube_status st;
+    cJSON *out = NULL;
+    char key[600];
+    int r;
+
+    if (!patch)
+        return -ENOMEM;
+    r = kube_patch(rec->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL, patch, &out, &st);
+    cJSON_Delete(out);
+    if (r == -ENOENT)
+        return 0; /* gone meanwhile */
+    if (r < 0)
+        return r;
+    atomic_fetch_add(&rec->admitted, 1);
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    pthread_mutex_lock(&rec->mu);
+    kube__map_del(&rec->waiting, key);
+    pthread_mutex_unlock(&rec->mu);
+    return 0;
+}
+
+/* Whether the claim was already told it waits for `blocker` (then nothing is said again). */
+static bool told(struct rec *rec, const char *key, int32_t blocker)
+{
+    void *want = (void *)(intptr_t)(blocker + 2), *old = NULL;
+    bool same;
+
+    pthread_mutex_lock(&rec->mu);
+    same = kube__map_get(&rec->waiting, key) == want;
+    if (!same)
+        kube__map_put(&rec->waiting, key, want, &old);
+    pthread_mutex_unlock(&rec->mu);
+    return same;
+}
+
+static int sync_claim(struct rec *rec, const char *ns, const char *name)
+{
+    _cleanup_json_ cJSON *claim = kube_informer_get(rec->claims, ns, name);
+    _cleanup_json_ cJSON *sc = NULL, *sets = NULL, *all = NULL;
+    _cleanup_free_ struct model_slot *slots = NULL;
+    struct model_set set;
+    struct model_claim_ref ref;
+    struct model_wait wait;
+    const char *cls;
+    const cJSON *c;
+    size_t n = 0;
+    char key[600];
+
+    if (!claim || prov_claim_admitted(claim) || JGET(claim, "metadata", "deletionTimestamp") ||
+        (JSTR(claim, "spec", "volumeName") && JSTR(claim, "spec", "volumeName")[0]))
+        return 0;
+    cls = class_of(claim);
+    sc = cls ? kube_informer_get(rec->classes, NULL, cls) : NULL;
+    if (!sc || !streq(JSTR(sc, "provisioner"), rec->cfg.driver_name) || !prov_class_ordered(sc))
+        return 0;
+    if (!rec->cfg.leading(rec->cfg.leading_ud))
+        return 0; /* rec_resync() queues everything again when this instance leads */
+    snprintf(key, sizeof(key), "c:%s/%s", ns, name);
+    if (!kube_informer_has_synced(rec->sets) || !kube_informer_has_synced(rec->claims)) {
+        kube_queue_add_after(rec->queue, key, 0.5); /* decide on full caches only */
+        return 0;
+    }
+    sets = kube_informer_list(rec->sets);
+    if (!sets)
+        return -ENOMEM;
+    if (set_of(sets, claim, &set, &ref) < 0) {
+        /* The StatefulSet controller makes the set before its claims, but our set cache may
+         * lag the claim cache: a young claim named like an ordinal gets a grace period. */
+        double created = 0;
+        const char *ts = JSTR(claim, "metadata", "creationTimestamp");
+        const char *dash = strrchr(name, '-');
+        bool ordinal_like = dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1);
+        if (ordinal_like && ts && kube__parse_time(ts, &created) == 0 &&
+            kube__wall() - created < REC_SETLESS_GRACE_S) {
+            kube_queue_add_after(rec->queue, key, 1.0);
+            return 0;
+        }
+        log_info("claim %s/%s: ordered class %s, no StatefulSet ordinal: admitted", ns, name, cls);
+        return admit(rec, ns, name);
+    }
+    all = kube_informer_list(rec->claims);
+    if (!all)
+        return -ENOMEM;
+    slots = calloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    cJSON_ArrayForEach(c, all)
+    {
+        struct model_claim_ref r2;
+
+        if (model_claim_match(&set, c, &r2) == 0 && r2.template_index == ref.template_index &&
+            !JGET(c, "metadata", "deletionTimestamp"))
+            slots[n++] = (struct model_slot){.ordinal = r2.ordinal, .phase = phase_of(c)};
+    }
+    if (model_may_admit(set.start, slots, n, ref.ordinal, &wait)) {
+        log_info("claim %s/%s: ordinal %d of %s/%s admitted", ns, name, (int)ref.ordinal, ns,
+                 set.name);
+        return admit(rec, ns, name);
+    }
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    if (!told(rec, key, wait.blocker)) {
+        char blocker[MODEL_NAME_MAX + 1];
+        if (model_claim_name(blocker, sizeof(blocker), &set, ref.template_index, wait.blocker) < 0)
+            snprintf(blocker, sizeof(blocker), "?");
+        claim_event(rec, claim, "Normal", "OrdinalWaiting",
+                    "ordinal %d of StatefulSet %s waits for ordinal %d (claim %s %s): class %s "
+                    "provisions in ordinal order",
+                    (int)ref.ordinal, set.name, (int)wait.blocker, blocker,
+                    wait.phase == MODEL_PHASE_ABSENT ? "does not exist yet" : "is not Bound yet",
+                    cls);
+    }
+    return 0;
+}
+
+/* ---- wiring ---- */
+
+static void queue_claims(struct rec *rec, const char *ns)
+{
+    _cleanup_json_ cJSON *all = kube_informer_list(rec->claims);
+    const cJSON *c;
+    char key[600];
+
+    cJSON_ArrayForEach(c, all)
+    {
+        const char *cns = JSTR(c, "metadata", "namespace"), *name = JSTR(c, "metadata", "name");
+        if (!cns || !name || (ns && strcmp(ns, cns) != 0) || prov_claim_admitted(c) ||
+            (JSTR(c, "spec", "volumeName") && JSTR(c, "spec", "volumeName")[0]))
+            continue;
+        snprintf(key, sizeof(key), "c:%s/%s", cns, name);
+        kube_queue_add(rec->queue, key);
+    }
+}
+
+static int sync_key(void *ud, const char *key)
+{
+    struct rec *rec = ud;
+    char ns[256], name[320];
+
+    if (strcmp(key, "*") == 0) {
+        queue_claims(rec, NULL);
+        return 0;
+    }
+    if (strncmp(key, "n:", 2) == 0) {
+        queue_claims(rec, key + 2);
+        return 0;
+    }
+    if (strncmp(key, "c:", 2) == 0) {
+        const char *slash = strchr(key + 2, '/');
+        if (!slash || (size_t)(slash - key - 2) >= sizeof(ns))
+            return 0;
+        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key - 2), key + 2);
+        snprintf(name, sizeof(name), "%s", slash + 1);
+        int r = sync_claim(rec, ns, name);
+        if (r < 0 && r != -ECANCELED)
+            log_debug("reconciler: sync %s: %s; retrying with backoff", key, strerror(-r));
+        return r == -ECANCELED ? 0 : r;
+    }
+    return 0;
+}
+
+static void queue_ns_of(struct rec *rec, const cJSON *obj)
+{
+    const char *ns = JSTR(obj, "metadata", "namespace");
+    char key[300];
+
+    if (ns && snprintf(key, sizeof(key), "n:%s", ns) < (int)sizeof(key))
+        kube_queue_add(rec->queue, key);
+}
+
+static void claim_add(void *ud, const cJSON *obj)
+{
+    struct rec *rec = ud;
+    const char *ns = JSTR(obj, "metadata", "namespace"), *name = JSTR(obj, "metadata", "name");
+    char key[600];
+
+    if (ns && name && snprintf(key, sizeof(key), "c:%s/%s", ns, name) < (int)sizeof(key))
+        kube_queue_add(rec->queue, key);
+    if (phase_of(obj) == MODEL_PHASE_BOUND)
+        queue_ns_of(rec, obj);
+}
+
+static void claim_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    struct rec *rec = ud;
+
+    claim_add(ud, obj);
+    /* A claim that became Bound lets the next ordinal go. */
+    if (phase_of(obj) == MODEL_PHASE_BOUND && phase_of(old_obj) != MODEL_PHASE_BOUND)
+        queue_ns_of(rec, obj);
+}
+
+static void claim_delete(void *ud, const cJSON *obj)
+{
+    struct rec *rec = ud;
+    const char *ns = JSTR(obj, "metadata", "namespace"), *name = JSTR(obj, "metadata", "name");
+    char key[600];
+
+    if (!ns || !name)
+        return;
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    pthread_mutex_lock(&rec->mu);
+    kube__map_del(&rec->waiting, key);
+    pthread_mutex_unlock(&rec->mu);
+}
+
+static void set_add(void *ud, const cJSON *obj)
+{
+    queue_ns_of(ud, obj);
+}
+
+static void set_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    queue_ns_of(ud, obj);
+}
+
+static void class_add(void *ud, const cJSON *obj)
+{
+    (void)obj;
+    kube_queue_add(((struct rec *)ud)->queue, "*");
+}
+
+static void class_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    class_add(ud, obj);
+}
+
+void rec_resync(struct rec *rec)
+{
+    if (rec)
+        kube_queue_add(rec->queue, "*");
+}
+
+unsigned long rec_admitted(const struct rec *rec)
+{
+    return rec ? atomic_load(&((struct rec *)(uintptr_t)rec)->admitted) : 0;
+}
+
+void rec_stop(struct rec *rec)
+{
+    if (!rec)
+        return;
+    if (rec->queue)
+        kube_queue_shutdown(rec->queue);
+    kube_informer_free(rec->sets);
+    kube_informer_free(rec->claims);
+    kube_informer_free(rec->classes);
+    kube_queue_free(rec->queue);
+    kube_recorder_free(rec->events);
+    kube__map_release(&rec->waiting, NULL);
+    pthread_mutex_destroy(&rec->mu);
+    free(rec);
+}
+
+struct rec *rec_start(const struct rec_config *cfg)
+{
+    struct rec *rec = calloc(1, sizeof(*rec));
+    struct kube_informer_handlers hs, hc, hk;
+
+    if (!rec)
+        return NULL;
+    rec->cfg = *cfg;
+    atomic_init(&rec->admitted, 0);
+    pthread_mutex_init(&rec->mu, NULL);
+    kube__map_init(&rec->waiting);
+    rec->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
+    rec->events = kube_recorder_new(cfg->client, 0);
+    hs = (struct kube_informer_handlers){set_add, set_update, set_add, rec};
+    hc = (struct kube_informer_handlers){claim_add, claim_update, claim_delete, rec};
+    hk = (struct kube_informer_handlers){class_add, class_update, NULL, rec};
+    if (!rec->queue || !rec->events)
+        goto fail;
+    rec->sets = kube_informer_new(cfg->client, &kube_statefulsets, NULL, NULL, NULL, &hs);
+    rec->claims =
+        kube_informer_new(cfg->client, &kube_persistentvolumeclaims, NULL, NULL, NULL, &hc);
+    rec->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hk);
+    if (!rec->sets || !rec->claims || !rec->classes)
+        goto fail;
+    if (kube_informer_start(rec->sets) < 0 || kube_informer_start(rec->claims) < 0 ||
+        kube_informer_start(rec->classes) < 0)
+        goto fail;
+    if (kube_queue_run(rec->queue, REC_WORKERS, sync_key, rec) < 0)
+        goto fail;
+    log_info("reconciler: started (ordered provisioning for classes with %s: ordered)",
+             PROV_PARAM_ORDERING);
+    return rec;
+fail:
+    log_error("reconciler: start-up failed");
+    rec_stop(rec);
+    return NULL;
+}

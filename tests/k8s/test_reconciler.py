@@ -1,0 +1,151 @@
+"""Ordered provisioning (provisioner/reconciler.c with the node side in provision.c) against
+the fake API server: a class with ordinal.csi.dev/ordering: ordered has ordinal N of a set's
+template provisioned only once ordinals start..N-1 are Bound, also for a Parallel set on an
+Immediate class whose claims all appear at once (in reverse order, here); the order is checked
+on the API server's own sequence of claim writes (one watch, global resourceVersion order).
+Without a controller such claims wait with an OrdinalWaiting event from the node; a claim of
+no StatefulSet is admitted at once; a claim whose predecessor does not exist gets an
+OrdinalWaiting event from the controller naming it."""
+
+import os
+import signal
+import threading
+
+import pytest
+
+from fakeapi import wait_for
+from test_provisioner import (SLOW, claim, controller, nodes, storage_class,  # noqa: F401
+                              wait_bound)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's root needs root")
+
+ADMITTED = "ordinal.csi.dev/admitted"
+ORDERED = {"ordinal.csi.dev/ordering": "ordered"}
+
+
+def statefulset(api, name="web", replicas=3, start=None, cls="ord"):
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+           "spec": {"replicas": replicas, "serviceName": name, "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"], "storageClassName": cls,
+                        "resources": {"requests": {"storage": "64Mi"}}}}]}}
+    if start is not None:
+        sts["spec"]["ordinals"] = {"start": start}
+    return api.client.call("POST", "/apis/apps/v1/namespaces/default/statefulsets", sts)
+
+
+class ClaimLog:
+    """Every claim write in server order (one watch): checks that a claim is admitted only when
+    every lower ordinal of its set is Bound in the state the server had at that moment."""
+
+    def __init__(self, api, rv):
+        self.w = api.client.watch("persistentvolumeclaims", resourceVersion=rv, timeout=120)
+        self.state, self.violations, self.admitted_order = {}, [], []
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            for ev in self.w:
+                o = ev["object"]
+                name = o["metadata"]["name"]
+                was = self.state.get(name)
+                self.state[name] = o
+                adm = (o["metadata"].get("annotations") or {}).get(ADMITTED) == "true"
+                if adm and not (was and (was["metadata"].get("annotations") or {}).get(
+                        ADMITTED) == "true") and name.startswith("www-web-"):
+                    n = int(name.rsplit("-", 1)[1])
+                    self.admitted_order.append(n)
+                    for lower in range(0, n):
+                        lo = self.state.get("www-web-%d" % lower)
+                        if not lo or (lo.get("status") or {}).get("phase") != "Bound":
+                            self.violations.append("%s admitted while www-web-%d was %s" % (
+                                name, lower, (lo or {}).get("status", {}).get("phase", "absent")))
+        except Exception:   # the watch closed at the end of the test
+            pass
+
+    def close(self):
+        self.w.close()
+
+
+def test_parallel_set_on_immediate_ordered_class_goes_in_order(apiserver, nodes, tmp_path):
+    storage_class(apiserver, "ord", binding="Immediate", reclaim="Delete", params=ORDERED)
+    statefulset(apiserver)
+    n1 = nodes("n1")
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    try:
+        log = ClaimLog(apiserver, apiserver.client.list("persistentvolumeclaims")["metadata"][
+            "resourceVersion"])
+        for n in (2, 1, 0):             # all at once, highest first: Parallel at its worst
+            claim(apiserver, "www-web-%d" % n, cls="ord")
+        claim(apiserver, "loner", cls="ord")  # no set: admitted at once
+        for n in range(3):
+            wait_bound(apiserver, "www-web-%d" % n, timeout=40)
+        wait_bound(apiserver, "loner")
+        wait_for(lambda: len(log.admitted_order) == 3, timeout=10 * SLOW, what="3 admissions")
+        log.close()
+        assert log.violations == []
+        assert log.admitted_order == [0, 1, 2]
+        # PVs exist for all three; no duplicate.
+        pvs = [p for p in apiserver.client.list("persistentvolumes", ns=None)["items"]
+               if p["spec"]["claimRef"]["name"].startswith("www-web-")]
+        assert sorted(p["spec"]["claimRef"]["name"] for p in pvs) == [
+            "www-web-0", "www-web-1", "www-web-2"]
+        assert n1.proc.poll() is None
+    finally:
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
+
+
+def test_without_controller_claims_wait_and_say_why(apiserver, nodes, tmp_path):
+    storage_class(apiserver, "ord", binding="WaitForFirstConsumer", reclaim="Delete",
+                  params=ORDERED)
+    statefulset(apiserver, replicas=1)
+    nodes("n1")
+    claim(apiserver, "www-web-0", cls="ord", node="n1")
+
+    def waiting_event():
+        evs = apiserver.client.list("events")["items"]
+        return [e for e in evs if e["reason"] == "OrdinalWaiting" and
+                e["involvedObject"]["name"] == "www-web-0"]
+    ev = wait_for(waiting_event, timeout=20 * SLOW, what="OrdinalWaiting from the node")[0]
+    assert "waiting for the Ordinal controller to admit this claim" in ev["message"]
+    assert "is the controller running?" in ev["message"]
+    c = apiserver.client.get("persistentvolumeclaims", "www-web-0")
+    assert c["status"]["phase"] == "Pending" and not c["spec"].get("volumeName")
+    assert not apiserver.client.list("persistentvolumes", ns=None)["items"]
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    try:
+        wait_bound(apiserver, "www-web-0", timeout=40)
+    finally:
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
+
+
+def test_missing_predecessor_named_then_start_ordinal_honoured(apiserver, nodes, tmp_path):
+    storage_class(apiserver, "ord", binding="Immediate", reclaim="Delete", params=ORDERED)
+    statefulset(apiserver, name="web", replicas=2, start=5)
+    nodes("n1")
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    try:
+        claim(apiserver, "www-web-6", cls="ord")
+
+        def waiting_event():
+            evs = apiserver.client.list("events")["items"]
+            return [e for e in evs if e["reason"] == "OrdinalWaiting" and
+                    e["involvedObject"]["name"] == "www-web-6" and
+                    e["source"]["component"] == "ordinal-controller"]
+        ev = wait_for(waiting_event, timeout=20 * SLOW, what="OrdinalWaiting from controller")
+        assert "ordinal 6 of StatefulSet web waits for ordinal 5 (claim www-web-5 does not " \
+            "exist yet)" in ev[0]["message"]
+        c = apiserver.client.get("persistentvolumeclaims", "www-web-6")
+        assert ADMITTED not in (c["metadata"].get("annotations") or {})
+        claim(apiserver, "www-web-5", cls="ord")   # ordinals below start (0..4) are not waited for
+        wait_bound(apiserver, "www-web-5", timeout=40)
+        wait_bound(apiserver, "www-web-6", timeout=40)
+    finally:
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
