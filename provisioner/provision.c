@@ -1063,6 +1063,19 @@ static bool pv_on_this_node(struct prov *p, const cJSON *pv)
     return false;
 }
 
+/* Ordered release (provision.h): whether the store of Released PV pv may go now. A class that
+ * is gone from the cache orders nothing. */
+static bool release_approved(struct prov *p, const cJSON *pv)
+{
+    const char *cls = JSTR(pv, "spec", "storageClassName");
+    const char *v = JSTR(pv, "metadata", "annotations", PROV_ANN_RELEASE);
+    cJSON *sc = cls ? kube_informer_get(p->classes, NULL, cls) : NULL;
+    bool ordered = prov_class_ordered(sc);
+
+    cJSON_Delete(sc);
+    return !ordered || (v && strcmp(v, "approved") == 0);
+}
+
 static int sync_pv(struct prov *p, const char *name)
 {
     struct csi_service *svc = p->cfg.svc;
@@ -1095,6 +1108,12 @@ static int sync_pv(struct prov *p, const char *name)
 
         if (JGET(pv, "metadata", "deletionTimestamp") && !has_finalizer(pv, PROV_PV_FINALIZER))
             goto out; /* done already; the API server removes it */
+        if (!release_approved(p, pv)) {
+            log_debug("PersistentVolume %s released: ordered class, waiting for the controller "
+                      "to approve its release (%s)",
+                      name, PROV_ANN_RELEASE);
+            goto out; /* the approval is a PV update: pv_update requeues it */
+        }
         /* The store goes only when this PV owns it. A stale id (an earlier generation) names
          * nothing and DeleteVolume is a no-op by itself; this also spares a store that another
          * PV took over under an id without a generation (two PVs made by older versions). */

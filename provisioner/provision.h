@@ -38,6 +38,9 @@
  * them. The parameter is the provisioner's, never passed to CreateVolume. */
 #define PROV_PARAM_ORDERING "ordinal.csi.dev/ordering"
 #define PROV_ANN_ADMITTED "ordinal.csi.dev/admitted"
+/* Ordered release: a Released PV (policy Delete) of an ordered class keeps its store until the
+ * controller sets PROV_ANN_RELEASE to "approved" on it (highest ordinal of a set first). */
+#define PROV_ANN_RELEASE "ordinal.csi.dev/release"
 
 /* Whether class sc (borrowed) asks for ordered provisioning, and whether claim (borrowed)
  * has been admitted by the controller. */

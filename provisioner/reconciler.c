@@ -33,12 +33,13 @@
 #define REC_WORKERS 2
 #define REC_COMPONENT "ordinal-controller"
 #define REC_SETLESS_GRACE_S 5.0
+#define REC_RELEASE_SETTLE_S 2.0
 
 struct rec {
     struct rec_config cfg;
-    struct kube_informer *sets, *claims, *classes; /* owned */
-    struct kube_queue *queue;                      /* owned */
-    struct kube_recorder *events;                  /* owned */
+    struct kube_informer *sets, *claims, *classes, *pvs; /* owned */
+    struct kube_queue *queue;                            /* owned */
+    struct kube_recorder *events;                        /* owned */
     pthread_mutex_t mu;
     struct kube__map waiting; /* "ns/name" -> (void *)(blocker + 2), under mu */
     atomic_ulong admitted;
@@ -262,6 +263,156 @@ static int sync_claim(struct rec *rec, const char *ns, const char *name)
     return 0;
 }
 
+/* ---- ordered release ---- */
+
+/* What PV pv is to ordered release: 0 not part of it; 1 Released (policy Delete, ours, an
+ * ordered class); 2 about to be: still Bound but its claim is gone or being deleted (a release
+ * that has not reached the PV yet, which must hold back lower ordinals released with it). */
+static int release_role(struct rec *rec, const cJSON *pv, const cJSON *classes)
+{
+    const char *cls = JSTR(pv, "spec", "storageClassName"), *phase = JSTR(pv, "status", "phase");
+    const cJSON *sc;
+    bool ordered = false;
+
+    if (!streq(JSTR(pv, "spec", "csi", "driver"), rec->cfg.driver_name) ||
+        !streq(JSTR(pv, "spec", "persistentVolumeReclaimPolicy"), "Delete") || !cls)
+        return 0;
+    cJSON_ArrayForEach(sc, classes) if (streq(JSTR(sc, "metadata", "name"), cls)) ordered =
+        prov_class_ordered(sc);
+    if (!ordered)
+        return 0;
+    if (streq(phase, "Released"))
+        return 1;
+    if (streq(phase, "Bound")) {
+        _cleanup_json_ cJSON *c = kube_informer_get(
+            rec->claims, JSTR(pv, "spec", "claimRef", "namespace"),
+            JSTR(pv, "spec", "claimRef", "name") ? JSTR(pv, "spec", "claimRef", "name") : "");
+        if (!c || JGET(c, "metadata", "deletionTimestamp") ||
+            !streq(JSTR(c, "metadata", "uid"), JSTR(pv, "spec", "claimRef", "uid")))
+            return 2;
+    }
+    return 0;
+}
+
+/* The release group of a claim name "T-S-N" in ns: "ns/T-S" and N, or -EINVAL when the name
+ * has no ordinal suffix (then it is released unordered: approved at once). The set may be gone
+ * already (whenDeleted: Delete), so the name alone decides. */
+static int group_of(const char *ns, const char *claim, char *buf, size_t n, int32_t *ret_ordinal)
+{
+    const char *dash = claim ? strrchr(claim, '-') : NULL;
+    int32_t ord;
+
+    if (!ns || !dash || dash == claim)
+        return -EINVAL;
+    ord = model_parse_ordinal(dash + 1, strlen(dash + 1));
+    if (ord < 0)
+        return -EINVAL;
+    if (snprintf(buf, n, "%s/%.*s", ns, (int)(dash - claim), claim) >= (int)n)
+        return -ENAMETOOLONG;
+    *ret_ordinal = ord;
+    return 0;
+}
+
+static int approve(struct rec *rec, const char *pvname, int32_t ordinal, const char *group)
+{
+    _cleanup_json_ cJSON *patch =
+        cJSON_Parse("{\"metadata\":{\"annotations\":{\"" PROV_ANN_RELEASE "\":\"approved\"}}}");
+    struct kube_status st;
+    cJSON *out = NULL;
+    int r;
+
+    if (!patch)
+        return -ENOMEM;
+    r = kube_patch(rec->cfg.client, &kube_persistentvolumes, NULL, pvname, NULL, patch, &out, &st);
+    cJSON_Delete(out);
+    if (r == 0)
+        log_info("release of PersistentVolume %s (ordinal %d of %s) approved", pvname, (int)ordinal,
+                 group);
+    return r == -ENOENT ? 0 : r;
+}
+
+/* One pass over every Released PV of an ordered class: per group, model_release_next() says
+ * which to approve now (the highest ordinal, once no approved one is still in progress). */
+static int sync_release(struct rec *rec)
+{
+    _cleanup_json_ cJSON *pvs = kube_informer_list(rec->pvs);
+    _cleanup_json_ cJSON *classes = kube_informer_list(rec->classes);
+    _cleanup_json_ cJSON *done = cJSON_CreateObject(); /* groups handled */
+    const cJSON *pv, *q;
+    double retry = 0;
+    int err = 0;
+
+    if (!pvs || !classes || !done)
+        return -ENOMEM;
+    if (!rec->cfg.leading(rec->cfg.leading_ud))
+        return 0;
+    cJSON_ArrayForEach(pv, pvs)
+    {
+        char group[600], g2[600];
+        int32_t ord;
+        size_t n = 0, idx[64];
+        struct model_release rel[256];
+        const cJSON *members[256];
+        bool pending[256];
+
+        if (release_role(rec, pv, classes) != 1)
+            continue;
+        if (group_of(JSTR(pv, "spec", "claimRef", "namespace"),
+                     JSTR(pv, "spec", "claimRef", "name"), group, sizeof(group), &ord) < 0) {
+            if (!streq(JSTR(pv, "metadata", "annotations", PROV_ANN_RELEASE), "approved"))
+                approve(rec, kube_obj_name(pv), -1, "no ordinal");
+            continue;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(done, group))
+            continue;
+        cJSON_AddTrueToObject(done, group);
+        /* Every member of the group: waiting (not approved, or not Released yet) or approved
+         * (deletion running). */
+        cJSON_ArrayForEach(q, pvs)
+        {
+            int32_t o2;
+            int role;
+            if (n == ARRAY_SIZE(rel) || (role = release_role(rec, q, classes)) == 0 ||
+                group_of(JSTR(q, "spec", "claimRef", "namespace"),
+                         JSTR(q, "spec", "claimRef", "name"), g2, sizeof(g2), &o2) < 0 ||
+                strcmp(g2, group) != 0)
+                continue;
+            bool ok = role == 1 &&
+                      streq(JSTR(q, "metadata", "annotations", PROV_ANN_RELEASE), "approved");
+            /* in_use: a Released PV's claim is gone, which pvc-protection allows only once no
+             * pod uses it, and the pod object goes only after its kubelet unmounted: the
+             * volume is unpublished and unstaged everywhere by then. */
+            rel[n] = (struct model_release){.ordinal = o2,
+                                            .state = ok ? MODEL_REL_APPROVED : MODEL_REL_WAITING};
+            pending[n] = role == 2;
+            members[n++] = q;
+        }
+        size_t k = model_release_next(rel, n, idx, ARRAY_SIZE(idx));
+        for (size_t i = 0; i < k; i++) {
+            const cJSON *m = members[idx[i]];
+            const char *ts = JSTR(m, "status", "lastPhaseTransitionTime");
+            double since = 0;
+
+            if (pending[idx[i]])
+                continue; /* its PV turns Released soon: that event brings us back */
+            /* Releases that come together (a Parallel scale-down, a set deletion, claims
+             * deleted by hand) reach their PVs over a moment: let them gather first. */
+            if (ts && kube__parse_time(ts, &since) == 0 &&
+                kube__wall() - since < REC_RELEASE_SETTLE_S) {
+                double left = REC_RELEASE_SETTLE_S - (kube__wall() - since) + 0.05;
+                retry = retry == 0 || left < retry ? left : retry;
+                continue;
+            }
+            int r = approve(rec, kube_obj_name(m), rel[idx[i]].ordinal, group);
+            if (r < 0)
+                err = r;
+        }
+    }
+    if (retry > 0)
+        kube_queue_add_after(rec->queue, "R", retry);
+    return err;
+}
+
 /* ---- wiring ---- */
 
 static void queue_claims(struct rec *rec, const char *ns)
@@ -288,7 +439,16 @@ static int sync_key(void *ud, const char *key)
 
     if (strcmp(key, "*") == 0) {
         queue_claims(rec, NULL);
+        kube_queue_add(rec->queue, "R");
         return 0;
+    }
+    if (strcmp(key, "R") == 0) {
+        if (!kube_informer_has_synced(rec->pvs) || !kube_informer_has_synced(rec->classes)) {
+            kube_queue_add_after(rec->queue, key, 0.5);
+            return 0;
+        }
+        int r = sync_release(rec);
+        return r == -ECANCELED ? 0 : r;
     }
     if (strncmp(key, "n:", 2) == 0) {
         queue_claims(rec, key + 2);
@@ -347,6 +507,7 @@ static void claim_delete(void *ud, const cJSON *obj)
 
     if (!ns || !name)
         return;
+    kube_queue_add(rec->queue, "R");
     snprintf(key, sizeof(key), "%s/%s", ns, name);
     pthread_mutex_lock(&rec->mu);
     kube__map_del(&rec->waiting, key);
@@ -376,6 +537,18 @@ static void class_update(void *ud, const cJSON *old_obj, const cJSON *obj)
     class_add(ud, obj);
 }
 
+static void pv_changed(void *ud, const cJSON *obj)
+{
+    (void)obj;
+    kube_queue_add(((struct rec *)ud)->queue, "R");
+}
+
+static void pv_updated(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    pv_changed(ud, obj);
+}
+
 void rec_resync(struct rec *rec)
 {
     if (rec)
@@ -396,6 +569,7 @@ void rec_stop(struct rec *rec)
     kube_informer_free(rec->sets);
     kube_informer_free(rec->claims);
     kube_informer_free(rec->classes);
+    kube_informer_free(rec->pvs);
     kube_queue_free(rec->queue);
     kube_recorder_free(rec->events);
     kube__map_release(&rec->waiting, NULL);
@@ -406,7 +580,7 @@ void rec_stop(struct rec *rec)
 struct rec *rec_start(const struct rec_config *cfg)
 {
     struct rec *rec = calloc(1, sizeof(*rec));
-    struct kube_informer_handlers hs, hc, hk;
+    struct kube_informer_handlers hs, hc, hk, hv;
 
     if (!rec)
         return NULL;
@@ -419,16 +593,18 @@ struct rec *rec_start(const struct rec_config *cfg)
     hs = (struct kube_informer_handlers){set_add, set_update, set_add, rec};
     hc = (struct kube_informer_handlers){claim_add, claim_update, claim_delete, rec};
     hk = (struct kube_informer_handlers){class_add, class_update, NULL, rec};
+    hv = (struct kube_informer_handlers){pv_changed, pv_updated, pv_changed, rec};
     if (!rec->queue || !rec->events)
         goto fail;
     rec->sets = kube_informer_new(cfg->client, &kube_statefulsets, NULL, NULL, NULL, &hs);
     rec->claims =
         kube_informer_new(cfg->client, &kube_persistentvolumeclaims, NULL, NULL, NULL, &hc);
     rec->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hk);
-    if (!rec->sets || !rec->claims || !rec->classes)
+    rec->pvs = kube_informer_new(cfg->client, &kube_persistentvolumes, NULL, NULL, NULL, &hv);
+    if (!rec->sets || !rec->claims || !rec->classes || !rec->pvs)
         goto fail;
     if (kube_informer_start(rec->sets) < 0 || kube_informer_start(rec->claims) < 0 ||
-        kube_informer_start(rec->classes) < 0)
+        kube_informer_start(rec->classes) < 0 || kube_informer_start(rec->pvs) < 0)
         goto fail;
     if (kube_queue_run(rec->queue, REC_WORKERS, sync_key, rec) < 0)
         goto fail;

@@ -6,10 +6,15 @@
  * and Immediate classes; a claim of such a class that belongs to no StatefulSet is admitted at
  * once. A claim that has to wait gets an OrdinalWaiting event naming the ordinal it waits for.
  *
- * It never writes owner references, never deletes pods, claims or sets: its only writes are
- * the admission annotation (a merge patch) and events.
+ * Ordered release: Released PVs (policy Delete) of an ordered class keep their store until
+ * this sets ordinal.csi.dev/release: approved (PROV_ANN_RELEASE) on them, one ordinal at a time
+ * per set and template (claims "T-S-N" grouped by "T-S", the set may be gone), highest first,
+ * the next only once the approved one's PV is gone (model_release_next).
  *
- * Caches: informers on StatefulSets, claims and classes, warm also while standing by, so a
+ * It never writes owner references, never deletes pods, claims or sets: its only writes are
+ * the admission annotation and the release approval (merge patches) and events.
+ *
+ * Caches: informers on StatefulSets, claims, classes and PVs, warm also while standing by, so a
  * new leader acts at once (rec_resync() queues every claim).
  *
  * Threading: rec_start/rec_stop from one thread; rec_resync from any (the elector's thread).

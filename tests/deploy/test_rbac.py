@@ -29,12 +29,13 @@ REQUESTS = {
         ("ordinal.csi.dev", "ordinalvolumes/status"): {"patch"},
     },
     # kube/kube_leader.c: one Lease in the controller's namespace. provisioner/reconciler.c:
-    # informers on sets, claims, classes; the admission annotation (a claim merge patch);
-    # Events (kube_recorder_post).
+    # informers on sets, claims, classes, PVs; the admission annotation (a claim merge patch),
+    # the release approval (a PV merge patch); Events (kube_recorder_post).
     "controller": {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("apps", "statefulsets"): {"list", "watch"},
         ("", "persistentvolumeclaims"): {"list", "watch", "patch"},
+        ("", "persistentvolumes"): {"list", "watch", "patch"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
     },

@@ -149,3 +149,78 @@ def test_missing_predecessor_named_then_start_ordinal_honoured(apiserver, nodes,
     finally:
         ctrl.send_signal(signal.SIGTERM)
         assert ctrl.wait(30) == 0
+
+
+class PvLog:
+    """Every PV write in server order: the approval of ordinal N's release must come only once
+    the PVs of every higher ordinal of the set are gone (their store deleted first)."""
+
+    def __init__(self, api):
+        lst = api.client.list("persistentvolumes", ns=None)
+        self.live, self.violations, self.approved, self.deleted = {}, [], [], []
+        for o in lst["items"]:
+            ref = (o["spec"].get("claimRef") or {}).get("name", "")
+            if ref.startswith("www-web-"):
+                self.live[int(ref.rsplit("-", 1)[1])] = o
+        self.w = api.client.watch("persistentvolumes", ns=None,
+                                  resourceVersion=lst["metadata"]["resourceVersion"], timeout=120)
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            for ev in self.w:
+                o = ev["object"]
+                ref = (o["spec"].get("claimRef") or {}).get("name", "")
+                if not ref.startswith("www-web-"):
+                    continue
+                n = int(ref.rsplit("-", 1)[1])
+                if ev["type"] == "DELETED":
+                    self.live.pop(n, None)
+                    self.deleted.append(n)
+                    continue
+                was = self.live.get(n)
+                self.live[n] = o
+                ok = (o["metadata"].get("annotations") or {}).get(
+                    "ordinal.csi.dev/release") == "approved"
+                if ok and not (was and (was["metadata"].get("annotations") or {}).get(
+                        "ordinal.csi.dev/release") == "approved"):
+                    self.approved.append(n)
+                    higher = [m for m in self.live if m > n]
+                    if higher:
+                        self.violations.append("release of %d approved while %s still exist: %s"
+                                               % (n, higher, [(self.live[m]["status"],
+                                                  self.live[m]["metadata"]) for m in higher]))
+        except Exception:
+            pass
+
+    def close(self):
+        self.w.close()
+
+
+def test_release_goes_highest_ordinal_first(apiserver, nodes, tmp_path):
+    storage_class(apiserver, "ord", binding="Immediate", reclaim="Delete", params=ORDERED)
+    statefulset(apiserver)
+    n1 = nodes("n1")
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    try:
+        for n in range(3):
+            claim(apiserver, "www-web-%d" % n, cls="ord")
+        for n in range(3):
+            wait_bound(apiserver, "www-web-%d" % n, timeout=40)
+        assert len(n1.volume_dirs()) == 3
+        log = PvLog(apiserver)
+        assert sorted(log.live) == [0, 1, 2]
+        for n in (0, 1, 2):     # all released together, lowest first: the worst order
+            apiserver.client.delete("persistentvolumeclaims", "www-web-%d" % n)
+        wait_for(lambda: sorted(log.deleted) == [0, 1, 2], timeout=60 * SLOW,
+                 what="the three PVs deleted")
+        log.close()
+        assert log.violations == []
+        assert log.approved == [2, 1, 0]
+        assert log.deleted == [2, 1, 0]
+        assert n1.volume_dirs() == []
+    finally:
+        (tmp_path / "n1.log").write_text(n1.log_text())   # kept with the test's tmp_path
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
