@@ -7,8 +7,8 @@
  * claim became Bound); "*" every claim (a class changed, leadership gained).
  *
  * Threading: informer threads only queue keys; two workers run sync_key. rec->mu guards the
- * waiting map (which blocker each waiting claim was last told about); a leaf lock, never held
- * across a request.
+ * waiting map (the claims already told that they wait); a leaf lock, never held across a
+ * request.
  */
 #include "reconciler.h"
 
@@ -41,7 +41,7 @@ struct rec {
     struct kube_queue *queue;                            /* owned */
     struct kube_recorder *events;                        /* owned */
     pthread_mutex_t mu;
-    struct kube__map waiting; /* "ns/name" -> (void *)(blocker + 2), under mu */
+    struct kube__map waiting; /* "ns/name" -> (void *)(first blocker + 2), under mu */
     atomic_ulong admitted;
 };
 
@@ -170,18 +170,19 @@ static int admit(struct rec *rec, const char *ns, const char *name)
     return 0;
 }
 
-/* Whether the claim was already told it waits for `blocker` (then nothing is said again). */
+/* Whether the claim was already told that it waits (then nothing is said again: one event per
+ * claim, naming the first blocker, not one per ordinal that goes before it). */
 static bool told(struct rec *rec, const char *key, int32_t blocker)
 {
-    void *want = (void *)(intptr_t)(blocker + 2), *old = NULL;
-    bool same;
+    void *old = NULL;
+    bool seen;
 
     pthread_mutex_lock(&rec->mu);
-    same = kube__map_get(&rec->waiting, key) == want;
-    if (!same)
-        kube__map_put(&rec->waiting, key, want, &old);
+    seen = kube__map_get(&rec->waiting, key) != NULL;
+    if (!seen)
+        kube__map_put(&rec->waiting, key, (void *)(intptr_t)(blocker + 2), &old);
     pthread_mutex_unlock(&rec->mu);
-    return same;
+    return seen;
 }
 
 static int sync_claim(struct rec *rec, const char *ns, const char *name)

@@ -4,7 +4,8 @@
  * it sets ordinal.csi.dev/admitted: "true" (PROV_ANN_ADMITTED) on ordinal N of a template only
  * when ordinals start..N-1 of that template are Bound (model_may_admit), also for Parallel sets
  * and Immediate classes; a claim of such a class that belongs to no StatefulSet is admitted at
- * once. A claim that has to wait gets an OrdinalWaiting event naming the ordinal it waits for.
+ * once. A claim that has to wait gets one OrdinalWaiting event naming the first ordinal it waits
+ * for.
  *
  * Ordered release: Released PVs (policy Delete) of an ordered class keep their store until
  * this sets ordinal.csi.dev/release: approved (PROV_ANN_RELEASE) on them, one ordinal at a time
