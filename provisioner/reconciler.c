@@ -37,11 +37,12 @@
 
 struct rec {
     struct rec_config cfg;
-    struct kube_informer *sets, *claims, *classes, *pvs; /* owned */
-    struct kube_queue *queue;                            /* owned */
-    struct kube_recorder *events;                        /* owned */
+    struct kube_informer *sets, *claims, *classes, *pvs, *ovs; /* owned */
+    struct kube_queue *queue;                                  /* owned */
+    struct kube_recorder *events;                              /* owned */
     pthread_mutex_t mu;
     struct kube__map waiting; /* "ns/name" -> (void *)(first blocker + 2), under mu */
+    struct kube__map states;  /* OV name -> static state string last seen, under mu */
     atomic_ulong admitted;
 };
 
@@ -414,6 +415,172 @@ static int sync_release(struct rec *rec)
     return err;
 }
 
+/* ---- the inventory's ordinals ---- */
+
+static const char *const OV_STATES[] = {"Bound", "Released", "Retained", "Orphaned", "Deleting"};
+
+/* The static copy of state s, or NULL. */
+static const char *state_const(const char *s)
+{
+    for (size_t i = 0; s && i < ARRAY_SIZE(OV_STATES); i++)
+        if (strcmp(OV_STATES[i], s) == 0)
+            return OV_STATES[i];
+    return NULL;
+}
+
+static void set_event(struct rec *rec, const cJSON *sts, const char *type, const char *reason,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set_event(struct rec *rec, const cJSON *sts, const char *type, const char *reason,
+                      const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    cJSON *ev;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ev = kube_event_new(sts, "StatefulSet", "apps/v1", type, reason, msg, REC_COMPONENT,
+                        rec->cfg.identity);
+    if (ev)
+        kube_recorder_post(rec->events, JSTR(sts, "metadata", "namespace"), ev);
+}
+
+/* What an OV state change means for its set, as an event: reason, type and a sentence. */
+static const char *transition_reason(const char *state, const char **type, const char **what)
+{
+    *type = "Normal";
+    if (streq(state, "Retained")) {
+        *what = "its claim is gone, policy Retain: the data is kept for re-adoption";
+        return "VolumeRetained";
+    }
+    if (streq(state, "Released")) {
+        *what = "its claim is gone, policy Delete: the store is deleted next";
+        return "VolumeReleased";
+    }
+    if (streq(state, "Orphaned")) {
+        *type = "Warning";
+        *what = "no PersistentVolume refers to its store any more; it is kept until "
+                "`kubectl ordinal reclaim`";
+        return "VolumeOrphaned";
+    }
+    return NULL;
+}
+
+/*
+ * Every OrdinalVolume: the set, template and ordinal of its claim (status.claim, else the key
+ * spec.key "ns/claim") into status when they differ, and an event on the set when its state
+ * turned Retained, Released or Orphaned (seen by this instance; a state first seen after a
+ * restart says nothing), or went from Retained back to Bound (VolumeReadopted).
+ */
+static int sync_ovs(struct rec *rec)
+{
+    _cleanup_json_ cJSON *ovs = kube_informer_list(rec->ovs);
+    _cleanup_json_ cJSON *sets = kube_informer_list(rec->sets);
+    const cJSON *ov, *s;
+    int err = 0;
+
+    if (!ovs || !sets)
+        return -ENOMEM;
+    if (!rec->cfg.leading(rec->cfg.leading_ud))
+        return 0;
+    cJSON_ArrayForEach(ov, ovs)
+    {
+        const char *name = kube_obj_name(ov), *key = JSTR(ov, "spec", "key");
+        const char *cns = JSTR(ov, "status", "claim", "namespace");
+        const char *cname = JSTR(ov, "status", "claim", "name");
+        const char *state = state_const(JSTR(ov, "status", "state")), *prev;
+        char kns[64], kname[256];
+        const cJSON *match = NULL;
+        struct model_set set;
+        size_t ti = 0;
+        int32_t ord = -1;
+
+        if (!name)
+            continue;
+        if ((!cns || !cname) && key) {
+            const char *slash = strchr(key, '/');
+            if (slash && (size_t)(slash - key) < sizeof(kns) && strlen(slash + 1) < sizeof(kname)) {
+                snprintf(kns, sizeof(kns), "%.*s", (int)(slash - key), key);
+                snprintf(kname, sizeof(kname), "%s", slash + 1);
+                cns = kns;
+                cname = kname;
+            }
+        }
+        cJSON_ArrayForEach(s, sets)
+        {
+            if (!cns || !streq(JSTR(s, "metadata", "namespace"), cns) ||
+                model_set_from_json(s, &set) < 0)
+                continue;
+            if (model_claim_name_match(&set, cname, &ti, &ord) == 0) {
+                match = s;
+                break;
+            }
+        }
+        if (match && (!streq(JSTR(ov, "status", "statefulSet"), set.name) ||
+                      !streq(JSTR(ov, "status", "template"), set.templates[ti]) ||
+                      !cJSON_IsNumber(JGET(ov, "status", "ordinal")) ||
+                      (int32_t)JGET(ov, "status", "ordinal")->valuedouble != ord)) {
+            _cleanup_json_ cJSON *p = cJSON_CreateObject();
+            cJSON *st = p ? cJSON_AddObjectToObject(p, "status") : NULL;
+            struct kube_status ks;
+            cJSON *out = NULL;
+            if (!st)
+                return -ENOMEM;
+            cJSON_AddStringToObject(st, "statefulSet", set.name);
+            cJSON_AddStringToObject(st, "template", set.templates[ti]);
+            cJSON_AddNumberToObject(st, "ordinal", ord);
+            int r;
+            r = kube_patch(rec->cfg.client, &kube_ordinalvolumes, NULL, name, "status", p, &out,
+                           &ks);
+            cJSON_Delete(out);
+            if (r < 0 && r != -ENOENT)
+                err = r;
+        }
+        pthread_mutex_lock(&rec->mu);
+        prev = kube__map_get(&rec->states, name);
+        if (state)
+            kube__map_put(&rec->states, name, (void *)(uintptr_t)state, NULL);
+        pthread_mutex_unlock(&rec->mu);
+        if (!match || !state || !prev || prev == state)
+            continue;
+        const char *type, *what, *reason = transition_reason(state, &type, &what);
+        if (!reason && streq(prev, "Retained") && streq(state, "Bound")) {
+            reason = "VolumeReadopted";
+            what = "a new claim of the same name took the retained data back";
+        }
+        if (reason)
+            set_event(rec, match, type, reason, "ordinal %d (claim %s, OrdinalVolume %s): %s",
+                      (int)ord, cname, name, what);
+    }
+    return err;
+}
+
+static void ov_changed(void *ud, const cJSON *obj)
+{
+    (void)obj;
+    kube_queue_add(((struct rec *)ud)->queue, "O");
+}
+
+static void ov_updated(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    ov_changed(ud, obj);
+}
+
+static void ov_deleted(void *ud, const cJSON *obj)
+{
+    struct rec *rec = ud;
+    const char *name = kube_obj_name(obj);
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&rec->mu);
+    kube__map_del(&rec->states, name);
+    pthread_mutex_unlock(&rec->mu);
+}
+
 /* ---- wiring ---- */
 
 static void queue_claims(struct rec *rec, const char *ns)
@@ -441,7 +608,17 @@ static int sync_key(void *ud, const char *key)
     if (strcmp(key, "*") == 0) {
         queue_claims(rec, NULL);
         kube_queue_add(rec->queue, "R");
+        kube_queue_add(rec->queue, "O");
         return 0;
+    }
+    if (strcmp(key, "O") == 0) {
+        if (!kube_informer_has_synced(rec->ovs) || !kube_informer_has_synced(rec->sets)) {
+            /* no CRD (yet): look again now and then; the OV informer's sync brings us back */
+            kube_queue_add_after(rec->queue, key, 2.0);
+            return 0;
+        }
+        int r = sync_ovs(rec);
+        return r == -ECANCELED ? 0 : r;
     }
     if (strcmp(key, "R") == 0) {
         if (!kube_informer_has_synced(rec->pvs) || !kube_informer_has_synced(rec->classes)) {
@@ -518,12 +695,13 @@ static void claim_delete(void *ud, const cJSON *obj)
 static void set_add(void *ud, const cJSON *obj)
 {
     queue_ns_of(ud, obj);
+    kube_queue_add(((struct rec *)ud)->queue, "O");
 }
 
 static void set_update(void *ud, const cJSON *old_obj, const cJSON *obj)
 {
     (void)old_obj;
-    queue_ns_of(ud, obj);
+    set_add(ud, obj);
 }
 
 static void class_add(void *ud, const cJSON *obj)
@@ -571,9 +749,11 @@ void rec_stop(struct rec *rec)
     kube_informer_free(rec->claims);
     kube_informer_free(rec->classes);
     kube_informer_free(rec->pvs);
+    kube_informer_free(rec->ovs);
     kube_queue_free(rec->queue);
     kube_recorder_free(rec->events);
     kube__map_release(&rec->waiting, NULL);
+    kube__map_release(&rec->states, NULL);
     pthread_mutex_destroy(&rec->mu);
     free(rec);
 }
@@ -581,7 +761,7 @@ void rec_stop(struct rec *rec)
 struct rec *rec_start(const struct rec_config *cfg)
 {
     struct rec *rec = calloc(1, sizeof(*rec));
-    struct kube_informer_handlers hs, hc, hk, hv;
+    struct kube_informer_handlers hs, hc, hk, hv, ho;
 
     if (!rec)
         return NULL;
@@ -589,12 +769,14 @@ struct rec *rec_start(const struct rec_config *cfg)
     atomic_init(&rec->admitted, 0);
     pthread_mutex_init(&rec->mu, NULL);
     kube__map_init(&rec->waiting);
+    kube__map_init(&rec->states);
     rec->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
     rec->events = kube_recorder_new(cfg->client, 0);
     hs = (struct kube_informer_handlers){set_add, set_update, set_add, rec};
     hc = (struct kube_informer_handlers){claim_add, claim_update, claim_delete, rec};
     hk = (struct kube_informer_handlers){class_add, class_update, NULL, rec};
     hv = (struct kube_informer_handlers){pv_changed, pv_updated, pv_changed, rec};
+    ho = (struct kube_informer_handlers){ov_changed, ov_updated, ov_deleted, rec};
     if (!rec->queue || !rec->events)
         goto fail;
     rec->sets = kube_informer_new(cfg->client, &kube_statefulsets, NULL, NULL, NULL, &hs);
@@ -602,10 +784,12 @@ struct rec *rec_start(const struct rec_config *cfg)
         kube_informer_new(cfg->client, &kube_persistentvolumeclaims, NULL, NULL, NULL, &hc);
     rec->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hk);
     rec->pvs = kube_informer_new(cfg->client, &kube_persistentvolumes, NULL, NULL, NULL, &hv);
-    if (!rec->sets || !rec->claims || !rec->classes || !rec->pvs)
+    rec->ovs = kube_informer_new(cfg->client, &kube_ordinalvolumes, NULL, NULL, NULL, &ho);
+    if (!rec->sets || !rec->claims || !rec->classes || !rec->pvs || !rec->ovs)
         goto fail;
     if (kube_informer_start(rec->sets) < 0 || kube_informer_start(rec->claims) < 0 ||
-        kube_informer_start(rec->classes) < 0 || kube_informer_start(rec->pvs) < 0)
+        kube_informer_start(rec->classes) < 0 || kube_informer_start(rec->pvs) < 0 ||
+        kube_informer_start(rec->ovs) < 0)
         goto fail;
     if (kube_queue_run(rec->queue, REC_WORKERS, sync_key, rec) < 0)
         goto fail;

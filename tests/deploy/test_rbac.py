@@ -30,7 +30,8 @@ REQUESTS = {
     },
     # kube/kube_leader.c: one Lease in the controller's namespace. provisioner/reconciler.c:
     # informers on sets, claims, classes, PVs; the admission annotation (a claim merge patch),
-    # the release approval (a PV merge patch); Events (kube_recorder_post).
+    # the release approval (a PV merge patch); the ordinal fields of OrdinalVolumes (a status
+    # merge patch); Events (kube_recorder_post).
     "controller": {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("apps", "statefulsets"): {"list", "watch"},
@@ -38,6 +39,8 @@ REQUESTS = {
         ("", "persistentvolumes"): {"list", "watch", "patch"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
+        ("ordinal.csi.dev", "ordinalvolumes"): {"list", "watch"},
+        ("ordinal.csi.dev", "ordinalvolumes/status"): {"patch"},
     },
 }
 # Which source file's requests belong to which ServiceAccount.

@@ -224,3 +224,59 @@ def test_release_goes_highest_ordinal_first(apiserver, nodes, tmp_path):
         (tmp_path / "n1.log").write_text(n1.log_text())   # kept with the test's tmp_path
         ctrl.send_signal(signal.SIGTERM)
         assert ctrl.wait(30) == 0
+
+
+def set_events(api, reason):
+    return [e for e in api.client.list("events")["items"] if e["reason"] == reason and
+            e["involvedObject"]["kind"] == "StatefulSet" and e["involvedObject"]["name"] == "web"]
+
+
+def test_inventory_ordinals_and_retention_events(apiserver, nodes, tmp_path):
+    """The controller writes set/template/ordinal into OrdinalVolumes and tells the set, per
+    ordinal, when its volume is retained, re-adopted and orphaned."""
+    crd = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                       "kubernetes", "base", "crd-ordinalvolume.yaml")
+    apiserver.kubectl("apply", "--validate=false", "-f", crd)
+    storage_class(apiserver, "keep", binding="Immediate", reclaim="Retain")
+    statefulset(apiserver, replicas=2, cls="keep")
+    nodes("n1")
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    ovs = "/apis/ordinal.csi.dev/v1alpha1/ordinalvolumes"
+    try:
+        for n in range(2):
+            claim(apiserver, "www-web-%d" % n, cls="keep")
+        pv1 = wait_bound(apiserver, "www-web-1")["spec"]["volumeName"]
+
+        def ordinals():
+            got = {o["spec"]["key"]: (o.get("status") or {}) for o in
+                   apiserver.client.call("GET", ovs)["items"]}
+            want = {"default/www-web-%d" % n: n for n in range(2)}
+            ok = all(k in got and got[k].get("ordinal") == n and
+                     got[k].get("statefulSet") == "web" and got[k].get("template") == "www" and
+                     got[k].get("state") == "Bound" for k, n in want.items())
+            return got if ok else None
+        wait_for(ordinals, timeout=30 * SLOW, what="ordinal fields in the OVs")
+        rows = apiserver.kubectl("get", "ov", "-o", "wide").stdout.splitlines()
+        assert rows[0].split()[4] == "ORDINAL"
+        assert sorted(r.split()[4] for r in rows[1:]) == ["0", "1"]
+
+        apiserver.client.delete("persistentvolumeclaims", "www-web-1")
+        ev = wait_for(lambda: set_events(apiserver, "VolumeRetained"), timeout=30 * SLOW,
+                      what="VolumeRetained on the set")
+        assert "ordinal 1 (claim www-web-1, OrdinalVolume %s)" % pv1 in ev[0]["message"]
+        claim(apiserver, "www-web-1", cls="keep")          # scale back up: same name
+        assert wait_bound(apiserver, "www-web-1")["spec"]["volumeName"] == pv1
+        wait_for(lambda: set_events(apiserver, "VolumeReadopted"), timeout=30 * SLOW,
+                 what="VolumeReadopted on the set")
+        apiserver.client.delete("persistentvolumeclaims", "www-web-1")
+        wait_for(lambda: len(set_events(apiserver, "VolumeRetained")) >= 2, timeout=30 * SLOW,
+                 what="second VolumeRetained")
+        apiserver.client.delete("persistentvolumes", pv1, ns=None)
+        ev = wait_for(lambda: set_events(apiserver, "VolumeOrphaned"), timeout=30 * SLOW,
+                      what="VolumeOrphaned on the set")
+        assert ev[0]["type"] == "Warning" and "kubectl ordinal reclaim" in ev[0]["message"]
+        o = apiserver.client.call("GET", ovs + "/" + pv1)
+        assert o["status"]["state"] == "Orphaned" and o["status"]["ordinal"] == 1
+    finally:
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
