@@ -89,6 +89,9 @@ const struct kube_resource kube_storageclasses = {"storage.k8s.io", "v1", "stora
                                                   "StorageClass", false};
 const struct kube_resource kube_csinodes = {"storage.k8s.io", "v1", "csinodes", "CSINode", false};
 const struct kube_resource kube_leases = {"coordination.k8s.io", "v1", "leases", "Lease", true};
+/* Ordinal's own inventory (deploy/kubernetes/base/crd-ordinalvolume.yaml). */
+const struct kube_resource kube_ordinalvolumes = {"ordinal.csi.dev", "v1alpha1", "ordinalvolumes",
+                                                  "OrdinalVolume", false};
 
 static const struct kube_resource *const all_resources[] = {
     &kube_pods,
@@ -101,6 +104,7 @@ static const struct kube_resource *const all_resources[] = {
     &kube_storageclasses,
     &kube_csinodes,
     &kube_leases,
+    &kube_ordinalvolumes,
 };
 
 const struct kube_resource *kube_resource_find(const char *plural)

@@ -74,7 +74,7 @@ struct kube_resource {
 
 extern const struct kube_resource kube_pods, kube_nodes, kube_namespaces, kube_events,
     kube_persistentvolumeclaims, kube_persistentvolumes, kube_statefulsets, kube_storageclasses,
-    kube_csinodes, kube_leases;
+    kube_csinodes, kube_leases, kube_ordinalvolumes;
 
 /* The resource whose plural is name (e.g. "pods"), or NULL. Borrowed, static. */
 const struct kube_resource *kube_resource_find(const char *plural);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kube_util.h"
 #include "log.h"
@@ -192,4 +193,61 @@ unsigned long long kube_recorder_sent(const struct kube_recorder *r)
 unsigned long long kube_recorder_dropped(const struct kube_recorder *r)
 {
     return r ? atomic_load(&r->dropped) : 0;
+}
+
+static const char *meta_str(const cJSON *obj, const char *k)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *v = cJSON_IsObject(md) ? cJSON_GetObjectItemCaseSensitive(md, k) : NULL;
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+cJSON *kube_event_new(const cJSON *obj, const char *kind, const char *api_version, const char *type,
+                      const char *reason, const char *message, const char *component,
+                      const char *instance)
+{
+    const char *name = meta_str(obj, "name"), *ns = meta_str(obj, "namespace");
+    const char *evns = ns ? ns : "default";
+    char ename[320], ts[32];
+    struct timespec now;
+    struct tm tm;
+    cJSON *ev, *md, *io, *src;
+
+    if (!name)
+        return NULL;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(ename, sizeof(ename), "%.240s.%llx%05lx", name, (unsigned long long)now.tv_sec,
+             (unsigned long)(now.tv_nsec / 10000) & 0xfffff);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ev = cJSON_CreateObject();
+    md = cJSON_AddObjectToObject(ev, "metadata");
+    io = cJSON_AddObjectToObject(ev, "involvedObject");
+    src = cJSON_AddObjectToObject(ev, "source");
+    if (!ev || !md || !io || !src) {
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    cJSON_AddStringToObject(md, "name", ename);
+    cJSON_AddStringToObject(md, "namespace", evns);
+    cJSON_AddStringToObject(io, "kind", kind);
+    cJSON_AddStringToObject(io, "apiVersion", api_version);
+    if (ns)
+        cJSON_AddStringToObject(io, "namespace", ns);
+    cJSON_AddStringToObject(io, "name", name);
+    if (meta_str(obj, "uid"))
+        cJSON_AddStringToObject(io, "uid", meta_str(obj, "uid"));
+    if (meta_str(obj, "resourceVersion"))
+        cJSON_AddStringToObject(io, "resourceVersion", meta_str(obj, "resourceVersion"));
+    cJSON_AddStringToObject(ev, "reason", reason);
+    cJSON_AddStringToObject(ev, "message", message);
+    cJSON_AddStringToObject(ev, "type", type);
+    cJSON_AddStringToObject(src, "component", component);
+    cJSON_AddStringToObject(ev, "firstTimestamp", ts);
+    cJSON_AddStringToObject(ev, "lastTimestamp", ts);
+    cJSON_AddNumberToObject(ev, "count", 1);
+    cJSON_AddStringToObject(ev, "reportingComponent", component);
+    cJSON_AddStringToObject(ev, "reportingInstance", instance);
+    return ev;
 }

@@ -31,6 +31,16 @@ void kube_recorder_free(struct kube_recorder *r);
 /* Queue ev (an Event object; ownership passes to the recorder in every case) for namespace ns
  * (copied). Never blocks; a full queue drops ev. */
 void kube_recorder_post(struct kube_recorder *r, const char *ns, cJSON *ev);
+/*
+ * A core/v1 Event about object `obj` (borrowed; its metadata name, namespace, uid and
+ * resourceVersion are copied) of kind/apiVersion, with type ("Normal"/"Warning"), reason and
+ * message; source.component = component, reportingComponent/Instance as given. The Event's
+ * namespace is obj's, or "default" for a cluster-scoped object. A new object (owned by the
+ * caller) or NULL on -ENOMEM or an object without a name.
+ */
+cJSON *kube_event_new(const cJSON *obj, const char *kind, const char *api_version, const char *type,
+                      const char *reason, const char *message, const char *component,
+                      const char *instance);
 /* Events posted successfully / dropped so far. r may be NULL (0). */
 unsigned long long kube_recorder_sent(const struct kube_recorder *r);
 unsigned long long kube_recorder_dropped(const struct kube_recorder *r);

@@ -1,22 +1,28 @@
 /* The daemon's Kubernetes side (see kube_side.h). */
 #include "kube_side.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kube_client.h"
+#include "inventory.h"
 #include "kube_config.h"
 #include "kube_leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "provision.h"
+#include "reconciler.h"
 #include "util.h"
 
 struct kube_side {
     struct kube_client *client;
     struct prov *prov;
+    _Atomic(struct inv *) inv; /* node mode; set after prov starts, read by its PV thread */
     struct kube_leader *leader;
+    struct rec *rec;     /* controller mode: started before the elector, stopped after it */
+    atomic_bool leading; /* set by the elector's callbacks, read by the reconciler */
 };
 
 bool kube_side_wanted(const struct kube_side_config *cfg)
@@ -24,16 +30,34 @@ bool kube_side_wanted(const struct kube_side_config *cfg)
     return cfg->kubeconfig || getenv("KUBERNETES_SERVICE_HOST");
 }
 
+/* The provisioner's PV hook: the inventory looks again soon (before it exists: nothing). */
+static void kick_inventory(void *ud)
+{
+    struct kube_side *k = ud;
+
+    inv_kick(atomic_load(&k->inv));
+}
+
 static void started_leading(void *ud)
 {
-    (void)ud;
+    struct kube_side *k = ud;
+
     log_info("leader election: this instance leads");
+    atomic_store(&k->leading, true);
+    rec_resync(k->rec);
 }
 
 static void stopped_leading(void *ud)
 {
-    (void)ud;
+    struct kube_side *k = ud;
+
+    atomic_store(&k->leading, false);
     log_info("leader election: this instance no longer leads");
+}
+
+static bool is_leading(void *ud)
+{
+    return atomic_load(&((struct kube_side *)ud)->leading);
 }
 
 /* The Lease name for a driver: every character outside [a-zA-Z0-9-] becomes '-'. */
@@ -98,12 +122,28 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
              kc.server, kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
 
     if (svc->mode == CSI_MODE_NODE) {
-        struct prov_config pc = {.client = k->client, .svc = svc, .workers = cfg->workers};
+        struct prov_config pc = {.client = k->client,
+                                 .svc = svc,
+                                 .workers = cfg->workers,
+                                 .pv_changed = kick_inventory,
+                                 .pv_changed_ud = k};
         k->prov = prov_start(&pc);
         if (!k->prov)
             goto fail;
+        struct inv_config ic = {.client = k->client, .svc = svc, .pvs = prov_pv_cache(k->prov)};
+        atomic_store(&k->inv, inv_start(&ic));
+        if (!atomic_load(&k->inv))
+            goto fail;
     } else {
         char name[80];
+        struct rec_config rc = {.client = k->client,
+                                .driver_name = svc->driver_name,
+                                .identity = cfg->identity,
+                                .leading = is_leading,
+                                .leading_ud = k};
+        k->rec = rec_start(&rc);
+        if (!k->rec)
+            goto fail;
         lease_name(name, sizeof(name), svc->driver_name);
         struct kube_leader_config lc = {
             .namespace =
@@ -112,6 +152,7 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
             .identity = cfg->identity,
             .on_started_leading = started_leading,
             .on_stopped_leading = stopped_leading,
+            .ud = k,
         };
         k->leader = kube_leader_new(k->client, &lc);
         if (!k->leader || kube_leader_start(k->leader) < 0) {
@@ -142,6 +183,9 @@ void kube_side_stop(struct kube_side *k)
      * the threads that wait on it: prompt even when the API server is away or slow. */
     if (k->client)
         kube_client_shutdown(k->client);
+    rec_stop(k->rec); /* after the elector: nothing acts once the lease is released */
+    /* The inventory borrows the provisioner's PV cache: it stops first. */
+    inv_stop(atomic_exchange(&k->inv, NULL));
     prov_stop(k->prov);
     kube_client_free(k->client);
     free(k);

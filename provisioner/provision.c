@@ -409,6 +409,20 @@ static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_
 
 /* ---- claims ---- */
 
+bool prov_class_ordered(const cJSON *sc)
+{
+    const char *v = JSTR(sc, "parameters", PROV_PARAM_ORDERING);
+
+    return v && strcmp(v, "ordered") == 0;
+}
+
+bool prov_claim_admitted(const cJSON *claim)
+{
+    const char *v = JSTR(claim, "metadata", "annotations", PROV_ANN_ADMITTED);
+
+    return v && strcmp(v, "true") == 0;
+}
+
 static const char *claim_class(const cJSON *claim)
 {
     const char *c = JSTR(claim, "metadata", "annotations", PROV_CLASS_ANN);
@@ -656,7 +670,8 @@ int prov_build_create(const char *node_id, const cJSON *claim, const cJSON *sc,
     a->req.parameters = a->pparams;
     cJSON_ArrayForEach(e, params)
     {
-        if (!e->string || strncmp(e->string, "csi.storage.k8s.io/", 19) == 0)
+        if (!e->string || strncmp(e->string, "csi.storage.k8s.io/", 19) == 0 ||
+            strcmp(e->string, PROV_PARAM_ORDERING) == 0)
             continue;
         if (!jstr(e)) {
             snprintf(msg, msglen, "StorageClass parameter %s is not a string", e->string);
@@ -784,6 +799,8 @@ enum prov_claim_step prov_claim_decide(const char *driver, const char *node_id, 
                                                           : PROV_CLAIM_IGNORE;
     if (!((a && strcmp(a, driver) == 0) || (!a && b && strcmp(b, driver) == 0)))
         return PROV_CLAIM_WAIT_HANDOFF;
+    if (prov_class_ordered(sc) && !prov_claim_admitted(claim))
+        return PROV_CLAIM_WAIT_ADMISSION;
     selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
     mode = JSTR(sc, "volumeBindingMode");
     if (!selected || !selected[0])
@@ -823,6 +840,17 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     case PROV_CLAIM_WAIT_HANDOFF:
         /* the PV controller has not handed it to an external provisioner */
         log_debug("claim %s/%s: not handed to %s yet: waiting", ns, name, svc->driver_name);
+        goto out;
+    case PROV_CLAIM_WAIT_ADMISSION:
+        /* Ordered class: the controller admits ordinals in turn (claim_update requeues us when
+         * the annotation comes). Said once per claim version, by the node it is meant for. */
+        selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
+        if (selected && strcmp(selected, svc->node_id) == 0)
+            claim_event(p, claim, "Normal", "OrdinalWaiting",
+                        "waiting for the Ordinal controller to admit this claim: class %s "
+                        "provisions ordinals in order (%s: ordered); is the controller running?",
+                        class_name, PROV_PARAM_ORDERING);
+        log_debug("claim %s/%s: ordered class %s, not admitted yet: waiting", ns, name, class_name);
         goto out;
     case PROV_CLAIM_TAKE_NODE: {
         struct node_edit ne = {.node = svc->node_id};
@@ -1030,6 +1058,19 @@ static bool pv_on_this_node(struct prov *p, const cJSON *pv)
     return false;
 }
 
+/* Ordered release (provision.h): whether the store of Released PV pv may go now. A class that
+ * is gone from the cache orders nothing. */
+static bool release_approved(struct prov *p, const cJSON *pv)
+{
+    const char *cls = JSTR(pv, "spec", "storageClassName");
+    const char *v = JSTR(pv, "metadata", "annotations", PROV_ANN_RELEASE);
+    cJSON *sc = cls ? kube_informer_get(p->classes, NULL, cls) : NULL;
+    bool ordered = prov_class_ordered(sc);
+
+    cJSON_Delete(sc);
+    return !ordered || (v && strcmp(v, "approved") == 0);
+}
+
 static int sync_pv(struct prov *p, const char *name)
 {
     struct csi_service *svc = p->cfg.svc;
@@ -1062,6 +1103,12 @@ static int sync_pv(struct prov *p, const char *name)
 
         if (JGET(pv, "metadata", "deletionTimestamp") && !has_finalizer(pv, PROV_PV_FINALIZER))
             goto out; /* done already; the API server removes it */
+        if (!release_approved(p, pv)) {
+            log_debug("PersistentVolume %s released: ordered class, waiting for the controller "
+                      "to approve its release (%s)",
+                      name, PROV_ANN_RELEASE);
+            goto out; /* the approval is a PV update: pv_update requeues it */
+        }
         /* The store goes only when this PV owns it. A stale id (an earlier generation) names
          * nothing and DeleteVolume is a no-op by itself; this also spares a store that another
          * PV took over under an id without a generation (two PVs made by older versions). */
@@ -1162,9 +1209,19 @@ static void claim_update(void *ud, const cJSON *old_obj, const cJSON *obj)
     queue_obj(ud, 'c', obj);
 }
 
+/* The inventory hook (provision.h): every PV change. */
+static void pv_changed(void *ud)
+{
+    struct prov *p = ud;
+
+    if (p->cfg.pv_changed)
+        p->cfg.pv_changed(p->cfg.pv_changed_ud);
+}
+
 static void pv_add(void *ud, const cJSON *obj)
 {
     queue_obj(ud, 'v', obj);
+    pv_changed(ud);
 }
 
 static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
@@ -1175,6 +1232,7 @@ static void pv_update(void *ud, const cJSON *old_obj, const cJSON *obj)
 
     (void)old_obj;
     queue_obj(ud, 'v', obj);
+    pv_changed(ud);
     /* A PV that changed may finish its claim's provisioning (finalizer to drop). */
     if (cns && cname) {
         snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
@@ -1189,6 +1247,7 @@ static void pv_delete(void *ud, const cJSON *obj)
     const char *cname = JSTR(obj, "spec", "claimRef", "name");
     char key[600];
 
+    pv_changed(ud);
     if (cns && cname) {
         snprintf(key, sizeof(key), "c:%s/%s", cns, cname);
         kube_queue_add(((struct prov *)ud)->queue, key);
@@ -1250,6 +1309,11 @@ void prov_stop(struct prov *p)
     kube_queue_free(p->queue);
     kube_recorder_free(p->events);
     free(p);
+}
+
+struct kube_informer *prov_pv_cache(struct prov *p)
+{
+    return p ? p->pvs : NULL;
 }
 
 bool prov_synced(const struct prov *p)

@@ -33,11 +33,28 @@
 #define PROV_ANN_PROVISIONER "volume.kubernetes.io/storage-provisioner"
 #define PROV_ANN_PROVISIONER_BETA "volume.beta.kubernetes.io/storage-provisioner"
 #define PROV_ANN_PROVISIONED_BY "pv.kubernetes.io/provisioned-by"
+/* Ordered provisioning (issue 11): a class with this parameter set to "ordered" has its claims
+ * provisioned only once the controller (provisioner/reconciler.c) has set PROV_ANN_ADMITTED on
+ * them. The parameter is the provisioner's, never passed to CreateVolume. */
+#define PROV_PARAM_ORDERING "ordinal.csi.dev/ordering"
+#define PROV_ANN_ADMITTED "ordinal.csi.dev/admitted"
+/* Ordered release: a Released PV (policy Delete) of an ordered class keeps its store until the
+ * controller sets PROV_ANN_RELEASE to "approved" on it (highest ordinal of a set first). */
+#define PROV_ANN_RELEASE "ordinal.csi.dev/release"
+
+/* Whether class sc (borrowed) asks for ordered provisioning, and whether claim (borrowed)
+ * has been admitted by the controller. */
+bool prov_class_ordered(const cJSON *sc);
+bool prov_claim_admitted(const cJSON *claim);
 
 struct prov_config {
     struct kube_client *client; /* borrowed */
     struct csi_service *svc;    /* borrowed: backends, locks, node id, driver name */
     int workers;                /* >= 1 */
+    /* Called on the PV informer thread after any PV change (may be NULL): the inventory's
+     * kick. Must be cheap and must not block. */
+    void (*pv_changed)(void *ud);
+    void *pv_changed_ud;
 };
 
 struct prov;
@@ -51,17 +68,20 @@ struct prov *prov_start(const struct prov_config *cfg);
 void prov_stop(struct prov *p);
 /* Whether the caches have synced and the workers run (thread-safe; p may be NULL). */
 bool prov_synced(const struct prov *p);
+/* The PV cache (borrowed, lives until prov_stop), for the inventory. */
+struct kube_informer *prov_pv_cache(struct prov *p);
 /* Events dropped so far (thread-safe; p may be NULL). */
 unsigned long long prov_events_dropped(const struct prov *p);
 
 /* What a sync does with a claim, by the claim and its class alone. */
 enum prov_claim_step {
-    PROV_CLAIM_IGNORE,       /* not ours (no uid, another class or node), or nothing to do */
-    PROV_CLAIM_CLEANUP,      /* being deleted and carrying our finalizer: clean up, let it go */
-    PROV_CLAIM_UNFINALIZE,   /* bound and still carrying our finalizer: remove it */
-    PROV_CLAIM_WAIT_HANDOFF, /* the PV controller has not named our driver in it yet */
-    PROV_CLAIM_TAKE_NODE,    /* Immediate binding, no node selected: race to select this one */
-    PROV_CLAIM_PROVISION,    /* selected for this node: look at the store, make the PV */
+    PROV_CLAIM_IGNORE,         /* not ours (no uid, another class or node), or nothing to do */
+    PROV_CLAIM_CLEANUP,        /* being deleted and carrying our finalizer: clean up, let it go */
+    PROV_CLAIM_UNFINALIZE,     /* bound and still carrying our finalizer: remove it */
+    PROV_CLAIM_WAIT_HANDOFF,   /* the PV controller has not named our driver in it yet */
+    PROV_CLAIM_WAIT_ADMISSION, /* ordered class, not admitted by the controller yet */
+    PROV_CLAIM_TAKE_NODE,      /* Immediate binding, no node selected: race to select this one */
+    PROV_CLAIM_PROVISION,      /* selected for this node: look at the store, make the PV */
 };
 
 /*

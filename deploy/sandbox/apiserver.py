@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import apierrors  # noqa: E402
 import controllers as ctrl  # noqa: E402
+import crd  # noqa: E402
 import k8sproto  # noqa: E402
 import rbac  # noqa: E402
 import resources  # noqa: E402
@@ -383,7 +384,9 @@ class Handler(BaseHTTPRequestHandler):
                                              (parts[1], parts[2]) in GROUPS):
                 group = "" if parts[0] == "api" else parts[1]
                 gv = "v1" if parts[0] == "api" else "%s/%s" % (parts[1], parts[2])
-                res = [d for r in RESOURCES if r.group == group for d in r.discovery()]
+                ver = "v1" if parts[0] == "api" else parts[2]
+                res = [d for r in RESOURCES if (r.group, r.version) == (group, ver)
+                       for d in r.discovery()]
                 return self._send(200, {"kind": "APIResourceList", "apiVersion": "v1",
                                         "groupVersion": gv, "resources": res})
         if parts and parts[0] == "openapi" and method == "GET":
@@ -935,6 +938,7 @@ class App:
         self.args = args
         self.token = args.token or secrets.token_hex(24)
         self.store = st.Store(window=args.watch_window)
+        crd.install(self.store)
         self.faults = Faults()
         self.auth = rbac.Auth(self.store, self.token)   # tokens of ServiceAccounts, RBAC
         self.faults.configure({"error_rate": args.error_rate, "error_code": args.error_code,

@@ -41,6 +41,9 @@ class Resource:
         self.api_version = "%s/%s" % (group, version) if group else version
         self.qualified = "%s.%s" % (plural, group) if group else plural
         self.return_deleted = plural in ("pods", "persistentvolumes", "persistentvolumeclaims")
+        # Strategy hooks of a generically served type (crd.py): prepare(obj), defaults(obj),
+        # validate(obj, old) -> causes, columns (Table columns or None).
+        self.hooks = None
 
     def discovery(self):
         out = [{"name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
@@ -98,6 +101,10 @@ RESOURCES = [
       "ClusterRoleBinding", False),
     R("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
     R("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True),
+    # Served generically by crd.py, which also gives this type its strategy hooks.
+    R("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
+      "CustomResourceDefinition", False, ["crd", "crds"], status=True,
+      categories=["api-extensions"], generation=True),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KEY = {r.key: r for r in RESOURCES}
@@ -179,6 +186,8 @@ def _workload_defaults(obj, sts):
 
 
 def apply_defaults(res, obj):
+    if res.hooks is not None:
+        res.hooks.defaults(obj)
     p = res.plural
     if p == "persistentvolumeclaims":
         _pvc_defaults(obj)
@@ -233,6 +242,8 @@ def apply_defaults(res, obj):
 
 def prepare_for_create(res, obj):
     """Strategy.PrepareForCreate: status reset for types whose status is server-owned."""
+    if res.hooks is not None:
+        res.hooks.prepare(obj)
     p = res.plural
     if p in ("persistentvolumeclaims", "persistentvolumes"):
         obj["status"] = {}
@@ -539,6 +550,8 @@ def validate(res, obj, old=None):
                     "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, "
                     "`spec.tolerations` (only additions to existing tolerations)",
                     "FieldValueForbidden")
+    if res.hooks is not None:
+        causes += res.hooks.validate(obj, old)
     return causes
 
 
@@ -834,7 +847,8 @@ TABLES = {
 
 
 def table(res, objs, include="Metadata", list_meta=None):
-    cols = TABLES.get(res.plural, [NAME, AGE])
+    cols = (res.hooks.columns if res.hooks is not None else None) or \
+        TABLES.get(res.plural, [NAME, AGE])
     rows = []
     for o in objs:
         cells = []
@@ -851,7 +865,8 @@ def table(res, objs, include="Metadata", list_meta=None):
                              "metadata": o.get("metadata", {})}
         rows.append(row)
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {},
-            "columnDefinitions": [{"name": c[0], "type": c[1], "format": c[2], "description": c[0],
+            "columnDefinitions": [{"name": c[0], "type": c[1], "format": c[2],
+                                   "description": c[5] if len(c) > 5 else c[0],
                                    "priority": c[4]} for c in cols],
             "rows": rows}
 

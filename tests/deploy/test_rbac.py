@@ -23,15 +23,30 @@ REQUESTS = {
         ("", "persistentvolumes"): {"get", "list", "watch", "create", "update", "delete"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
+        # provisioner/inventory.c: the OrdinalVolume inventory (informer; create, spec and
+        # status merge patches, delete of a store's OV); a live PV get before a reclaim.
+        ("ordinal.csi.dev", "ordinalvolumes"): {"list", "watch", "create", "patch", "delete"},
+        ("ordinal.csi.dev", "ordinalvolumes/status"): {"patch"},
     },
-    # kube/kube_leader.c: one Lease in the controller's namespace.
+    # kube/kube_leader.c: one Lease in the controller's namespace. provisioner/reconciler.c:
+    # informers on sets, claims, classes, PVs; the admission annotation (a claim merge patch),
+    # the release approval (a PV merge patch); the ordinal fields of OrdinalVolumes (a status
+    # merge patch); Events (kube_recorder_post).
     "controller": {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+        ("apps", "statefulsets"): {"list", "watch"},
+        ("", "persistentvolumeclaims"): {"list", "watch", "patch"},
+        ("", "persistentvolumes"): {"list", "watch", "patch"},
+        ("storage.k8s.io", "storageclasses"): {"list", "watch"},
+        ("", "events"): {"create"},
+        ("ordinal.csi.dev", "ordinalvolumes"): {"list", "watch"},
+        ("ordinal.csi.dev", "ordinalvolumes/status"): {"patch"},
     },
 }
 # Which source file's requests belong to which ServiceAccount.
 # kube_recorder.c posts the Events the provisioner queues (node mode only today).
-COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node",
+COMPONENT_OF_FILE = {"provision.c": "node", "kube_recorder.c": "node", "inventory.c": "node",
+                     "reconciler.c": "controller",
                      "kube_leader.c": "controller"}
 SERVICE_ACCOUNT = {"node": "ordinal-node", "controller": "ordinal-controller"}
 WORKLOAD = {"node": ("DaemonSet", "ordinal-node"), "controller": ("Deployment", "ordinal-controller")}
@@ -48,6 +63,9 @@ VERBS_OF_CALL = {
     # provision.c's wrapper: kube_update_retry_from on the resource it is given.
     "set_finalizer": {"get", "update"},
 }
+# Calls whose subresource argument may be "status".
+WRITES = {"kube_patch", "kube_update", "kube_update_opts", "kube_update_retry",
+          "kube_update_retry_from"}
 # Functions that forward a resource they are given (their own calls are not requests).
 FORWARDERS = {("provision.c", "set_finalizer")}
 # Files that implement the client itself: they build paths for their callers.
@@ -107,13 +125,22 @@ def derive():
             if not r or r.group(1) not in res:
                 problems.append("%s:%d: %s on a resource this test cannot name" % (base, line, fn))
                 continue
+            group, plural = res[r.group(1)]
+            # A write to the status subresource needs a rule of its own (<plural>/status).
+            if fn in WRITES and re.search(r'"status"', args):
+                plural += "/status"
             comp = COMPONENT_OF_FILE.get(base)
             if comp is None:
                 problems.append("%s:%d: %s from a file with no ServiceAccount in "
                                 "COMPONENT_OF_FILE" % (base, line, fn))
                 continue
-            found.setdefault(comp, {}).setdefault(res[r.group(1)], set()).update(
+            found.setdefault(comp, {}).setdefault((group, plural), set()).update(
                 VERBS_OF_CALL[fn])
+        # Events handed to a recorder are created by it, for the file's ServiceAccount.
+        if base not in CLIENT_FILES and re.search(r"\bkube_recorder_post\s*\(", text) and \
+                base in COMPONENT_OF_FILE:
+            found.setdefault(COMPONENT_OF_FILE[base], {}).setdefault(("", "events"), set()).add(
+                "create")
     return found, problems
 
 
@@ -159,11 +186,12 @@ def test_rules_are_exactly_what_the_code_requests(overlay, component):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_controller_rights_stay_in_its_namespace(overlay):
-    """The Lease rules are a Role in ordinal-system; get/update name the one Lease."""
+    """The Lease rules are a Role in ordinal-system; get/update name the one Lease. The
+    reconciler's cluster-wide ClusterRole grants nothing on Leases."""
     role = one(overlay, "Role", "ordinal-controller")
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert not [b for b in objects(overlay, "ClusterRoleBinding")
-                if any(s.get("name") == "ordinal-controller" for s in b.get("subjects", []))]
+    for rule in one(overlay, "ClusterRole", "ordinal-controller")["rules"]:
+        assert "leases" not in rule["resources"]
     for rule in role["rules"]:
         if set(rule["verbs"]) & {"get", "update"}:
             # kube_side.c: the Lease is the driver name with dots as dashes.
