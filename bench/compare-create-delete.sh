@@ -20,7 +20,7 @@ BIN=${3:-$SRC/build/release/bench}
 OUT=${4:-/tmp/ordinal-compare}
 ROUNDS=${5:-2}
 SECS=${6:-8}
-CONC=${CONC:-"1 4 8 16"}
+read -r -a CONC_LIST <<< "${CONC:-1 4 8 16}"
 WORK=${WORK:-/var/tmp/ordinal-compare-work}
 PORT=${PORT:-19392}
 mkdir -p "$OUT"
@@ -31,9 +31,10 @@ trap stop EXIT
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {print $2}'; }
 
 run_driver() { # binary tag c round extra-args
+    local extra=()
+    read -r -a extra <<< "${5:-}"
     rm -rf "$WORK" && mkdir -p "$WORK/root"
-    # shellcheck disable=SC2086
-    "$1" ${5:-} --endpoint "unix://$WORK/csi.sock" --node-id bench-node --dir-root "$WORK/root" \
+    "$1" "${extra[@]}" --endpoint "unix://$WORK/csi.sock" --node-id bench-node --dir-root "$WORK/root" \
         --log-level warn --http-endpoint "127.0.0.1:$PORT" 2>>"$OUT/driver.log" &
     PID=$!
     for _ in $(seq 300); do [ -S "$WORK/csi.sock" ] && break; sleep 0.01; done
@@ -49,7 +50,7 @@ run_driver() { # binary tag c round extra-args
 }
 run_ceiling() { # tag c round [--no-fsync]
     rm -rf "$WORK.ceiling" && mkdir -p "$WORK.ceiling"
-    "$BIN/fsync-ceiling" --dir "$WORK.ceiling" --concurrency "$2" --duration "$SECS" ${4:-} \
+    "$BIN/fsync-ceiling" --dir "$WORK.ceiling" --concurrency "$2" --duration "$SECS" ${4:+"$4"} \
         --json > "$OUT/$1-c$2-$3.json"
     rm -rf "$WORK.ceiling"
 }
@@ -57,7 +58,7 @@ run_ceiling() { # tag c round [--no-fsync]
 { date -u +%FT%TZ; uname -r; nproc; findmnt -no SOURCE,FSTYPE,OPTIONS -T "$(dirname "$WORK")"; uptime; } \
     > "$OUT/machine.txt"
 for r in $(seq "$ROUNDS"); do
-    for c in $CONC; do
+    for c in "${CONC_LIST[@]}"; do
         run_ceiling nofsync "$c" "$r" --no-fsync
         run_driver "$A" a "$c" "$r" "${A_ARGS:-}"
         run_driver "$B" b "$c" "$r" "${B_ARGS:-}"
@@ -65,4 +66,4 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 uptime >> "$OUT/machine.txt"
-/usr/bin/python3 "$SRC/bench/compare_summary.py" "$OUT" "$ROUNDS" $CONC
+/usr/bin/python3 "$SRC/bench/compare_summary.py" "$OUT" "$ROUNDS" "${CONC_LIST[@]}"
