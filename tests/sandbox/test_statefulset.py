@@ -490,6 +490,39 @@ def test_orphan_deletion_keeps_pods_and_claims(cluster):
     kube.close()
 
 
+def test_recreated_set_adopts_orphaned_revisions(cluster):
+    """A set deleted with --cascade=orphan and created again adopts its pods and its
+    ControllerRevision (ClaimControllerRevisions): same revision, no pod replaced. A revision
+    whose labels no longer match the selector is released."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    c.create("statefulsets", sts("web", 2))
+    old = wait_ready(cluster, n=2)
+    rev = old["status"]["currentRevision"]
+    uids = {k: v["metadata"]["uid"] for k, v in cluster.pods().items()}
+    c.delete("statefulsets", "web", propagationPolicy="Orphan")
+    wait_for(lambda: not c.exists("statefulsets", "web") and all(
+        not o["metadata"].get("ownerReferences") for o in
+        c.list("controllerrevisions")["items"]), what="revision orphaned")
+    c.create("statefulsets", sts("web", 2))
+    new = wait_ready(cluster, n=2)
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert new["status"]["currentRevision"] == new["status"]["updateRevision"] == rev
+    assert {k: v["metadata"]["uid"] for k, v in cluster.pods().items()} == uids
+    r = c.get("controllerrevisions", rev)
+    assert [o["uid"] for o in r["metadata"]["ownerReferences"]] == [new["metadata"]["uid"]]
+    # An orphan that does not match the selector is left alone.
+    c.create("controllerrevisions", {"metadata": {"name": "other-1", "labels": {"app": "x"}},
+                                     "data": {}, "revision": 1})
+    r["metadata"]["labels"] = {"app": "moved"}
+    c.update("controllerrevisions", r)
+    bump(cluster)
+    assert not c.get("controllerrevisions", rev)["metadata"].get("ownerReferences"), \
+        "released once it stops matching"
+    assert not c.get("controllerrevisions", "other-1")["metadata"].get("ownerReferences")
+    kube.close()
+
+
 def test_kubectl_get_scale_describe_rollout(cluster):
     import shutil
     from fakeapi import KUBECTL
