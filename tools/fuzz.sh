@@ -71,7 +71,11 @@ run_one() {
         grep -E -A25 'ERROR:|runtime error:|==ERROR|deadly signal|abort' "$log" | head -60 >&2 || true
         return 1
     fi
-    [ "${ORDINAL_FUZZ_KEEP:-0}" = 1 ] && echo "$t: work directory $work" || rm -rf "$work"
+    if [ "${ORDINAL_FUZZ_KEEP:-0}" = 1 ]; then
+        echo "$t: work directory $work"
+    else
+        rm -rf "$work"
+    fi
     return 0
 }
 

@@ -23,6 +23,21 @@ needs_kubectl = pytest.mark.skipif(__import__("shutil").which(KUBECTL) is None,
                                    reason="kubectl not installed")
 
 
+
+SEEN_ENDPOINTS = set()
+
+
+def http_endpoint(argv):
+    """The process's --http-endpoint: a loopback address of its own (the pod-IP pool's, never
+    0.0.0.0, never another process's) on the manifests' port."""
+    got = [a for a in argv if a.startswith("--http-endpoint=")]
+    assert len(got) == 1, argv
+    addr, port = got[0].split("=", 1)[1].rsplit(":", 1)
+    assert addr.startswith("127.") and addr != "127.0.0.1" and port == "9810", got
+    assert addr not in SEEN_ENDPOINTS, "two processes listen on %s" % addr
+    SEEN_ENDPOINTS.add(addr)
+    return got[0]
+
 def sandbox(*args, check=True, timeout=90):
     try:
         return sbxctl.cli(*args, check=check, timeout=timeout)
@@ -117,8 +132,7 @@ def test_up_status_second_up_and_down(sbx_factory):
         mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + n["socket"],
                   "--dir-root=/var/lib/ordinal": "--dir-root=" + n["root"],
                   "--node-id=$(NODE_NAME)": "--node-id=" + n["name"],
-                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.99.%s:9810"
-                  % n["name"].split("-")[1]}
+                  "--http-endpoint=0.0.0.0:9810": http_endpoint(argv)}
         assert argv[1:] == [mapped.get(a, a) for a in cont["args"]]
         # in-cluster config: the ServiceAccount token volume where kube_config.c reads it, in
         # the plugin's own mount namespace, and KUBERNETES_SERVICE_HOST/PORT
@@ -150,7 +164,7 @@ def test_up_status_second_up_and_down(sbx_factory):
                   "--node-id=$(POD_NAME)": "--node-id=" + x["name"],
                   "--leader-election-namespace=$(POD_NAMESPACE)":
                   "--leader-election-namespace=ordinal-system",
-                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.98.%d:9810" % (i + 1)}
+                  "--http-endpoint=0.0.0.0:9810": http_endpoint(x["argv"])}
         assert x["argv"] == [CSI] + [mapped.get(a, a) for a in cargs]
 
     def holder():
