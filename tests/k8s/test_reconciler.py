@@ -10,6 +10,7 @@ OrdinalVolumes and its retention events on the set; node loss with and without o
 
 import os
 import signal
+import socket
 import threading
 
 import pytest
@@ -36,6 +37,16 @@ def statefulset(api, name="web", replicas=3, start=None, cls="ord"):
     if start is not None:
         sts["spec"]["ordinals"] = {"start": start}
     return api.client.call("POST", "/apis/apps/v1/namespaces/default/statefulsets", sts)
+
+
+def stop_watch(w, t):
+    """Wake the reader thread at once (closing alone waits for its 30 s read timeout)."""
+    try:
+        w.conn.sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
+        pass
+    w.close()
+    t.join(10)
 
 
 class ClaimLog:
@@ -69,7 +80,7 @@ class ClaimLog:
             pass
 
     def close(self):
-        self.w.close()
+        stop_watch(self.w, self.t)
 
 
 def test_parallel_set_on_immediate_ordered_class_goes_in_order(apiserver, nodes, tmp_path):
@@ -196,7 +207,7 @@ class PvLog:
             pass
 
     def close(self):
-        self.w.close()
+        stop_watch(self.w, self.t)
 
 
 def test_release_goes_highest_ordinal_first(apiserver, nodes, tmp_path):
