@@ -187,6 +187,10 @@ struct be_ops {
      * 0, or -ENOENT. Lets the provisioner ask who owns a claim's store before CreateVolume. */
     int (*lookup_key)(struct backend *b, const char *key, struct be_volume *ret);
 
+    /* Optional (NULL: not reported): since the backend was made, how many operations waited
+     * for their changes to become durable, and how many device flushes served them. */
+    void (*durability_stats)(struct backend *b, uint64_t *ret_waits, uint64_t *ret_flushes);
+
     /* Whether create accepts a snapshot or another volume as content source (CLONE_VOLUME and
      * restores); false means create refuses every source (-ENOTSUP). */
     bool content_sources;

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dir/dir.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -278,9 +279,27 @@ static size_t count_volumes(struct httpd *h, struct metrics_volume_count *counts
     return n;
 }
 
+static size_t durability(struct httpd *h, struct metrics_durability *ret)
+{
+    struct csi_service *svc = h->cfg.svc;
+    size_t n = 0;
+
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        struct backend *b = svc->backends[i];
+
+        if (!b->ops->durability_stats)
+            continue;
+        ret[n].backend = b->ops->name;
+        b->ops->durability_stats(b, &ret[n].waits, &ret[n].flushes);
+        n++;
+    }
+    return n;
+}
+
 static void serve_metrics(struct httpd *h, struct conn *c)
 {
     struct metrics_volume_count counts[2 * CSI_MAX_BACKENDS];
+    struct metrics_durability dur[CSI_MAX_BACKENDS];
     struct kube_side_status st;
     char *text = NULL;
     size_t len;
@@ -295,7 +314,13 @@ static void serve_metrics(struct httpd *h, struct conn *c)
         .events_dropped = st.events_dropped,
         .volumes = counts,
         .n_volumes = nv,
+        .dir_capacity_enforced = -1,
+        .durability = dur,
+        .n_durability = durability(h, dur),
     };
+    struct backend *dir = csi_backend_named(h->cfg.svc, "dir");
+    if (dir)
+        x.dir_capacity_enforced = be_dir_quota_enforced(dir, NULL, 0) ? 1 : 0;
     int r = metrics_render(&x, &text, &len);
     if (r < 0) {
         log_warn("http: /metrics: %s", strerror(-r));

@@ -45,6 +45,7 @@ struct options {
     const char *node_id;
     const char *driver_name;
     const char *dir_root;
+    const char *default_backend;
     const char *lvm_vgs[MAX_LVM_VGS]; /* borrowed from argv */
     size_t n_lvm_vgs;
     enum csi_mode mode;
@@ -72,6 +73,8 @@ static void usage(FILE *f)
         "                               (default %s in node mode)\n"
         "  --lvm-vg NAME                volume group the LVM backend may use (repeatable,\n"
         "                               up to %d); no LVM backend without it\n"
+        "  --default-backend dir|lvm    backend of a request without a backend parameter\n"
+        "                               (default dir)\n"
         "  --max-volumes-per-node N     reported by NodeGetInfo (default 0: no limit)\n"
         "  --workers N                  threads running CSI calls (disk work, mounts; 1-64,\n"
         "                               default 4)\n"
@@ -160,6 +163,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         O_MODE,
         O_DIR_ROOT,
         O_LVM_VG,
+        O_DEFAULT_BACKEND,
         O_MAXVOL,
         O_WORKERS,
         O_KUBECONFIG,
@@ -179,6 +183,7 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         {"mode", required_argument, NULL, O_MODE},
         {"dir-root", required_argument, NULL, O_DIR_ROOT},
         {"lvm-vg", required_argument, NULL, O_LVM_VG},
+        {"default-backend", required_argument, NULL, O_DEFAULT_BACKEND},
         {"max-volumes-per-node", required_argument, NULL, O_MAXVOL},
         {"workers", required_argument, NULL, O_WORKERS},
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
@@ -231,6 +236,11 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
             if (o->n_lvm_vgs == MAX_LVM_VGS)
                 return bad_flag("--lvm-vg: at most %d volume groups", MAX_LVM_VGS);
             o->lvm_vgs[o->n_lvm_vgs++] = optarg;
+            break;
+        case O_DEFAULT_BACKEND:
+            if (strcmp(optarg, "dir") != 0 && strcmp(optarg, "lvm") != 0)
+                return bad_flag("--default-backend %s: must be dir or lvm", optarg);
+            o->default_backend = optarg;
             break;
         case O_MAXVOL: {
             char *end;
@@ -327,6 +337,8 @@ static int parse_args(int argc, char **argv, struct options *o, char *hostname, 
         return bad_flag("--driver-name %s: must be 1-63 characters of [A-Za-z0-9-.], starting "
                         "and ending with a letter or digit",
                         o->driver_name);
+    if (o->default_backend && strcmp(o->default_backend, "lvm") == 0 && o->n_lvm_vgs == 0)
+        return bad_flag("--default-backend lvm needs --lvm-vg");
     if (!o->dir_root && o->mode == CSI_MODE_NODE)
         o->dir_root = DEFAULT_DIR_ROOT;
     if (o->dir_root && o->dir_root[0] != '/')
@@ -375,6 +387,7 @@ int main(int argc, char **argv)
     svc.node_id = o.node_id;
     svc.mode = o.mode;
     svc.max_volumes_per_node = o.max_volumes_per_node;
+    svc.default_backend = o.default_backend;
     svc.locks = lock_table_new();
     if (!svc.locks) {
         log_error("out of memory");
@@ -401,6 +414,11 @@ int main(int argc, char **argv)
             return 1;
         }
         log_info("directory backend at %s recovered", o.dir_root);
+        {
+            char why[BE_MSG_MAX];
+            (void)be_dir_quota_enforced(b, why, sizeof(why));
+            log_info("directory backend capacity %s", why);
+        }
     }
 
     if (o.n_lvm_vgs > 0) {

@@ -523,6 +523,23 @@ static void render_extra(struct out *o, const struct metrics_extra *x)
         out_printf(o, "ordinal_volumes{backend=\"%s\",state=\"%s\"} %llu\n", a, b,
                    (unsigned long long)x->volumes[i].n);
     }
+    if (x->n_durability) {
+        header(o, "backend_durable_waits_total", "counter",
+               "Operations that waited for their changes to become durable, by backend.");
+        for (size_t i = 0; i < x->n_durability; i++) {
+            metrics_escape_label(a, sizeof(a), x->durability[i].backend);
+            out_printf(o, "ordinal_backend_durable_waits_total{backend=\"%s\"} %llu\n", a,
+                       (unsigned long long)x->durability[i].waits);
+        }
+        header(o, "backend_flushes_total", "counter",
+               "Device flushes that made those changes durable (shared by the operations in "
+               "flight), by backend.");
+        for (size_t i = 0; i < x->n_durability; i++) {
+            metrics_escape_label(a, sizeof(a), x->durability[i].backend);
+            out_printf(o, "ordinal_backend_flushes_total{backend=\"%s\"} %llu\n", a,
+                       (unsigned long long)x->durability[i].flushes);
+        }
+    }
     if (x->kube_configured && x->controller) {
         header(o, "leader", "gauge", "1 while this instance holds the leader Lease, else 0.");
         out_printf(o, "ordinal_leader %d\n", x->leader ? 1 : 0);
@@ -533,6 +550,11 @@ static void render_extra(struct out *o, const struct metrics_extra *x)
         out_printf(o, "ordinal_kube_events_dropped_total %llu\n",
                    (unsigned long long)x->events_dropped);
     }
+    if (x->dir_capacity_enforced >= 0) {
+        header(o, "dir_capacity_enforced", "gauge",
+               "1 when the directory backend's root enforces volume capacity by project quotas.");
+        out_printf(o, "ordinal_dir_capacity_enforced %d\n", x->dir_capacity_enforced ? 1 : 0);
+    }
     if (x->version) {
         header(o, "build_info", "gauge", "Always 1; the version label says which build runs.");
         metrics_escape_label(a, sizeof(a), x->version);
@@ -542,7 +564,7 @@ static void render_extra(struct out *o, const struct metrics_extra *x)
 
 int metrics_render(const struct metrics_extra *extra, char **ret, size_t *ret_len)
 {
-    static const struct metrics_extra none = {0};
+    static const struct metrics_extra none = {.dir_capacity_enforced = -1};
     struct out o = {.cap = 16 * 1024};
 
     o.buf = malloc(o.cap);

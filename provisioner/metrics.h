@@ -15,7 +15,7 @@
  *   provision_queue_depth                         gauge     (provision.c)
  *   provision_time_to_bound_seconds               histogram (provision.c: claim seen -> PV)
  *   and, from struct metrics_extra at render time: volumes{backend,state},
- *   leader, kube_events_dropped_total, build_info{version}.
+ *   leader, kube_events_dropped_total, build_info{version}, dir_capacity_enforced.
  *
  * Threading: every function may be called from any thread at any time, rendering included; a
  * render reads each cell once (a histogram's count is the sum of the buckets it printed, so
@@ -60,6 +60,12 @@ struct metrics_volume_count {
     uint64_t n;
 };
 
+/* Durability counters of one backend (be_ops.durability_stats). */
+struct metrics_durability {
+    const char *backend; /* borrowed */
+    uint64_t waits, flushes;
+};
+
 /* What the registry does not hold itself, gathered at render time. */
 struct metrics_extra {
     const char *version; /* build_info{version}; NULL = not rendered */
@@ -69,6 +75,9 @@ struct metrics_extra {
     uint64_t events_dropped;
     const struct metrics_volume_count *volumes; /* borrowed, n_volumes entries */
     size_t n_volumes;
+    int dir_capacity_enforced; /* dir_capacity_enforced 0/1 (project quotas); -1 = no dir backend */
+    const struct metrics_durability *durability; /* borrowed, n_durability entries */
+    size_t n_durability;
 };
 
 /* Cap on a rendered exposition. */

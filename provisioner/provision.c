@@ -392,10 +392,14 @@ static int find_volume_by_key(struct prov *p, const char *key, struct be_volume 
 
 static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_t msglen)
 {
-    Csi__V1__DeleteVolumeRequest req = CSI__V1__DELETE_VOLUME_REQUEST__INIT;
+    Csi__V1__DeleteVolumeRequest req;
     ProtobufCMessage *resp = NULL;
     struct csi_call *call = NULL;
     int r;
+
+    /* the init function, not the INIT macro: its cast of a const string fails clang's
+     * -Wcast-qual (the fuzz preset builds with clang) */
+    csi__v1__delete_volume_request__init(&req);
 
     req.volume_id = (char *)(uintptr_t)volume_id;
     r = run_csi(p, csi_delete_volume, &req.base, &call, &resp, msg, msglen);
@@ -424,15 +428,6 @@ static const char *claim_class(const cJSON *claim)
     const char *c = JSTR(claim, "metadata", "annotations", PROV_CLASS_ANN);
 
     return c ? c : JSTR(claim, "spec", "storageClassName");
-}
-
-static bool names_us(struct prov *p, const cJSON *claim)
-{
-    const char *a = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER);
-    const char *b = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER_BETA);
-    const char *d = p->cfg.svc->driver_name;
-
-    return (a && strcmp(a, d) == 0) || (!a && b && strcmp(b, d) == 0);
 }
 
 static const char *reclaim_policy(const cJSON *sc)
@@ -591,25 +586,7 @@ static int access_mode(const char *m, Csi__V1__VolumeCapability__AccessMode__Mod
     return 0;
 }
 
-/* Everything CreateVolume needs, owned by one struct so it lives on the worker's stack. */
-struct create_args {
-    Csi__V1__CreateVolumeRequest req;
-    Csi__V1__CapacityRange range;
-    Csi__V1__VolumeCapability cap, *caps[1];
-    Csi__V1__VolumeCapability__AccessMode mode;
-    Csi__V1__VolumeCapability__MountVolume mount;
-    Csi__V1__VolumeCapability__BlockVolume block;
-    char *flags[32];
-    Csi__V1__CreateVolumeRequest__ParametersEntry params[72], *pparams[72];
-    Csi__V1__TopologyRequirement topo_req;
-    Csi__V1__Topology topo, *ptopo[1];
-    Csi__V1__Topology__SegmentsEntry seg, *pseg[1];
-    Csi__V1__VolumeContentSource src;
-    Csi__V1__VolumeContentSource__VolumeSource vsrc;
-    char name[300], pvname[300], fs_type[32];
-};
-
-static void add_param(struct create_args *a, const char *k, const char *v)
+static void add_param(struct prov_create_args *a, const char *k, const char *v)
 {
     size_t i = a->req.n_parameters;
 
@@ -622,9 +599,8 @@ static void add_param(struct create_args *a, const char *k, const char *v)
     a->req.n_parameters = i + 1;
 }
 
-/* Fill a CreateVolume request from the claim and class. 0, or -EINVAL with msg set. */
-static int build_create(struct prov *p, const cJSON *claim, const cJSON *sc, struct create_args *a,
-                        char *msg, size_t msglen)
+int prov_build_create(const char *node_id, const cJSON *claim, const cJSON *sc,
+                      struct prov_create_args *a, char *msg, size_t msglen)
 {
     const char *ns = JSTR(claim, "metadata", "namespace"), *name = JSTR(claim, "metadata", "name");
     const char *uid = JSTR(claim, "metadata", "uid");
@@ -712,7 +688,7 @@ static int build_create(struct prov *p, const cJSON *claim, const cJSON *sc, str
     csi__v1__topology__init(&a->topo);
     csi__v1__topology__segments_entry__init(&a->seg);
     a->seg.key = (char *)(uintptr_t)CSI_TOPOLOGY_KEY;
-    a->seg.value = (char *)(uintptr_t)p->cfg.svc->node_id;
+    a->seg.value = (char *)(uintptr_t)node_id;
     a->pseg[0] = &a->seg;
     a->topo.n_segments = 1;
     a->topo.segments = a->pseg;
@@ -725,9 +701,9 @@ static int build_create(struct prov *p, const cJSON *claim, const cJSON *sc, str
     return 0;
 }
 
-/* The PV for a provisioned claim (owned by the caller). */
-static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, const char *class_name,
-                       const Csi__V1__Volume *vol, const struct create_args *a)
+cJSON *prov_build_pv(const char *driver, const char *identity, const cJSON *claim, const cJSON *sc,
+                     const char *class_name, const Csi__V1__Volume *vol,
+                     const struct prov_create_args *a)
 {
     cJSON *pv = cJSON_CreateObject(), *md, *ann, *spec, *csi, *attrs, *ref, *terms, *term, *exprs,
           *expr, *values;
@@ -742,7 +718,7 @@ static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, cons
     md = cJSON_AddObjectToObject(pv, "metadata");
     cJSON_AddStringToObject(md, "name", a->pvname);
     ann = cJSON_AddObjectToObject(md, "annotations");
-    cJSON_AddStringToObject(ann, PROV_ANN_PROVISIONED_BY, p->cfg.svc->driver_name);
+    cJSON_AddStringToObject(ann, PROV_ANN_PROVISIONED_BY, driver);
     if (strcmp(policy, "Delete") == 0)
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "finalizers"),
                              cJSON_CreateString(PROV_PV_FINALIZER));
@@ -759,12 +735,12 @@ static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, cons
                          sizeof(cap));
     cJSON_AddStringToObject(cJSON_AddObjectToObject(spec, "capacity"), "storage", cap);
     csi = cJSON_AddObjectToObject(spec, "csi");
-    cJSON_AddStringToObject(csi, "driver", p->cfg.svc->driver_name);
+    cJSON_AddStringToObject(csi, "driver", driver);
     cJSON_AddStringToObject(csi, "volumeHandle", vol->volume_id);
     if (a->cap.access_type_case == CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT)
         cJSON_AddStringToObject(csi, "fsType", a->fs_type[0] ? a->fs_type : "ext4");
     attrs = cJSON_AddObjectToObject(csi, "volumeAttributes");
-    cJSON_AddStringToObject(attrs, PROV_IDENTITY_KEY, p->identity);
+    cJSON_AddStringToObject(attrs, PROV_IDENTITY_KEY, identity);
     for (size_t i = 0; i < vol->n_volume_context; i++)
         cJSON_AddStringToObject(attrs, vol->volume_context[i]->key, vol->volume_context[i]->value);
     ref = cJSON_AddObjectToObject(spec, "claimRef");
@@ -805,12 +781,41 @@ static cJSON *build_pv(struct prov *p, const cJSON *claim, const cJSON *sc, cons
     return pv;
 }
 
+enum prov_claim_step prov_claim_decide(const char *driver, const char *node_id, const cJSON *claim,
+                                       const cJSON *sc)
+{
+    const char *selected, *mode, *volume = JSTR(claim, "spec", "volumeName");
+    const char *a = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER);
+    const char *b = JSTR(claim, "metadata", "annotations", PROV_ANN_PROVISIONER_BETA);
+
+    if (!JSTR(claim, "metadata", "uid"))
+        return PROV_CLAIM_IGNORE;
+    if (!sc || !JSTR(sc, "provisioner") || strcmp(JSTR(sc, "provisioner"), driver) != 0)
+        return PROV_CLAIM_IGNORE; /* not our class */
+    if (JGET(claim, "metadata", "deletionTimestamp"))
+        return has_finalizer(claim, PROV_CLAIM_FINALIZER) ? PROV_CLAIM_CLEANUP : PROV_CLAIM_IGNORE;
+    if (volume && volume[0])
+        return has_finalizer(claim, PROV_CLAIM_FINALIZER) ? PROV_CLAIM_UNFINALIZE
+                                                          : PROV_CLAIM_IGNORE;
+    if (!((a && strcmp(a, driver) == 0) || (!a && b && strcmp(b, driver) == 0)))
+        return PROV_CLAIM_WAIT_HANDOFF;
+    if (prov_class_ordered(sc) && !prov_claim_admitted(claim))
+        return PROV_CLAIM_WAIT_ADMISSION;
+    selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
+    mode = JSTR(sc, "volumeBindingMode");
+    if (!selected || !selected[0])
+        return mode && strcmp(mode, "WaitForFirstConsumer") == 0
+                   ? PROV_CLAIM_IGNORE /* the scheduler picks the node */
+                   : PROV_CLAIM_TAKE_NODE;
+    return strcmp(selected, node_id) == 0 ? PROV_CLAIM_PROVISION : PROV_CLAIM_IGNORE;
+}
+
 static int sync_claim(struct prov *p, const char *ns, const char *name)
 {
     struct csi_service *svc = p->cfg.svc;
     cJSON *claim = kube_informer_get(p->claims, ns, name), *sc = NULL, *pv = NULL;
-    const char *uid, *class_name, *selected, *mode;
-    struct create_args *a = NULL;
+    const char *uid, *class_name, *selected;
+    struct prov_create_args *a = NULL;
     struct csi_call *call = NULL;
     ProtobufCMessage *resp = NULL;
     char msg[512], pvname[320];
@@ -820,35 +825,26 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         return 0;
     uid = JSTR(claim, "metadata", "uid");
     class_name = claim_class(claim);
-    if (!uid)
-        goto out;
-    if (class_name)
+    if (uid && class_name)
         sc = kube_informer_get(p->classes, NULL, class_name);
-    if (!sc || !JSTR(sc, "provisioner") || strcmp(JSTR(sc, "provisioner"), svc->driver_name) != 0)
-        goto out; /* not our class */
-
-    if (JGET(claim, "metadata", "deletionTimestamp")) {
-        if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
-            r = claim_cleanup(p, claim, sc, ns, name, uid);
+    switch (prov_claim_decide(svc->driver_name, svc->node_id, claim, sc)) {
+    case PROV_CLAIM_IGNORE:
         goto out;
-    }
-    if (JSTR(claim, "spec", "volumeName") && JSTR(claim, "spec", "volumeName")[0]) {
-        if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
-            r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
-                              false, claim);
+    case PROV_CLAIM_CLEANUP:
+        r = claim_cleanup(p, claim, sc, ns, name, uid);
         goto out;
-    }
-    if (!names_us(p, claim)) {
+    case PROV_CLAIM_UNFINALIZE:
+        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
+                          claim);
+        goto out;
+    case PROV_CLAIM_WAIT_HANDOFF:
         /* the PV controller has not handed it to an external provisioner */
         log_debug("claim %s/%s: not handed to %s yet: waiting", ns, name, svc->driver_name);
         goto out;
-    }
-
-    selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
-    mode = JSTR(sc, "volumeBindingMode");
-    if (prov_class_ordered(sc) && !prov_claim_admitted(claim)) {
+    case PROV_CLAIM_WAIT_ADMISSION:
         /* Ordered class: the controller admits ordinals in turn (claim_update requeues us when
          * the annotation comes). Said once per claim version, by the node it is meant for. */
+        selected = JSTR(claim, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
         if (selected && strcmp(selected, svc->node_id) == 0)
             claim_event(p, claim, "Normal", "OrdinalWaiting",
                         "waiting for the Ordinal controller to admit this claim: class %s "
@@ -856,13 +852,10 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                         class_name, PROV_PARAM_ORDERING);
         log_debug("claim %s/%s: ordered class %s, not admitted yet: waiting", ns, name, class_name);
         goto out;
-    }
-    if (!selected || !selected[0]) {
+    case PROV_CLAIM_TAKE_NODE: {
         struct node_edit ne = {.node = svc->node_id};
         cJSON *after = NULL;
 
-        if (mode && strcmp(mode, "WaitForFirstConsumer") == 0)
-            goto out; /* the scheduler picks the node */
         /* Immediate: race the other nodes for it; the resourceVersion decides. */
         /* The cached copy lacks the annotation, so the write is needed: CAS from it. */
         r = kube_update_retry_from(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
@@ -875,8 +868,10 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         if (!ours)
             goto out; /* another node won */
         log_info("claim %s/%s: this node takes it (Immediate binding)", ns, name);
-    } else if (strcmp(selected, svc->node_id) != 0) {
-        goto out; /* another node's */
+        break;
+    }
+    case PROV_CLAIM_PROVISION:
+        break;
     }
 
     /* A PV already made for this claim (a restart after its creation): finish. */
@@ -985,7 +980,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         r = -ENOMEM;
         goto out;
     }
-    r = build_create(p, claim, sc, a, msg, sizeof(msg));
+    r = prov_build_create(svc->node_id, claim, sc, a, msg, sizeof(msg));
     if (r < 0) {
         claim_event(p, claim, "Warning", "ProvisioningFailed", "%s", msg);
         goto out;
@@ -1015,7 +1010,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     }
 
     const Csi__V1__Volume *vol = ((const Csi__V1__CreateVolumeResponse *)resp)->volume;
-    pv = build_pv(p, claim, sc, class_name, vol, a);
+    pv = prov_build_pv(svc->driver_name, p->identity, claim, sc, class_name, vol, a);
     if (!pv) {
         r = -ENOMEM;
         goto out;

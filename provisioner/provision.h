@@ -73,6 +73,25 @@ struct kube_informer *prov_pv_cache(struct prov *p);
 /* Events dropped so far (thread-safe; p may be NULL). */
 unsigned long long prov_events_dropped(const struct prov *p);
 
+/* What a sync does with a claim, by the claim and its class alone. */
+enum prov_claim_step {
+    PROV_CLAIM_IGNORE,         /* not ours (no uid, another class or node), or nothing to do */
+    PROV_CLAIM_CLEANUP,        /* being deleted and carrying our finalizer: clean up, let it go */
+    PROV_CLAIM_UNFINALIZE,     /* bound and still carrying our finalizer: remove it */
+    PROV_CLAIM_WAIT_HANDOFF,   /* the PV controller has not named our driver in it yet */
+    PROV_CLAIM_WAIT_ADMISSION, /* ordered class, not admitted by the controller yet */
+    PROV_CLAIM_TAKE_NODE,      /* Immediate binding, no node selected: race to select this one */
+    PROV_CLAIM_PROVISION,      /* selected for this node: look at the store, make the PV */
+};
+
+/*
+ * The claim-level decision, pure: claim and sc (its class, NULL when not known) as the caches
+ * hold them, driver and node_id ours. Which node wins a TAKE_NODE race, and what the store and
+ * its owner PV say (prov_owner_decide), come after.
+ */
+enum prov_claim_step prov_claim_decide(const char *driver, const char *node_id, const cJSON *claim,
+                                       const cJSON *sc);
+
 /* What a claim's provisioning does about the store its key names on this node. */
 enum prov_owner {
     PROV_OWNER_NEW,     /* no store, or the claim's own (made by its CreateVolume): CreateVolume */
@@ -94,6 +113,43 @@ enum prov_owner {
 enum prov_owner prov_owner_decide(const char *driver, const char *pvname, const char *uid,
                                   const char *store_owner, const char *store_id, int owner_rc,
                                   const cJSON *owner_pv);
+
+/* Everything CreateVolume needs, owned by one struct (the strings it points to are borrowed
+ * from the claim and class it was built from, which must outlive it). */
+struct prov_create_args {
+    Csi__V1__CreateVolumeRequest req;
+    Csi__V1__CapacityRange range;
+    Csi__V1__VolumeCapability cap, *caps[1];
+    Csi__V1__VolumeCapability__AccessMode mode;
+    Csi__V1__VolumeCapability__MountVolume mount;
+    Csi__V1__VolumeCapability__BlockVolume block;
+    char *flags[32];
+    Csi__V1__CreateVolumeRequest__ParametersEntry params[72], *pparams[72];
+    Csi__V1__TopologyRequirement topo_req;
+    Csi__V1__Topology topo, *ptopo[1];
+    Csi__V1__Topology__SegmentsEntry seg, *pseg[1];
+    Csi__V1__VolumeContentSource src;
+    Csi__V1__VolumeContentSource__VolumeSource vsrc;
+    char name[300], pvname[300], fs_type[32];
+};
+
+/*
+ * Fill a CreateVolume request from a claim and its class, as a pure function of them and the
+ * node id (the topology requisite): 0, or -EINVAL with msg set (a quantity that does not parse,
+ * an access mode that is unknown or not single-node, a class parameter that is no string).
+ */
+int prov_build_create(const char *node_id, const cJSON *claim, const cJSON *sc,
+                      struct prov_create_args *a, char *msg, size_t msglen);
+
+/*
+ * The PV for a claim provisioned as vol from the request a (made by prov_build_create from the
+ * same claim and class): driver and identity (the value of
+ * storage.kubernetes.io/csiProvisionerIdentity) are ours. Pure; the PV
+ * is owned by the caller, NULL when out of memory.
+ */
+cJSON *prov_build_pv(const char *driver, const char *identity, const cJSON *claim, const cJSON *sc,
+                     const char *class_name, const Csi__V1__Volume *vol,
+                     const struct prov_create_args *a);
 
 /*
  * Parse a Kubernetes quantity ("10Gi", "500M", "1.5Gi", "1e9", "1000") into bytes, rounded up

@@ -28,9 +28,12 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
-SANDBOX = os.path.join(SOURCE, "deploy", "sandbox", "ordinal-sandbox")
-PYTHON = "/usr/bin/python3"
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
+sys.path.insert(0, os.path.join(SOURCE, "deploy", "sandbox"))
+import sbxctl  # noqa: E402 - the sandbox's start/wait/down helper, shared with the tests
+
+SANDBOX = sbxctl.SANDBOX
+PYTHON = sbxctl.PYTHON
+KUBECTL = sbxctl.KUBECTL
 WAIT = 60          # seconds any single expectation may take before the demo gives up
 TTY = sys.stdout.isatty()
 
@@ -109,6 +112,12 @@ class Demo:
         self.dir = os.path.join(self.tmp, "sbx")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         self.env = dict(os.environ, KUBECONFIG=self.kubeconfig)
+        # kubectl-ordinal, built next to ordinal-csi: on PATH, kubectl finds it as a plugin
+        self.plugin = os.path.join(os.path.dirname(self.csi), "kubectl-ordinal")
+        if os.access(self.plugin, os.X_OK):
+            self.env["PATH"] = os.path.dirname(self.csi) + os.pathsep + self.env.get("PATH", "")
+        else:
+            self.plugin = None
         self.cache = os.path.join(self.tmp, "kubectl-cache")
         self.steps = []          # (step, what it showed, seconds)
         self.watchers = []
@@ -120,7 +129,9 @@ class Demo:
     # --- kubectl -------------------------------------------------------------------------
 
     def kubectl(self, *args, input=None, check=True, timeout=60):
-        p = subprocess.run([KUBECTL, "--cache-dir", self.cache] + list(args), env=self.env,
+        # kubectl refuses flags before a plugin's name ("kubectl ordinal ...")
+        pre = [] if args and args[0] == "ordinal" else ["--cache-dir", self.cache]
+        p = subprocess.run([KUBECTL] + pre + list(args), env=self.env,
                            input=input, capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise Failed("kubectl %s exited %d: %s" % (" ".join(args), p.returncode,
@@ -210,28 +221,28 @@ class Demo:
     # --- waiting -------------------------------------------------------------------------
 
     def wait(self, what, cond, timeout=WAIT):
+        """sbxctl.wait_for with a progress line (on a terminal) or a line every 10 s."""
         t0 = time.monotonic()
-        last = -1
-        while True:
-            v = cond()
-            el = time.monotonic() - t0
-            if v:
-                if TTY:
-                    sys.stdout.write("\r\033[K")
-                say("   .. %s (%.1f s)" % (what, el))
-                return v
-            if el > timeout:
-                if TTY:
-                    sys.stdout.write("\r\033[K")
-                raise Failed("timed out after %d s waiting for: %s" % (timeout, what))
+        last = [0]
+
+        def progress(el):
             if TTY:
                 sys.stdout.write("\r   .. waiting for %s: %.1f s" % (what, el))
                 sys.stdout.flush()
-            elif int(el) // 10 != last:
-                last = int(el) // 10
-                if el >= 10:
-                    say("   .. still waiting for %s: %d s" % (what, el))
-            time.sleep(0.2)
+            elif el >= 10 and int(el) // 10 != last[0]:
+                last[0] = int(el) // 10
+                say("   .. still waiting for %s: %d s" % (what, el))
+        try:
+            v = sbxctl.wait_for(cond, timeout=timeout, interval=0.2, what=what,
+                                progress=progress)
+        except TimeoutError as e:
+            if TTY:
+                sys.stdout.write("\r\033[K")
+            raise Failed(str(e)) from None
+        if TTY:
+            sys.stdout.write("\r\033[K")
+        say("   .. %s (%.1f s)" % (what, time.monotonic() - t0))
+        return v
 
     @staticmethod
     def ready(p):
@@ -347,12 +358,12 @@ class Demo:
     def start(self):
         say("== 0. a 3-node sandbox cluster in %s" % self.dir)
         t0 = time.monotonic()
-        p = subprocess.run([PYTHON, SANDBOX, "up", "--dir", self.dir, "--nodes", "3", "--csi",
-                            self.csi], capture_output=True, text=True, timeout=120)
-        if p.returncode != 0:
-            raise Failed("ordinal-sandbox up: %s%s" % (p.stdout, p.stderr))
+        try:
+            sbx = sbxctl.up(self.dir, nodes=3, csi=self.csi)
+        except sbxctl.SandboxError as e:
+            raise Failed(str(e)) from None
         self.up = True
-        say("   " + p.stdout.strip().split("\n")[0])
+        say("   " + sbx.up_output.strip().split("\n")[0])
         self.show("get", "nodes")
         self.steps.append(("sandbox up (3 nodes, 3 ordinal-csi)", "ready",
                            time.monotonic() - t0))
@@ -429,6 +440,16 @@ class Demo:
 
     def scale(self):
         self.step("scale to 1: web-2 stops before web-1; claims and data stay")
+        if self.plugin:
+            out = self.show("ordinal", "plan", "scale", "web", "--replicas", "1")
+            plan = json.loads(self.kubectl("ordinal", "plan", "scale", "web", "--replicas", "1",
+                                           "-o", "json"))
+            fates = {o["ordinal"]: (o["pod"], o["data"]) for o in plan["ordinals"]}
+            check(fates == {0: ("kept", "kept"), 1: ("deleted", "kept"),
+                            2: ("deleted", "kept")} and "Nothing has been changed." in out,
+                  "kubectl ordinal plans web-2 then web-1 stopping, every ordinal's data kept")
+            check([s["ordinal"] for s in plan["steps"]] == [2, 1],
+                  "the plan deletes pod web-2 before web-1")
         m = self.mark()
         self.show("scale", "statefulset", "web", "--replicas=1")
         self.wait("only web-0 left", lambda: sorted(self.pods()) == ["web-0"])
@@ -440,6 +461,8 @@ class Demo:
         self.show("get", "pod,pvc")
         check(self.claim_volumes() == self.volumes,
               "www-web-0..2 all kept, bound to the same volumes (whenScaled: Retain)")
+        if self.plugin:
+            self.show("ordinal", "status", "web")
         say("   scale back to 3")
         m = self.mark()
         self.show("scale", "statefulset", "web", "--replicas=3")
@@ -564,22 +587,29 @@ class Demo:
         def released(claim):
             return self.first("pvc", m, lambda t, o: o["metadata"]["name"] == claim and (
                 t == "DELETED" or o["metadata"].get("deletionTimestamp")))
+        self.wait("kubectl's watches to show web-1 and www-web-1 gone", lambda: self.pod_gone_seq(
+            "web-1", m) is not None and released("www-web-1") is not None)
         gone2, stop1 = self.pod_gone_seq("web-2", m), self.pod_stopping_seq("web-1", m)
         gone1 = self.pod_gone_seq("web-1", m)
         r2, r1 = released("www-web-2"), released("www-web-1")
         check(None not in (gone2, stop1, gone1, r2, r1) and gone2 < stop1 and gone2 < r2 and
               gone1 < r1, "web-2 and its claim went first; web-1 began stopping only after "
               "web-2 was gone, and its claim went after it")
+        # The order in which Ordinal deleted the released volumes, from the PV watch's
+        # DELETED events (one stream, in the server's order).
+        self.wait("the PV watch to show both deletions", lambda: len(
+            [1 for e in self.history("pv", m) if e[2] == "DELETED"]) >= 2)
         order = []
         for _, _, typ, o in self.history("pv", m):
             if typ == "DELETED":
-                order.append("%s (%s)" % (o["metadata"]["name"],
-                                          (o["spec"].get("claimRef") or {}).get("name")))
-        # Each volume's deletion follows its own claim's release on its own node's plugin,
-        # asynchronously as in Kubernetes: the order of the releases is the controller's
-        # promise (checked above); the order of the deletions is shown, not required.
-        say("   watch: volumes deleted by Ordinal, in order: " + ", ".join(order))
-        check(len(order) == 2, "both volumes deleted, their stores gone from the nodes")
+                order.append(((o["spec"].get("claimRef") or {}).get("name"),
+                              o["metadata"]["name"]))
+        say("   watch: volumes deleted by Ordinal, in order: " + ", ".join(
+            "%s (%s)" % (pv, claim) for claim, pv in order))
+        check([claim for claim, _ in order] == ["www-web-2", "www-web-1"],
+              "Ordinal deleted the released volumes highest ordinal first (www-web-2's, then "
+              "www-web-1's), and their stores are gone from the nodes",
+              ["%s (%s)" % (pv, claim) for claim, pv in order])
         check(self.data(1)["web-0"] == "web-0", "web-0 keeps its claim and data")
         self.done("Retain: data back; whenScaled Delete: claims and volumes gone, 2 then 1")
 
@@ -605,8 +635,7 @@ class Demo:
                 "\n   rm -rf %s      # after down: volumes, logs" % (
                     self.kubeconfig, PYTHON, SANDBOX, self.dir, self.tmp))
             return
-        p = subprocess.run([PYTHON, SANDBOX, "down", "--dir", self.dir], capture_output=True,
-                           text=True, timeout=120)
+        p = sbxctl.down(self.dir)
         if p.returncode != 0:
             say("ordinal-sandbox down: %s%s" % (p.stdout, p.stderr))
         elif self.ok:

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target ordinal-csi
+cmake --build --preset release -j"$(nproc)" --target ordinal-csi kubectl-ordinal
 exec /usr/bin/python3 tools/demo.py build/release/ordinal-csi "$@"

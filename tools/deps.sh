@@ -22,6 +22,8 @@ pkgs=(
     python3-pytest
     python3-prometheus-client
     clang-format
+    clang
+    libclang-rt-14-dev
     valgrind
     util-linux
     e2fsprogs

@@ -4,7 +4,8 @@
 # (cmocka unit tests, CSI conformance with real mounts, kill -9 crash recovery, LVM against real
 # lvm2 metadata, the fake Kubernetes API server with real kubectl and the provisioner against
 # it, ordinal-bench's own tests), the conformance and provisioner suites under TSan, the
-# conformance suite once more with every daemon under valgrind memcheck, and finally the main
+# conformance suite once more with every daemon under valgrind memcheck, every fuzz target for
+# a short budget (the fuzz preset), 2 minutes of soak on the sandbox, and finally the main
 # job's release build and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +40,17 @@ echo "=== tests: the provisioner against the fake API server, daemon under valgr
 ORDINAL_VALGRIND=1 ORDINAL_CSI="$PWD/build/debug/ordinal-csi" ORDINAL_SOURCE="$PWD" \
     ORDINAL_BUILD="$PWD/build/debug" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     tests/k8s/test_provisioner.py -k "right_shape or retain or mid_provisioning or kill9"
+# Every libFuzzer target (tests/fuzz) for a short fixed budget, two at a time, from its seed
+# corpus; any crash, leak or sanitizer report fails the run (docs/FUZZING.md). Longer runs:
+# tools/fuzz.sh TARGET SECONDS.
+echo "=== fuzzing: every target ${ORDINAL_FUZZ_SECONDS:-20}s"
+ORDINAL_FUZZ_JOBS=2 bash tools/fuzz.sh all "${ORDINAL_FUZZ_SECONDS:-20}"
+# Random StatefulSet lifecycles with faults on the sandbox, invariants after every step; the
+# seed is printed, tools/soak.sh MINUTES --seed N replays a run.
+echo "=== soak: 2 minutes on the sandbox"
+bash tools/soak.sh 2 --csi "$PWD/build/debug/ordinal-csi"
 echo "=== the main job: release build and the demo"
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$jobs" --target ordinal-csi
+cmake --build --preset release -j"$jobs" --target ordinal-csi kubectl-ordinal
 /usr/bin/python3 tools/demo.py build/release/ordinal-csi
 echo "=== all tests passed"

@@ -31,7 +31,9 @@
  * hash form). Every slot that takes an id answers an id of an older generation as an unknown
  * volume: a DeleteVolume sent for a PV that no longer owns the volume deletes nothing.
  *
- * Meta files are "k=v" lines after "version=1", written atomically (fsutil); unknown keys are
+ * Meta files are "k=v" lines after "version=1" (snapshots, and volumes of earlier releases) or
+ * "version=2" (volumes: the last line is a checksum of the rest, and a version-2 meta without it
+ * is a torn write, never read as valid: a cut inside a value would still parse); unknown keys are
  * ignored, a missing or garbled required field makes the entry "damaged": it stays indexed so
  * that it can be looked up (abnormal) and removed, and its data is never touched by recovery.
  *
@@ -41,8 +43,9 @@
  * empties .tmp and .trash, removes stray meta temporaries, and never deletes anything found at
  * a final location.
  *
- * Capacity is recorded, not enforced (the kernel here has no quotas): stats reports usage and
- * an "over capacity" condition.
+ * Capacity is enforced by project quotas where the root's filesystem has them on (dir_quota.c:
+ * each volume its own project id and a hard limit); elsewhere it is recorded, not enforced:
+ * stats reports usage and an "over capacity" condition.
  *
  * Threading: one mutex (struct dir_backend.lock) protects the index. It is held across a
  * single rename (and the mkdir/rmdir of a namespace directory, so that a create and a remove in
@@ -51,6 +54,7 @@
  */
 #include "dir.h"
 
+#include "commit.h"
 #include "dir_internal.h"
 #include "fsutil.h"
 #include "mount.h"
@@ -68,6 +72,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- names and ids ---- */
 
@@ -257,7 +262,8 @@ int dir__meta_parse(char *text, struct dir__kv *kv, size_t max)
         if (nl)
             *nl = '\0';
         if (first) {
-            if (strcmp(line, "version=1") != 0)
+            /* 2: a volume meta sealed by its checksum line (dir__meta_seal) */
+            if (strcmp(line, "version=1") != 0 && strcmp(line, "version=2") != 0)
                 return -EINVAL;
             first = false;
         } else if (*line) {
@@ -280,6 +286,47 @@ const char *dir__meta_get(const struct dir__kv *kv, size_t n, const char *k)
         if (strcmp(kv[i - 1].k, k) == 0)
             return kv[i - 1].v;
     return NULL;
+}
+
+int dir__meta_seal(char *buf, size_t n, size_t cap)
+{
+    char hex[65];
+    int m;
+
+    fsu_sha256_hex(buf, n, hex);
+    m = snprintf(buf + n, cap - n, "%s%s\n", DIR_META_CHECKSUM, hex);
+    if (m < 0 || (size_t)m >= cap - n)
+        return -ENAMETOOLONG;
+    return (int)(n + (size_t)m);
+}
+
+int dir__meta_verify(const char *text, size_t len)
+{
+    const size_t line = sizeof(DIR_META_CHECKSUM) - 1 + 64 + 1;
+    const char *at = NULL;
+    char hex[65];
+
+    /* the checksum line, if any, starts a line; it must be the last one */
+    for (const char *p = text; p && p < text + len; p = memchr(p, '\n', (size_t)(text + len - p))) {
+        if (*p == '\n')
+            p++;
+        if ((size_t)(text + len - p) >= sizeof(DIR_META_CHECKSUM) - 1 &&
+            memcmp(p, DIR_META_CHECKSUM, sizeof(DIR_META_CHECKSUM) - 1) == 0) {
+            at = p;
+            break;
+        }
+    }
+    if (!at)
+        return 0;
+    if ((size_t)(text + len - at) != line || text[len - 1] != '\n')
+        return -EBADMSG;
+    fsu_sha256_hex(text, (size_t)(at - text), hex);
+    return memcmp(at + sizeof(DIR_META_CHECKSUM) - 1, hex, 64) == 0 ? 1 : -EBADMSG;
+}
+
+int dir__commit(struct dir_backend *d)
+{
+    return commit_wait(d->commit);
 }
 
 bool dir__parse_i64(const char *s, int64_t min, int64_t *ret)
@@ -373,6 +420,8 @@ static struct dir_vol *vol_dup(const struct dir_vol *o, const char *name, int64_
     v->source_kind = o->source_kind;
     v->key_is_claim = o->key_is_claim;
     v->damaged = o->damaged;
+    v->projid = o->projid;
+    v->inode_limit = o->inode_limit;
     return v;
 }
 
@@ -381,25 +430,68 @@ static bool has_newline(const char *s)
     return strchr(s, '\n') != NULL || strchr(s, '\r') != NULL;
 }
 
+/* The text of v's meta file, sealed with its checksum, into buf: its length or -errno. */
+static int vol_meta_format(const struct dir_vol *v, char *buf, size_t cap)
+{
+    int n;
+
+    if (has_newline(v->id) || has_newline(v->key) || has_newline(v->name) ||
+        has_newline(v->source_id))
+        return be_error(-EINVAL, "a metadata value of volume %s holds a newline", v->id);
+    n = snprintf(buf, cap,
+                 "version=2\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
+                 "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n"
+                 "project=%u\ninode_limit=%lld\n",
+                 v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
+                 (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
+                 (long long)v->created, v->projid, (long long)v->inode_limit);
+    if (n >= 0 && (size_t)n < cap)
+        n = dir__meta_seal(buf, (size_t)n, cap);
+    if (n < 0 || (size_t)n >= cap)
+        return be_error(-ENAMETOOLONG, "metadata of volume %s too long", v->id);
+    return n;
+}
+
+/*
+ * Write the meta file of a volume being built in a fresh work directory, without syncing: the
+ * directory becomes visible only by its rename, and the one flush after that rename
+ * (dir__commit) makes both durable. Should a power cut keep the rename and lose or tear this
+ * file, its checksum (or its absence) and the empty data directory tell recovery that the create
+ * never finished, and recovery rolls it back (vol_unfinished).
+ */
+static int vol_meta_write_fresh(const char *vol_path, const struct dir_vol *v)
+{
+    char path[PATH_MAX], buf[2048];
+    int n, r, fd;
+    ssize_t w;
+
+    n = vol_meta_format(v, buf, sizeof(buf));
+    if (n < 0)
+        return n;
+    r = dir__path(path, sizeof(path), "%s/%s", vol_path, DIR_VOLUME_META);
+    if (r < 0)
+        return r;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return be_error(-errno, "cannot create %s: %s", path, strerror(errno));
+    w = write(fd, buf, (size_t)n);
+    r = w == n ? 0 : be_error(w < 0 ? -errno : -EIO, "cannot write %s", path);
+    if (close(fd) < 0 && r == 0)
+        r = be_error(-errno, "cannot write %s: %s", path, strerror(errno));
+    return r;
+}
+
 static int vol_meta_write(const char *vol_path, const struct dir_vol *v)
 {
     char path[PATH_MAX], buf[2048];
     int n, r;
 
-    if (has_newline(v->id) || has_newline(v->key) || has_newline(v->name) ||
-        has_newline(v->source_id))
-        return be_error(-EINVAL, "a metadata value of volume %s holds a newline", v->id);
+    n = vol_meta_format(v, buf, sizeof(buf));
+    if (n < 0)
+        return n;
     r = dir__path(path, sizeof(path), "%s/%s", vol_path, DIR_VOLUME_META);
     if (r < 0)
         return r;
-    n = snprintf(buf, sizeof(buf),
-                 "version=1\nid=%s\nkey=%s\nkey_is_claim=%d\nname=%s\ngeneration=%llu\n"
-                 "capacity=%lld\naccess=mount\nsource_kind=%s\nsource_id=%s\ncreated=%lld\n",
-                 v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
-                 (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
-                 (long long)v->created);
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return be_error(-ENAMETOOLONG, "metadata of volume %s too long", v->id);
     return fsu_write_atomic(path, buf, (size_t)n, 0600);
 }
 
@@ -448,12 +540,43 @@ static const char *vol_meta_check(const struct dir__kv *kv, size_t n, const char
     if (!dir__parse_i64(s, 0, &x))
         return "metadata: created missing or invalid";
     v->created = x;
+    /* absent in volumes made before project quotas: none */
+    s = dir__meta_get(kv, n, "project");
+    if (s && (!dir__parse_i64(s, 0, &x) || x > DIR_PROJID_MAX))
+        return "metadata: project invalid";
+    v->projid = s ? (uint32_t)x : 0;
+    s = dir__meta_get(kv, n, "inode_limit");
+    if (s && (!dir__parse_i64(s, 0, &x) || x > DIR_INODE_LIMIT_MAX))
+        return "metadata: inode_limit invalid";
+    v->inode_limit = s ? x : 0;
     return NULL;
 }
 
-/* Read the volume at rel into a new entry; a damaged one when its meta is. NULL on ENOMEM. */
+/* Whether the directory at path is missing or empty. */
+static bool dir_missing_or_empty(const char *path)
+{
+    struct dirent *de;
+    bool empty = true;
+    DIR *dd = opendir(path);
+
+    if (!dd)
+        return errno == ENOENT;
+    while (empty && (de = readdir(dd)))
+        empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    closedir(dd);
+    return empty;
+}
+
+/*
+ * Read the volume at rel into a new entry; a damaged one when its meta is. NULL on ENOMEM.
+ * *ret_unfinished is set when the entry is a create that never finished: its meta file missing,
+ * empty, garbled or failing its checksum (torn by a power cut, since it is written unsynced
+ * before the rename that publishes it and made durable with it) and its data directory missing
+ * or empty. Such a create was never answered, holds nothing, and is rolled back; a damaged meta
+ * beside data is kept, damaged, as before.
+ */
 static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const char *key,
-                                bool key_is_claim)
+                                bool key_is_claim, bool *ret_unfinished)
 {
     _cleanup_free_ char *text = NULL;
     char path[PATH_MAX], meta[PATH_MAX], id[BE_ID_MAX + 1], why[BE_MSG_MAX];
@@ -461,12 +584,15 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     struct dir_vol tmp = {0}, *v;
     const char *name = "", *source = "", *reason = NULL;
     size_t len;
-    int r, n;
+    int r, n, vr = 0;
 
     dir__vol_id(rel, id);
     if (dir__path(path, sizeof(path), "%s/%s", d->root, rel) < 0 ||
         dir__path(meta, sizeof(meta), "%s/%s", path, DIR_VOLUME_META) < 0)
         return NULL;
+    bool torn = false;
+
+    *ret_unfinished = false;
     dir__remove_meta_temps(path, DIR_VOLUME_META);
     r = fsu_read_file(meta, DIR_META_MAX, &text, &len);
     if (r == -ENOMEM)
@@ -474,14 +600,26 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
     if (r < 0) {
         snprintf(why, sizeof(why), "metadata unreadable: %s", strerror(-r));
         reason = why;
-    } else if (strlen(text) != len || (n = dir__meta_parse(text, kv, ARRAY_SIZE(kv))) < 0) {
+        torn = r == -ENOENT;
+    } else if (strlen(text) != len || (vr = dir__meta_verify(text, len)) < 0 ||
+               (vr == 0 && strncmp(text, "version=2\n", 10) == 0)) {
+        reason = len ? "metadata garbled, unsealed or its checksum wrong" : "metadata empty";
+        torn = true;
+    } else if ((n = dir__meta_parse(text, kv, ARRAY_SIZE(kv))) < 0) {
         reason = "metadata garbled";
+        torn = true;
     } else {
         reason = vol_meta_check(kv, (size_t)n, id, key, key_is_claim, &tmp, &name, &source);
     }
     if (reason) {
         name = "";
         source = "";
+    }
+    if (torn) {
+        char data[PATH_MAX];
+
+        *ret_unfinished =
+            dir__path(data, sizeof(data), "%s/data", path) == 0 && dir_missing_or_empty(data);
     }
     v = vol_new(id, key, name, source, reason ? reason : "");
     if (!v)
@@ -494,6 +632,8 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
         v->created = tmp.created;
         v->source_kind = tmp.source_kind;
         v->gen = tmp.gen;
+        v->projid = tmp.projid;
+        v->inode_limit = tmp.inode_limit;
     }
     dir__vol_id_gen(rel, v->gen, v->full_id);
     return v;
@@ -693,9 +833,8 @@ static int check_create_req(const struct be_create_req *req)
         return be_error(-EINVAL, "invalid volume key: want a plain name like a CSI name");
     if (req->access != BE_ACCESS_MOUNT)
         return be_error(-EINVAL, "the directory backend serves only mount volumes");
-    if (req->n_params > 0)
-        return be_error(-EINVAL, "unknown parameter \"%.64s\": the directory backend takes none",
-                        req->params && req->params[0].key ? req->params[0].key : "");
+    if (dir__quota_params(req->params, req->n_params, NULL) < 0)
+        return -EINVAL;
     if (req->required_bytes < 0 || req->limit_bytes < 0)
         return be_error(-EINVAL, "negative capacity");
     if (req->limit_bytes > 0 && req->limit_bytes < req->required_bytes)
@@ -766,7 +905,14 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
         }
         snprintf(ex->name, sizeof(ex->name), "%s", req->name);
         snprintf(ex->id, sizeof(ex->id), "%s", new_id);
+        *ret = *ex;
+        return 0; /* vol_meta_write synced the new owner */
     }
+    /* A retry: the first attempt may have failed its flush after the rename, or still wait for
+     * it; answer the existing volume only once it is durable. */
+    r = dir__commit(d);
+    if (r < 0)
+        return r;
     *ret = *ex;
     return 0;
 }
@@ -820,11 +966,11 @@ static int ensure_parent(struct dir_backend *d, const char *rel)
 
     if (dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(slash - rel), rel) < 0)
         return -ENAMETOOLONG;
-    if (mkdir(parent, 0700) == 0)
-        return fsu_fsync_dir(d->root);
-    if (errno != EEXIST)
-        return be_error(-errno, "cannot create %s: %s", parent, strerror(errno));
-    return 0;
+    /* made durable by the commit after the volume's rename; a namespace left empty by a crash
+     * is removed by recovery */
+    if (mkdir(parent, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return be_error(-errno, "cannot create %s: %s", parent, strerror(errno));
 }
 
 /* Remove <root>/<first component of rel> when empty (lock held). */
@@ -835,22 +981,24 @@ static void drop_parent(struct dir_backend *d, const char *rel)
 
     if (dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(slash - rel), rel) < 0)
         return;
-    if (rmdir(parent) == 0)
-        fsu_fsync_dir(d->root);
+    /* unsynced: should the removal be lost, recovery removes the empty namespace */
+    (void)rmdir(parent);
 }
 
 static int dir_create(struct backend *b, const struct be_create_req *req, struct be_volume *ret)
 {
     struct dir_backend *d = dir__of(b);
     char rel[PATH_MAX], id[BE_ID_MAX + 1], src[PATH_MAX], tmp[PATH_MAX], data[PATH_MAX];
-    char final[PATH_MAX], parent[PATH_MAX];
+    char final[PATH_MAX];
     struct be_volume ex;
     struct dir_vol *v;
-    int64_t capacity, src_cap = 0, avail;
+    int64_t capacity, src_cap = 0, avail, inodes = 0;
     bool found;
     int r;
 
     r = check_create_req(req);
+    if (r == 0)
+        r = dir__quota_params(req->params, req->n_params, &inodes);
     if (r < 0)
         return r;
     r = dir__vol_rel(req->key, req->key_is_claim, rel, sizeof(rel));
@@ -904,9 +1052,6 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     r = dir__path(data, sizeof(data), "%s/data", tmp);
     if (r == 0)
         r = dir__path(final, sizeof(final), "%s/%s", d->root, rel);
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
-                      rel);
     if (r < 0)
         goto out_tmp;
     if (src[0]) {
@@ -914,9 +1059,14 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     } else if (mkdir(data, 0700) < 0 || chmod(data, 0777) < 0) {
         r = be_error(-errno, "cannot create %s: %s", data, strerror(errno));
     }
+    if (r == 0)
+        r = dir__quota_prepare(d, data, v, inodes); /* id and limit before the final name */
     if (r < 0)
         goto out_tmp;
-    r = vol_meta_write(tmp, v); /* fsyncs tmp, which holds data/ */
+    /* A copied tree is fsynced file by file: its meta is too, before the rename, so that a
+     * torn meta is never found beside data. An empty volume's meta shares the one flush after
+     * the rename (vol_meta_write_fresh). */
+    r = src[0] ? vol_meta_write(tmp, v) : vol_meta_write_fresh(tmp, v);
     if (r < 0)
         goto out_tmp;
 
@@ -936,7 +1086,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     if (r < 0)
         goto out_free;
     v = NULL;
-    r = fsu_fsync_dir(parent);
+    r = dir__commit(d); /* the rename, the namespace directory, the meta file: one flush */
     if (r < 0)
         return r;
     pthread_mutex_lock(&d->lock);
@@ -948,6 +1098,7 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
 
 out_tmp:
     fsu_rm_tree(tmp);
+    dir__quota_release(d, v->projid);
 out_free:
     free(v);
     return r;
@@ -1000,9 +1151,10 @@ static int dir_remove(struct backend *b, const char *id)
 {
     struct dir_backend *d = dir__of(b);
     char key[BE_KEY_MAX + 1], rel[PATH_MAX], path[PATH_MAX], data[PATH_MAX], trash[PATH_MAX];
-    char parent[PATH_MAX], hex[17], base[BE_ID_MAX + 1];
+    char hex[17], base[BE_ID_MAX + 1];
     struct dir_vol *v;
     bool claim = false;
+    uint32_t projid = 0;
     int r;
 
     if (!id)
@@ -1013,18 +1165,19 @@ static int dir_remove(struct backend *b, const char *id)
         snprintf(key, sizeof(key), "%s", v->key);
         snprintf(base, sizeof(base), "%s", v->id);
         claim = v->key_is_claim;
+        projid = v->projid;
     }
     pthread_mutex_unlock(&d->lock);
+    /* Unknown, gone, or an id of an earlier owner: nothing of it to delete. It may be gone by
+     * a removal whose flush failed or still runs (a retry racing the first attempt's answer):
+     * answer only once that is durable too. */
     if (!v)
-        return 0; /* unknown, gone, or an id of an earlier owner: nothing of it to delete */
+        return dir__commit(d);
     r = dir__vol_rel(key, claim, rel, sizeof(rel));
     if (r == 0)
         r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
     if (r == 0)
         r = dir__path(data, sizeof(data), "%s/data", path);
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/%.*s", d->root, (int)(strchr(rel, '/') - rel),
-                      rel);
     if (r == 0)
         r = fsu_random_hex(hex, 8);
     if (r == 0)
@@ -1040,7 +1193,7 @@ static int dir_remove(struct backend *b, const char *id)
      * since a removal by a stale id is the one mistake that loses a live claim's data. */
     if (!dir__vol_find(d, id)) {
         pthread_mutex_unlock(&d->lock);
-        return 0;
+        return dir__commit(d);
     }
     if (renameat2(AT_FDCWD, path, AT_FDCWD, trash, RENAME_NOREPLACE) < 0 && errno != ENOENT)
         r = be_error(-errno, "cannot move %s to %s: %s", path, trash, strerror(errno));
@@ -1049,17 +1202,11 @@ static int dir_remove(struct backend *b, const char *id)
     pthread_mutex_unlock(&d->lock);
     if (r < 0)
         return r;
-    r = fsu_fsync_dir(parent);
-    /* A concurrent delete may have removed the namespace directory, empty after our rename,
-     * in between (drop_parent, which fsyncs the root): the rename is then durable already. */
-    if (r == -ENOENT)
-        r = 0;
-    if (r == 0)
-        r = dir__path(parent, sizeof(parent), "%s/.trash", d->root);
-    if (r == 0)
-        r = fsu_fsync_dir(parent);
+    r = dir__commit(d); /* the rename out of the namespace and into .trash: one flush */
     if (r == 0)
         r = fsu_rm_tree(trash);
+    if (r == 0)
+        dir__quota_release(d, projid);
     pthread_mutex_lock(&d->lock);
     drop_parent(d, rel);
     pthread_mutex_unlock(&d->lock);
@@ -1176,6 +1323,8 @@ static int dir_expand(struct backend *b, const char *id, int64_t required, int64
     if (r == 0)
         r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
     if (r == 0)
+        r = dir__quota_resize(d, nv, required); /* the limit first: recover() evens it out */
+    if (r == 0)
         r = vol_meta_write(path, nv);
     if (r < 0) {
         free(nv);
@@ -1198,15 +1347,17 @@ static int dir_capacity(struct backend *b, const struct be_param *params, size_t
                         int64_t *ret_available, int64_t *ret_max_volume)
 {
     struct dir_backend *d = dir__of(b);
-    int64_t avail;
+    int64_t avail, inodes;
     int r;
 
-    if (n_params > 0)
-        return be_error(-EINVAL, "unknown parameter \"%.64s\": the directory backend takes none",
-                        params && params[0].key ? params[0].key : "");
+    r = dir__quota_params(params, n_params, &inodes);
+    if (r < 0)
+        return r;
     r = fs_free(d->root, &avail);
     if (r < 0)
         return r;
+    if (inodes > 0 && !d->quota.enforced)
+        avail = 0; /* such a class cannot be served here: CreateVolume would refuse it */
     *ret_available = avail;
     *ret_max_volume = avail;
     return 0;
@@ -1283,6 +1434,24 @@ static int vol_cmp(const void *a, const void *b)
     return strcmp((*(struct dir_vol *const *)a)->id, (*(struct dir_vol *const *)b)->id);
 }
 
+/* Remove the unfinished create at rel (vol_load): rename it into .trash, then remove it. An
+ * unsynced rename is enough: should it be lost, the next recovery finds the same thing. */
+static int vol_roll_back(struct dir_backend *d, const char *rel)
+{
+    char path[PATH_MAX], trash[PATH_MAX], hex[17];
+    int r = fsu_random_hex(hex, 8);
+
+    if (r == 0)
+        r = dir__path(path, sizeof(path), "%s/%s", d->root, rel);
+    if (r == 0)
+        r = dir__path(trash, sizeof(trash), "%s/.trash/%s", d->root, hex);
+    if (r < 0)
+        return r;
+    if (renameat2(AT_FDCWD, path, AT_FDCWD, trash, RENAME_NOREPLACE) < 0)
+        return be_error(-errno, "cannot move %s to %s: %s", path, trash, strerror(errno));
+    return fsu_rm_tree(trash);
+}
+
 /* Scan <root>/<top>/ for volume directories into arr. */
 static int scan_top(struct dir_backend *d, const char *top, struct dir_vol ***arr, size_t *n,
                     size_t *cap, size_t *damaged)
@@ -1318,7 +1487,17 @@ static int scan_top(struct dir_backend *d, const char *top, struct dir_vol ***ar
             (*damaged)++;
             continue;
         }
-        v = vol_load(d, rel, key, !plain);
+        bool unfinished;
+
+        v = vol_load(d, rel, key, !plain, &unfinished);
+        if (v && unfinished) {
+            free(v);
+            if (vol_roll_back(d, rel) < 0)
+                (*damaged)++;
+            else
+                d->rolled_back++;
+            continue;
+        }
         if (!v)
             r = -ENOMEM;
         else if (vols_add(arr, n, cap, v) < 0) {
@@ -1339,8 +1518,10 @@ static int dir_recover(struct backend *b)
     size_t n = 0, cap = 0, damaged = 0, n_old;
     struct dirent *de;
     DIR *dd;
+    size_t cleared = 0;
     int r;
 
+    dir__quota_detect(d);
     r = ensure_dir(d, ".tmp");
     if (r == 0)
         r = ensure_dir(d, ".trash");
@@ -1350,6 +1531,7 @@ static int dir_recover(struct backend *b)
         return r;
     damaged += empty_dir(d, ".tmp");
     damaged += empty_dir(d, ".trash");
+    d->rolled_back = 0;
 
     dd = opendir(d->root);
     if (!dd)
@@ -1423,6 +1605,9 @@ static int dir_recover(struct backend *b)
             return be_error(r, "cannot scan %s: %s", path, strerror(-r));
     }
 
+    r = dir__quota_reconcile(d, &cleared);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&d->lock);
     d->damaged = damaged;
     pthread_mutex_unlock(&d->lock);
@@ -1439,6 +1624,8 @@ static void dir_free(struct backend *b)
         return;
     vols_clear(d);
     dir__snaps_clear(d);
+    dir__quota_close(&d->quota);
+    commit_free(d->commit);
     pthread_mutex_destroy(&d->lock);
     free(d->root);
     free(d->node_id);
@@ -1466,6 +1653,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };
 
@@ -1498,9 +1686,12 @@ struct backend *be_dir_new(const char *root, const char *node_id)
         return NULL;
     }
     d->base.ops = &dir_ops;
+    dir__quota_init(&d->quota);
     d->root = TAKE_PTR(real);
     d->node_id = strdup(node_id ? node_id : "");
-    if (!d->node_id || pthread_mutex_init(&d->lock, NULL) != 0) {
+    if (!d->node_id || commit_new(d->root, &d->commit) < 0 ||
+        pthread_mutex_init(&d->lock, NULL) != 0) {
+        commit_free(d->commit);
         free(d->node_id);
         free(d->root);
         free(d);
@@ -1508,6 +1699,26 @@ struct backend *be_dir_new(const char *root, const char *node_id)
         return NULL;
     }
     return &d->base;
+}
+
+size_t be_dir_rolled_back_count(struct backend *b)
+{
+    struct dir_backend *d = dir__of(b);
+    size_t n;
+
+    pthread_mutex_lock(&d->lock);
+    n = d->rolled_back;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+void be_dir_commit_stats(struct backend *b, uint64_t *ret_waits, uint64_t *ret_flushes)
+{
+    struct commit_stats st;
+
+    commit_get_stats(dir__of(b)->commit, &st);
+    *ret_waits = st.waits;
+    *ret_flushes = st.flushes;
 }
 
 size_t be_dir_damaged_count(struct backend *b)

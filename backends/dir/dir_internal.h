@@ -31,6 +31,8 @@ struct dir_vol {
     uint8_t source_kind;         /* enum be_source_kind */
     bool key_is_claim;
     bool damaged;          /* meta missing or garbled: only id/key/condition are meaningful */
+    uint32_t projid;       /* project quota id, 0 = none (dir_quota.c) */
+    int64_t inode_limit;   /* project quota inode hard limit, 0 = none */
     const char *key;       /* into id[] */
     const char *name;      /* into id[] */
     const char *source_id; /* into id[] */
@@ -51,6 +53,21 @@ struct dir_snap {
     char id[];
 };
 
+/* Project quota state of the root (dir_quota.c); set by recover(), read-only after it except
+ * last_projid (under dir_backend.lock). */
+struct dir_quota {
+    bool enforced;
+    int root_fd;          /* the root, open while enforced, else -1 */
+    char fs[24];          /* "xfs", "ext4", ... */
+    char why[BE_MSG_MAX]; /* what detection found, for the log and the metric */
+    uint32_t last_projid; /* largest id handed out or held */
+};
+
+struct dir_quota_usage {
+    uint32_t projid;
+    int64_t bytes_used, bytes_limit, inodes_used, inode_limit;
+};
+
 struct dir_backend {
     struct backend base; /* first: a struct backend * is a struct dir_backend * */
     char *root;          /* owned, canonical, no trailing '/' */
@@ -62,6 +79,9 @@ struct dir_backend {
     struct dir_snap **snaps; /* owned entries, sorted by id */
     size_t n_snaps, cap_snaps;
     size_t damaged;
+    struct dir_quota quota;
+    size_t rolled_back;    /* unfinished creates the last recover() removed */
+    struct commit *commit; /* owned: group commit of the root's filesystem (commit.h) */
 };
 
 static inline struct dir_backend *dir__of(struct backend *b)
@@ -94,6 +114,17 @@ struct dir__kv {
 int dir__meta_parse(char *text, struct dir__kv *kv, size_t max);
 const char *dir__meta_get(const struct dir__kv *kv, size_t n, const char *k);
 bool dir__parse_i64(const char *s, int64_t min, int64_t *ret);
+/* The last line of a meta file written since group commit: "checksum=<sha256 hex of every byte
+ * before this line>". */
+#define DIR_META_CHECKSUM "checksum="
+/* Append the checksum line to the n bytes of text in buf (cap bytes): the new length, or
+ * -ENAMETOOLONG. */
+int dir__meta_seal(char *buf, size_t n, size_t cap);
+/* Check the checksum line of a meta file's text (len bytes, before parsing): 1 when present and
+ * right, 0 when absent (a meta written before checksums), -EBADMSG when wrong or not last. */
+int dir__meta_verify(const char *text, size_t len);
+/* Make every change done so far under the root durable (one shared flush, commit.h). */
+int dir__commit(struct dir_backend *d);
 /* Remove "<meta>.XXXXXX.tmp" leftovers of fsu_write_atomic() in dir. */
 void dir__remove_meta_temps(const char *dir, const char *meta);
 
@@ -133,5 +164,35 @@ int dir__unpublish(struct backend *b, const char *volume_id, const char *target_
 int dir__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret);
 int dir__node_expand(struct backend *b, const char *volume_id, const char *path,
                      int64_t *ret_capacity);
+
+/* ---- project quotas (dir_quota.c) ---- */
+#define DIR_PARAM_INODE_LIMIT "inodeLimit"
+#define DIR_INODE_LIMIT_MAX (1LL << 40)
+#define DIR_PROJID_BASE 1000000u   /* first project id the backend hands out */
+#define DIR_PROJID_MAX 0x7ffffffeu /* last one */
+/* Validate CreateVolume/GetCapacity parameters (only inodeLimit); the inode limit or 0. */
+int dir__quota_params(const struct be_param *params, size_t n, int64_t *ret_inodes);
+/* Bytes as 1 KiB quota blocks, rounded up. */
+uint64_t dir__quota_blocks(int64_t bytes);
+/* The id after current_max (DIR_PROJID_BASE first); -ENOSPC past DIR_PROJID_MAX. */
+int dir__quota_next_id(uint32_t current_max, uint32_t *ret);
+void dir__quota_init(struct dir_quota *q);
+void dir__quota_close(struct dir_quota *q);
+/* Find out whether project limits are enforced on the root; never fails (why says). */
+void dir__quota_detect(struct dir_backend *d);
+/* For a volume being built (v->capacity set, data made): when enforced, allocate an id, set the
+ * limits, tag data and its content; sets v->projid (nonzero once limits are set, even when a
+ * later step fails: the caller releases it) and v->inode_limit. -EINVAL for an inode limit
+ * where quotas are not enforced. */
+int dir__quota_prepare(struct dir_backend *d, const char *data, struct dir_vol *v, int64_t inodes);
+/* Set v's block limit to bytes (a no-op for a volume without a project id). */
+int dir__quota_resize(struct dir_backend *d, const struct dir_vol *v, int64_t bytes);
+/* Clear the limits of a project id no volume holds any more. */
+void dir__quota_release(struct dir_backend *d, uint32_t projid);
+/* The quota's numbers of the volume with that id: -ENOTSUP when it has no project id. */
+int dir__quota_usage(struct dir_backend *d, const char *id, struct dir_quota_usage *ret);
+/* After the scan: limits of every volume set again from its meta, limits of ids of our range
+ * that no volume holds cleared (counted in *ret_cleared), the id counter past every held id. */
+int dir__quota_reconcile(struct dir_backend *d, size_t *ret_cleared);
 
 #endif

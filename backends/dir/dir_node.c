@@ -273,7 +273,8 @@ int dir__stats(struct backend *b, const char *volume_id, const char *path, struc
     struct stat st;
     int64_t used, inodes, free_bytes, avail;
     const char *walk;
-    bool missing;
+    struct dir_quota_usage qu = {0};
+    bool missing, quota;
     int r;
 
     r = check_path(path, "volume path");
@@ -295,9 +296,16 @@ int dir__stats(struct backend *b, const char *volume_id, const char *path, struc
             return r;
         walk = data;
     }
-    r = fsu_usage(walk, &used, &inodes);
-    if (r < 0)
-        return r;
+    /* Under a project quota the kernel keeps the numbers: no walk of the tree. */
+    quota = !missing && dir__quota_usage(d, volume_id, &qu) == 0;
+    if (quota) {
+        used = qu.bytes_used;
+        inodes = qu.inodes_used;
+    } else {
+        r = fsu_usage(walk, &used, &inodes);
+        if (r < 0)
+            return r;
+    }
     if (statvfs(path, &sv) < 0)
         return be_error(-errno, "statvfs %s: %s", path, strerror(errno));
     free_bytes = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
@@ -313,6 +321,12 @@ int dir__stats(struct backend *b, const char *volume_id, const char *path, struc
     ret->inodes_total = (int64_t)sv.f_files;
     ret->inodes_used = inodes;
     ret->inodes_available = (int64_t)sv.f_ffree;
+    if (quota && qu.inode_limit > 0) {
+        ret->inodes_total = qu.inode_limit;
+        ret->inodes_available = qu.inode_limit > inodes ? qu.inode_limit - inodes : 0;
+        if (ret->inodes_available > (int64_t)sv.f_ffree)
+            ret->inodes_available = (int64_t)sv.f_ffree;
+    }
     if (missing) {
         ret->abnormal = true;
         snprintf(ret->condition, sizeof(ret->condition), "data directory missing");

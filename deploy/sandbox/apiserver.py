@@ -31,8 +31,10 @@ import apierrors  # noqa: E402
 import controllers as ctrl  # noqa: E402
 import crd  # noqa: E402
 import k8sproto  # noqa: E402
+import rbac  # noqa: E402
 import resources  # noqa: E402
 import labelsel as sel  # noqa: E402
+import managedfields  # noqa: E402
 import store as st  # noqa: E402
 from apierrors import ApiError  # noqa: E402
 from resources import BY_PATH, GROUPS, RESOURCES  # noqa: E402
@@ -272,9 +274,13 @@ class Handler(BaseHTTPRequestHandler):
                 if path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
                     self._send(200, b"ok", ctype="text/plain; charset=utf-8")
                     return
-                if path not in UNAUTHENTICATED and not app.authorized(
-                        self.headers.get("Authorization", "")):
+                user = app.auth.authenticate(self.headers.get("Authorization", ""))
+                if path not in UNAUTHENTICATED and user is None:
                     raise apierrors.unauthorized()
+                if path in ("/_fault", "/_kubelet") and not (user or {}).get("admin"):
+                    raise rbac.forbidden(user, rbac.request_info(method, path, self.query))
+                if user is not None:   # RBAC (rbac.py); the admin token passes
+                    app.auth.authorize(user, method, path, self.query)
                 if path == "/_fault":
                     self._admin(method, body)
                     return
@@ -282,6 +288,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._send(200, app.kubelets.admin(method, self._json_body(body)))
                     return
                 agent = self.headers.get("User-Agent", "")
+                managedfields.set_request(agent, self.query.get("fieldManager"))
                 delay = app.faults.latency_for(agent)
                 if delay:
                     time.sleep(delay)
@@ -933,6 +940,7 @@ class App:
         self.store = st.Store(window=args.watch_window)
         crd.install(self.store)
         self.faults = Faults()
+        self.auth = rbac.Auth(self.store, self.token)   # tokens of ServiceAccounts, RBAC
         self.faults.configure({"error_rate": args.error_rate, "error_code": args.error_code,
                                "retry_after": args.retry_after, "latency_ms": args.latency_ms,
                                "match": args.fault_match or ""})
@@ -956,9 +964,7 @@ class App:
             raise SystemExit(str(e))
 
     def authorized(self, header):
-        parts = header.split(None, 1)
-        return len(parts) == 2 and parts[0].lower() == "bearer" and \
-            secrets.compare_digest(parts[1].strip(), self.token)
+        return self.auth.authenticate(header) is not None
 
     def log(self, msg):
         line = "%s %s\n" % (time.strftime("%H:%M:%S"), msg)
@@ -1090,6 +1096,7 @@ def serve(args, start_controllers=True):
     server_url = "https://" + hostport
     with open(pki["ca.crt"], "rb") as f:
         ca_pem = f.read()
+    rbac.CA_PEM["pem"] = ca_pem.decode()   # ca.crt of the ServiceAccount token Secrets
     kubeconfig = os.path.join(args.dir, "kubeconfig")
     write_atomic(os.path.join(args.dir, "token"), app.token + "\n")
     write_atomic(kubeconfig, kubeconfig_text(server_url, ca_pem, app.token))

@@ -142,6 +142,7 @@ class Process:
         self.exit_code = None
         self.signalled = None    # the signal we sent last (for the terminated reason)
         self._done = threading.Event()
+        self._execd = threading.Event()   # the command runs (bwrap has set up and exec'd)
 
     def start(self):
         os.makedirs(os.path.dirname(self.spec.log_path), exist_ok=True)
@@ -169,6 +170,25 @@ class Process:
                                  % (rc, self.log_tail().strip()[-500:]))
         threading.Thread(target=self._wait, name="wait-%s" % self.spec.name,
                          daemon=True).start()
+        self._wait_exec()
+
+    def _wait_exec(self, timeout=10.0):
+        """bwrap reports the child's pid as soon as it is cloned, before the child has made
+        its mounts and exec'd the command: until then an exec (nsenter into its namespaces)
+        finds an empty root. The container counts as started once its PID 1 is no longer
+        bwrap (the kernel has no event for an execve, so this polls /proc briefly)."""
+        bwrap = os.path.realpath(BWRAP)
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._done.is_set() and time.monotonic() < deadline:
+                try:
+                    if os.readlink("/proc/%d/exe" % self.pid) != bwrap:
+                        return
+                except OSError:
+                    return      # gone: the waiter thread reports the exit
+                time.sleep(0.005)
+        finally:
+            self._execd.set()
 
     def _wait(self):
         self._finish(self.proc.wait())
@@ -182,6 +202,7 @@ class Process:
         self.exit_code = rc if rc >= 0 else 128 - rc
         self.finished_at = time.time()
         self._done.set()
+        self._execd.set()
 
     def running(self):
         return self.proc is not None and not self._done.is_set()
@@ -217,6 +238,9 @@ class Process:
     def exec(self, argv, timeout, env=None):
         """Run argv inside the container's namespaces (mount, UTS, IPC, PID; its root and
         working directory). Returns (exit code, output); exit code None on timeout."""
+        # An exec that comes while start() is still waiting for bwrap to exec the command
+        # (another thread may have reported the container started already) waits for it.
+        self._execd.wait(10)
         if not self.running():
             return 126, "container is not running"
         a = [NSENTER, "-t", str(self.pid), "-m", "-u", "-i", "-p", "-r", "-w", "--"] + list(argv)

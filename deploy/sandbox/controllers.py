@@ -31,7 +31,8 @@ from resources import RESOURCES, resource
 # The controllers the API server runs by default (today's behaviour for the tests), then the
 # others it can host (`--controllers`, e.g. for the sandbox cluster).
 ALL = ("pv-binder", "pvc-protection", "pv-protection", "garbage-collector", "namespace")
-OPTIONAL = ("statefulset", "scheduler")
+OPTIONAL = ("statefulset", "scheduler", "serviceaccount-token", "daemonset",
+            "deployment")
 KNOWN = ALL + OPTIONAL
 
 
@@ -41,7 +42,10 @@ FACTORIES = {"pv-binder": "pvbinder.PVBinder", "pvc-protection": "pvc_protection
              "garbage-collector": "garbagecollector.GarbageCollector",
              "namespace": "namespace.NamespaceController",
              "statefulset": "statefulset.StatefulSetController",
-             "scheduler": "scheduler.Scheduler"}
+             "scheduler": "scheduler.Scheduler",
+             "serviceaccount-token": "rbac.ServiceAccountTokens",
+             "daemonset": "daemonset.DaemonSetController",
+             "deployment": "deployment.DeploymentController"}
 
 
 def factory(name):

@@ -74,28 +74,54 @@ HOSTS_DELAY = 0.2              # seconds between rewrites of the pods' /etc/host
 
 class _IPs:
     """Pod IPs: one loopback address per pod, unique in this process, 127.1.0.1 upwards,
-    skipping addresses whose port 80 is taken (another sandbox on the same machine)."""
+    skipping addresses another sandbox on the same machine uses.
+
+    Several sandboxes on one machine (parallel test files) count from the same start, and a
+    free port 80 says nothing until the pod's server binds it. So each address taken is held,
+    for as long as the pod has it, by two sockets that never listen: one bound to port RESERVE
+    (exclusive: another sandbox's reservation fails) and one bound to port 80 with
+    SO_REUSEADDR (a plain bind, as older sandboxes test with, fails; the pod's own server,
+    which sets SO_REUSEADDR as nginx and Python's http.server do, still binds and listens)."""
+
+    RESERVE = 1
 
     def __init__(self):
         self.lock = threading.Lock()
         self.used = set()
+        self.held = {}       # ip -> its reservation sockets
         self.next = 1
 
     @staticmethod
-    def _free(ip):
+    def _bind(ip, port, reuse=False):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            s.bind((ip, 80))
-            return True
+            if reuse:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, port))
+            return s
         except OSError:
-            return False
-        finally:
             s.close()
+            return None
+
+    def _reserve(self, ip):
+        """ip's reservation sockets; None when another process has the address."""
+        r = self._bind(ip, self.RESERVE)
+        if r is None:
+            return None
+        s80 = self._bind(ip, 80, reuse=True)
+        if s80 is None:
+            r.close()
+            return None
+        return (r, s80)
 
     def take(self, want=None):
         with self.lock:
             if want and want.startswith("127.") and want not in self.used:
+                # The pod's IP already (a kubelet started again): kept, held when it can be.
                 self.used.add(want)
+                held = self._reserve(want)
+                if held is not None:
+                    self.held[want] = held
                 return want
             for _ in range(1 << 22):
                 n = self.next
@@ -103,14 +129,19 @@ class _IPs:
                 ip = "127.%d.%d.%d" % (1 + (n >> 16) % 254, (n >> 8) & 255, n & 255)
                 if ip.endswith(".0") or ip.endswith(".255") or ip in self.used:
                     continue
-                if self._free(ip):
+                held = self._reserve(ip)
+                if held is not None:
                     self.used.add(ip)
+                    self.held[ip] = held
                     return ip
             raise RuntimeError("no free pod IP")
 
     def release(self, ip):
         with self.lock:
             self.used.discard(ip)
+            held = self.held.pop(ip, ())
+        for s in held:
+            s.close()
 
 
 IPS = _IPs()

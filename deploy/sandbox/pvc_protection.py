@@ -1,6 +1,6 @@
 """The pvc-protection controller (pkg/controller/volume/pvcprotection): keeps the
 kubernetes.io/pvc-protection finalizer on every claim, and removes it from a deleting claim once
-no scheduled, unfinished pod uses it. Keys: (namespace, name) of claims."""
+no scheduled pod (finished or not) uses it. Keys: (namespace, name) of claims."""
 
 import controllers
 import store as st
@@ -47,8 +47,9 @@ class PVCProtection(controllers.Controller):
             spec = pod.get("spec") or {}
             if not spec.get("nodeName"):
                 continue
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
+            # A finished pod (Succeeded, Failed) still counts, as in podUsesPVC: its
+            # kubelet may not have unmounted the volume yet, and only the pod object's
+            # removal says it has.
             if (ns, name) in pod_claims(pod):
                 return True
         return False

@@ -529,10 +529,40 @@ class StatefulSetController(controllers.Controller):
     # ---- revisions ----
 
     def _revisions(self, s):
-        uid = s["metadata"]["uid"]
-        out = [r for r in self.store.objects(REVS, s["metadata"]["namespace"])
-               if any(o.get("uid") == uid and o.get("controller")
-                      for o in r["metadata"].get("ownerReferences") or [])]
+        """ListRevisions + ClaimControllerRevisions: the set's own revisions; orphans that
+        match its selector are adopted (a set deleted with --cascade=orphan and created again
+        finds its history, so its pods' revision hashes stay current), owned ones that no
+        longer match are released."""
+        ns, uid = s["metadata"]["namespace"], s["metadata"]["uid"]
+        sel = labelsel.selector_from_match(s["spec"].get("selector") or {})
+        deleting = bool(s["metadata"].get("deletionTimestamp"))
+        out = []
+        for r in self.store.objects(REVS, ns):
+            refs = r["metadata"].get("ownerReferences") or []
+            ctl = [o for o in refs if o.get("controller")]
+            matches = labelsel.labels_match(sel, r["metadata"].get("labels"))
+            if ctl and ctl[0].get("uid") == uid:
+                if matches or deleting:
+                    out.append(r)
+                    continue
+
+                def release(o):
+                    o["metadata"]["ownerReferences"] = [
+                        x for x in o["metadata"].get("ownerReferences") or []
+                        if x.get("uid") != uid]
+                self.modify(REVS, ns, r["metadata"]["name"], release)
+            elif not ctl and matches and not deleting and \
+                    not r["metadata"].get("deletionTimestamp"):
+                def adopt(o):
+                    if not any(x.get("controller") for x in
+                               o["metadata"].get("ownerReferences") or []):
+                        o["metadata"].setdefault("ownerReferences", []).append(
+                            controller_ref(s))
+                adopted = self.modify(REVS, ns, r["metadata"]["name"], adopt)
+                if adopted is not None and any(
+                        x.get("uid") == uid for x in
+                        adopted["metadata"].get("ownerReferences") or []):
+                    out.append(adopted)
         out.sort(key=lambda r: (int(r.get("revision") or 0), r["metadata"]["creationTimestamp"],
                                 r["metadata"]["name"]))
         return out

@@ -13,6 +13,7 @@ import threading
 import uuid
 
 import apierrors
+import managedfields
 import patch as patchlib
 import resources
 from apierrors import ApiError
@@ -167,6 +168,7 @@ class Store:
             causes = resources.validate(res, obj)
             if causes:
                 raise apierrors.invalid(res, name, causes)
+            managedfields.stamp(None, obj)
             if dry_run:
                 return obj
             md["resourceVersion"] = str(self._bump())
@@ -249,10 +251,12 @@ class Store:
             new["metadata"]["generation"] = g + 1 if new.get("spec") != old.get("spec") else g
         return new
 
-    def _commit(self, res, old, new, dry_run=False):
+    def _commit(self, res, old, new, dry_run=False, sub=None):
         """Store `new` over `old` (lock held). No-op writes keep the resourceVersion."""
+        managedfields.carry(old, new)
         if _strip_rv(new) == _strip_rv(old):
             return copy.deepcopy(old)
+        managedfields.stamp(old, new, sub)
         if dry_run:
             return new
         md = new["metadata"]
@@ -282,7 +286,7 @@ class Store:
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise apierrors.conflict(res, name)
             new = self._merge_for_update(res, old, obj, sub)
-            return self._commit(res, old, new, dry_run)
+            return self._commit(res, old, new, dry_run, sub)
 
     def patch(self, res, ns, name, ptype, body, sub=None, dry_run=False):
         with self.lock:
@@ -306,7 +310,7 @@ class Store:
                 raise apierrors.conflict(res, name)
             self._check_identity(res, ns, name, new)
             new = self._merge_for_update(res, old, new, sub)
-            return self._commit(res, old, new, dry_run)
+            return self._commit(res, old, new, dry_run, sub)
 
     def mutate(self, res, ns, name, fn, sub=None):
         """Read-modify-write under the lock for in-process controllers: fn(obj) edits a copy."""
@@ -317,7 +321,7 @@ class Store:
             new = copy.deepcopy(old)
             fn(new)
             new = self._merge_for_update(res, old, new, sub)
-            return self._commit(res, old, new)
+            return self._commit(res, old, new, sub=sub)
 
     def bind(self, ns, name, node):
         """pods/binding: set spec.nodeName (only once, never on a deleting pod) and the

@@ -56,7 +56,8 @@ static int parse_params(struct csi_call *call, struct csi_service *svc,
         return csi_call_error(call, -EINVAL, "parameters %s and %s must not be empty",
                               CSI_PARAM_PVC_NAMESPACE, CSI_PARAM_PVC_NAME);
     if (!backend) {
-        ret->be = csi_backend_named(svc, DEFAULT_BACKEND);
+        ret->be =
+            csi_backend_named(svc, svc->default_backend ? svc->default_backend : DEFAULT_BACKEND);
         if (!ret->be && svc->n_backends > 0)
             ret->be = svc->backends[0];
         if (!ret->be)

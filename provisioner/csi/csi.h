@@ -33,6 +33,7 @@ struct csi_service {
     const char *node_id;     /* borrowed */
     enum csi_mode mode;
     int64_t max_volumes_per_node;
+    const char *default_backend; /* borrowed: where a request without "backend" goes; NULL = dir */
     struct backend *backends[CSI_MAX_BACKENDS]; /* owned, sorted by ops->name */
     size_t n_backends;
     struct lock_table *locks; /* owned */

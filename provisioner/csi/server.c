@@ -358,10 +358,20 @@ static void *cq_main(void *arg)
             call_free(c); /* the server is shutting down */
             continue;
         }
+        /* With two CQ threads, one may take a call's arrival just before the other takes the
+         * shutdown tag, and count it only after server_stop saw every received call answered
+         * and let the workers go (both under mu, see server_stop). Queued then, the call would
+         * wait for a worker that never comes and leak. No handler ran for it: cancel it. */
         pthread_mutex_lock(&s->mu);
-        bool stopping = s->stopping;
-        s->inflight++; /* counted before the re-post: server_stop must see it from now on */
+        bool stopping = s->stopping, late = s->workers_exit;
+        if (!late)
+            s->inflight++; /* counted before the re-post: server_stop must see it from now on */
         pthread_mutex_unlock(&s->mu);
+        if (late) {
+            grpc_call_cancel(c->call, NULL);
+            call_free(c);
+            continue;
+        }
         c->arrived = metrics_now();
         if (!stopping && post_request(s, method_index(s, c)) < 0)
             log_error("grpc: could not re-post a request; capacity for this method drops");
@@ -606,7 +616,9 @@ void server_stop(struct server *s, int grace_ms)
             pthread_mutex_lock(&s->mu);
         }
     }
-    /* Every call is answered; workers may exit once the queue is empty. */
+    /* Every call is answered; workers may exit once the queue is empty. Set under the same
+     * hold of mu as the last check of inflight: a CQ thread counts a call before this (and we
+     * waited for it) or sees workers_exit and cancels the call itself. */
     s->workers_exit = true;
     pthread_cond_broadcast(&s->work_cond);
     pthread_mutex_unlock(&s->mu);

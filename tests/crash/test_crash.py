@@ -166,7 +166,7 @@ class Violation(Exception):
 
 
 def parse_meta(path, required):
-    """Parse a meta file: first line version=1, then k=v lines, newline-terminated."""
+    """Parse a meta file: first line version=1 (version=2: sealed volume meta), then k=v lines, newline-terminated."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -179,8 +179,8 @@ def parse_meta(path, required):
     if not text.endswith("\n"):
         raise Violation("%s: not newline-terminated (torn write?): %r" % (path, text[-80:]))
     lines = text[:-1].split("\n")
-    if lines[0] != "version=1":
-        raise Violation("%s: first line %r, want version=1" % (path, lines[0]))
+    if lines[0] not in ("version=1", "version=2"):
+        raise Violation("%s: first line %r, want version=1 or 2" % (path, lines[0]))
     kv = {}
     for ln in lines[1:]:
         k, sep, v = ln.partition("=")
@@ -721,7 +721,10 @@ def wait_stopped(pid, timeout=5.0):
 
 
 def run_once(kind, workdir, it, delay):
-    """One iteration. delay None: uncrashed (calibration), returns (duration, outcome, mid).
+    """One iteration. delay None: uncrashed (calibration), returns (duration, outcome, mid):
+    mid lists the work in progress the kill left, and "(unanswered)" when the kill landed after
+    the operation's new state was in place but before its answer arrived (the window of its
+    commit: with group commit the flush comes after the rename, outside .tmp and .trash).
     Raises Violation with a description of what was found."""
     root = os.path.join(workdir, "root-%s-%d" % (kind.name, it))
     os.makedirs(root)
@@ -736,6 +739,7 @@ def run_once(kind, workdir, it, delay):
             os.kill(d.proc.pid, signal.SIGSTOP)
             wait_stopped(d.proc.pid)
         duration = None
+        answered = False
         t0 = time.perf_counter()
         fut = d.csi.future(method, req)
         if delay is not None and delay < 0:
@@ -759,6 +763,7 @@ def run_once(kind, workdir, it, delay):
             d.kill()
             try:
                 fut.result(timeout=5)
+                answered = True
             except (grpc.RpcError, grpc.FutureTimeoutError, grpc.FutureCancelledError):
                 pass
         wip = pre_restart_state(root) if delay is not None else []
@@ -768,6 +773,9 @@ def run_once(kind, workdir, it, delay):
         try:
             vols, snaps = scan_root(d)
             outcome = kind.classify(d, ctx, vols, snaps)
+            if delay is not None and delay >= 0 and not answered and \
+                    outcome == kind.outcomes[-1]:
+                wip.append("(unanswered)")
         except Violation as e:
             raise Violation("after the crash (before restart the root held: %s): %s"
                             % (pre_tree, e))
@@ -928,6 +936,56 @@ def test_checker_detects_half_states(workdir):
         classify()
         open(os.path.join(root, "_", "leak"), "wb").close()
         expect_violation("leak after delete", check_clean, root)
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_power_cut_at_the_create_commit_point_rolls_back(workdir):
+    """The commit point of an empty create is one flush after the rename that publishes it (group
+    commit): a power cut before that flush may keep the rename and lose or tear the unsynced
+    meta file. A kill -9 cannot leave that (the page cache survives), so it is made on disk the
+    way the disk could keep it. Recovery must roll each such create back (it was never
+    answered), keep the volumes that were answered, and leave a root that passes scan_root; the
+    CO's retry of the create then makes it whole."""
+    root = os.path.join(workdir, "root-powercut")
+    os.makedirs(root)
+    d = Daemon(workdir, root)
+    try:
+        d.start()
+        names = ["cut-nometa", "cut-empty", "cut-torn", "cut-flipped", "cut-nodata"]
+        for n in names + ["kept"]:
+            create_vol(d, n)
+        pvc = create_vol(d, "pvc-cut", params=cc.pvc_params(NS, "cut-0"))
+        d.kill()
+        meta = {n: os.path.join(root, "_", n, "volume.meta") for n in names}
+        good = open(meta["cut-torn"], "rb").read()
+        assert good.rstrip(b"\n").rsplit(b"\n", 1)[1].startswith(b"checksum="), good
+        os.unlink(meta["cut-nometa"])
+        open(meta["cut-empty"], "wb").close()
+        with open(meta["cut-torn"], "wb") as f:
+            f.write(good[:len(good) // 2])
+        with open(meta["cut-flipped"], "wb") as f:
+            f.write(good.replace(b"capacity=1", b"capacity=2"))
+        with open(meta["cut-nodata"], "wb") as f:
+            f.write(b"\0" * len(good))
+        os.rmdir(os.path.join(root, "_", "cut-nodata", "data"))
+        pvc_meta = os.path.join(root, NS, "cut-0", "volume.meta")
+        os.unlink(pvc_meta)
+        d.start()
+        vols, _ = scan_root(d)
+        assert sorted(vols) == [vol_id("_/kept")], sorted(vols)
+        assert not os.path.exists(os.path.join(root, NS)), "empty namespace left"
+        # the retries make them whole
+        for n in names:
+            v = create_vol(d, n)
+            assert v.volume_id == vol_id("_/" + n)
+        assert create_vol(d, "pvc-cut", params=cc.pvc_params(NS, "cut-0")).volume_id == \
+            pvc.volume_id
+        vols, _ = scan_root(d)
+        assert len(vols) == len(names) + 2
+        delete_everything(d)
+        check_clean(root)
     finally:
         d.kill()
         shutil.rmtree(root, ignore_errors=True)

@@ -7,6 +7,13 @@ Environment (set by ctest; defaults make a hand run from the repo work):
     ORDINAL_SANITIZE  "" or "address": sanitizer builds get longer timeouts
     ORDINAL_VALGRIND  "1": run every daemon under valgrind memcheck; any memory error or
                       definite/indirect leak makes the daemon exit 97, which fails its test
+    ORDINAL_CSI_WORKDIR  parent of the per-test work directories (default /tmp): the
+                      directory backend's root lives there (tests/vm/csi.sh points it at a
+                      quota-enabled xfs mount)
+    ORDINAL_CSI_LVM_VG   run the suite against the LVM backend on this volume group instead of
+                      the directory backend (tests/vm/csi.sh --backend lvm, in the VM): daemons
+                      get --lvm-vg VG --default-backend lvm; tests that are about the directory backend
+                      skip (dir_only); every LV is removed after each test
 """
 
 import os
@@ -36,6 +43,13 @@ SLOW = 10.0 if VALGRIND else 3.0 if SANITIZE else 1.0
 START_TIMEOUT = 10.0 * SLOW
 STOP_TIMEOUT = 10.0 * SLOW
 NODE_ID = "test-node"
+WORKDIR_PARENT = os.environ.get("ORDINAL_CSI_WORKDIR") or "/tmp"
+LVM_VG = os.environ.get("ORDINAL_CSI_LVM_VG") or None
+BACKEND = "lvm" if LVM_VG else "dir"
+# A test of the directory backend itself (its files, paths, layout, snapshots by copy): skipped
+# when the suite runs against the LVM backend.
+dir_only = pytest.mark.skipif(BACKEND != "dir", reason="about the directory backend (its "
+                              "files and layout); the suite runs against the LVM backend")
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="mount tests need root (bind mounts)")
@@ -147,6 +161,10 @@ class Daemon:
             a += ["--node-id", self.node_id]
         if self.dir_backend:
             a += ["--dir-root", self.root]
+        if self.dir_backend and LVM_VG:
+            # the LVM backend in the directory backend's place: requests without a backend
+            # parameter go to it (the directory backend stays, on its empty per-test root)
+            a += ["--lvm-vg", LVM_VG, "--default-backend", "lvm"]
         a += ["--log-level", self.log_level]
         return a + self.extra_args
 
@@ -290,8 +308,15 @@ def binary():
 
 @pytest.fixture
 def workdir(request):
-    d = tempfile.mkdtemp(prefix="ordinal-csi-", dir="/tmp")
+    d = tempfile.mkdtemp(prefix="ordinal-csi-", dir=WORKDIR_PARENT)
     yield d
+    if LVM_VG:
+        # every LV a test left (a failed test, a test that keeps volumes) goes, so that the next
+        # test starts from an empty group as it does from an empty root
+        for mp in sorted(mounts_under(d), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        p = subprocess.run(["lvremove", "-f", "-y", "-q", LVM_VG], capture_output=True, text=True)
+        assert p.returncode == 0, "lvremove %s: %s" % (LVM_VG, p.stderr)
     cleanup_workdir(d)
 
 

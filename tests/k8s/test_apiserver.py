@@ -773,6 +773,14 @@ def test_pvc_protection_waits_for_scheduled_pods(apiserver):
     apiserver.controllers_caught_up()
     got = c.get("persistentvolumeclaims", "data")
     assert got["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    # A pod that has finished (its containers exited, as a deleted pod's do before kubelet
+    # unmounts) still holds the claim until the pod object is gone (podUsesPVC ignores phase).
+    u = c.get("pods", "user")
+    u["status"] = {"phase": "Succeeded"}
+    c.update("pods", u, sub="status")
+    apiserver.controllers_caught_up()
+    got = c.get("persistentvolumeclaims", "data")
+    assert got["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     c.delete("pods", "user")
     wait_for(lambda: not c.exists("persistentvolumeclaims", "data"), what="PVC removal")
 

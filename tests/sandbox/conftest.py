@@ -71,3 +71,26 @@ def cluster_factory(tmp_path):
 @pytest.fixture
 def cluster(cluster_factory):
     return cluster_factory()
+
+
+@pytest.fixture(scope="module")
+def sbx(tmp_path_factory):
+    """One real sandbox (3 nodes, kubelets, ordinal-csi) for a whole test_e2e_* module."""
+    import e2e
+    s = e2e.module_sandbox(tmp_path_factory)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ns(sbx, request):
+    """A namespace of the test's own in the module's sandbox; its sets, pods and claims are
+    deleted (and waited for) afterwards."""
+    import re
+    name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower().replace("test_", "", 1))
+    # at most 63 characters, unique per test even where parameters make long ids
+    tag = __import__("hashlib").sha1(request.node.nodeid.encode()).hexdigest()[:6]
+    name = name.strip("-")[:48].strip("-") + "-" + tag
+    sbx.namespace(name)
+    yield name
+    sbx.cleanup(name)

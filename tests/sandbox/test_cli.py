@@ -2,6 +2,7 @@
 real ordinal-csi node plugin per node, and a StatefulSet provisioned by Ordinal and driven with
 real kubectl. Needs ORDINAL_CSI (the built daemon)."""
 
+import base64
 import json
 import os
 import signal
@@ -9,51 +10,39 @@ import subprocess
 
 import pytest
 
-from fakeapi import KUBECTL, PYTHON, Client, wait_for
+from fakeapi import KUBECTL, Client, wait_for
 from sbxlib import Cluster
 
-SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
-                       "sandbox", "ordinal-sandbox")
+import sbxctl  # deploy/sandbox/sbxctl.py, on the path from conftest.py
+
 CSI = os.environ.get("ORDINAL_CSI")
 needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
                                reason="ORDINAL_CSI (the built ordinal-csi) not given")
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+needs_kubectl = pytest.mark.skipif(__import__("shutil").which(KUBECTL) is None,
+                                   reason="kubectl not installed")
 
 
 def sandbox(*args, check=True, timeout=90):
-    p = subprocess.run([PYTHON, SANDBOX] + list(args), capture_output=True, text=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("ordinal-sandbox %s: %d\n%s%s" % (" ".join(args), p.returncode,
-                                                               p.stdout, p.stderr))
-    return p
+    try:
+        return sbxctl.cli(*args, check=check, timeout=timeout)
+    except sbxctl.SandboxError as e:
+        raise AssertionError(str(e)) from None
 
 
-class Sbx:
+class Sbx(sbxctl.Sandbox):
     """A running sandbox as the tests see it: a client from DIR alone, kubectl."""
 
     def __init__(self, d):
-        self.dir = d
-        with open(os.path.join(d, "ready")) as f:
-            self.ready = json.load(f)
-        with open(os.path.join(d, "token")) as f:
-            token = f.read().strip()
-        self.client = Client(self.ready["server"], token, os.path.join(d, "pki", "ca.crt"))
-        self.kubeconfig = os.path.join(d, "kubeconfig")
-        self.kubectl_cache = os.path.join(d, "kubectl-cache")
+        super().__init__(d)
+        self.client = Client(self.server, self.token, self.ca)
         self.cluster = Cluster(self)
 
-    def state(self):
-        with open(os.path.join(self.dir, "state.json")) as f:
-            return json.load(f)
-
     def kubectl(self, *args, check=True, input=None, timeout=30):
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig)
-        p = subprocess.run([KUBECTL, "--cache-dir", self.kubectl_cache] + list(args), env=env,
-                           input=input, capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError("kubectl %s failed (%d):\n%s%s" % (
-                " ".join(args), p.returncode, p.stdout, p.stderr))
-        return p
+        try:
+            return super().kubectl(*args, check=check, input=input, timeout=timeout)
+        except sbxctl.SandboxError as e:
+            raise AssertionError(str(e)) from None
 
 
 @pytest.fixture
@@ -68,18 +57,8 @@ def sbx_factory(tmp_path):
     yield up
     reports = []
     for d in dirs:
-        sandbox("down", "--dir", d, check=False)
-        logs = os.path.join(d, "logs")
-        # the sandbox's own processes; containers' logs are in folders of their own
-        for f in sorted(os.listdir(logs)):
-            if not os.path.isfile(os.path.join(logs, f)):
-                continue
-            with open(os.path.join(logs, f), errors="replace") as fh:
-                text = fh.read()
-            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                        "Traceback (most recent call last)"):
-                if bad in text:
-                    reports.append("%s: %s" % (f, bad))
+        sbxctl.down(d)
+        reports += sbxctl.log_problems(d)
     assert not reports, "sanitizer reports or tracebacks in the sandbox logs: %s" % reports
 
 
@@ -129,12 +108,58 @@ def test_up_status_second_up_and_down(sbx_factory):
     assert len(set(pids)) == 2 and all(alive(p) for p in pids)
     for n in st["nodes"]:
         with open("/proc/%d/cmdline" % n["pid"], "rb") as f:
-            argv = f.read().decode().split("\0")
-        assert argv[argv.index("--dir-root") + 1] == n["root"]
-        assert argv[argv.index("--endpoint") + 1] == "unix://" + n["socket"]
-        assert argv[argv.index("--kubeconfig") + 1] == s.kubeconfig
-        assert argv[argv.index("--node-id") + 1] == n["name"]
+            argv = f.read().decode().split("\0")[:-1]  # NUL-terminated
+        # the node plugins are the manifests' own: the DaemonSet's container args, with the
+        # downward API expanded and the container paths mapped into the node's folder
+        ds = c.get("daemonsets", "ordinal-node", ns="ordinal-system")
+        cont = ds["spec"]["template"]["spec"]["containers"][0]
+        assert cont["name"] == "ordinal-csi"
+        mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + n["socket"],
+                  "--dir-root=/var/lib/ordinal": "--dir-root=" + n["root"],
+                  "--node-id=$(NODE_NAME)": "--node-id=" + n["name"],
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.99.%s:9810"
+                  % n["name"].split("-")[1]}
+        assert argv[1:] == [mapped.get(a, a) for a in cont["args"]]
+        # in-cluster config: the ServiceAccount token volume where kube_config.c reads it, in
+        # the plugin's own mount namespace, and KUBERNETES_SERVICE_HOST/PORT
+        with open("/proc/%d/environ" % n["pid"], "rb") as f:
+            env = dict(e.split("=", 1) for e in f.read().decode().split("\0") if "=" in e)
+        assert env["NODE_NAME"] == n["name"] and env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+        assert env["KUBERNETES_SERVICE_PORT"] == s.ready["server"].rsplit(":", 1)[1]
+        sa = "/proc/%d/root/run/secrets/kubernetes.io/serviceaccount" % n["pid"]
+        with open(sa + "/namespace") as f:
+            assert f.read() == "ordinal-system"
+        with open(sa + "/token") as f:
+            tok = f.read()
+        sec = c.get("secrets", "ordinal-node-token", ns="ordinal-system")
+        assert base64.b64decode(sec["data"]["token"]).decode() == tok != s.client.token
+        assert not os.path.exists("/run/secrets/kubernetes.io/serviceaccount/token")
+        # the socket is where the hostPath maps it (nodes/N/kubelet/plugins/ordinal.csi.dev)
+        # unless that path is too long for a unix socket (then nodes/N/csi.sock or /tmp)
+        assert argv[0] == CSI and os.path.basename(n["socket"]) in ("csi.sock", n["name"] +
+                                                                    ".sock")
     assert len({n["root"] for n in st["nodes"]}) == 2
+    # the controller Deployment's replicas, with their ServiceAccount: one takes the Lease
+    dep = c.get("deployments", "ordinal-controller", ns="ordinal-system")
+    cargs = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    ctrls = st["controllers"]
+    assert [x["name"] for x in ctrls] == ["ordinal-controller-0", "ordinal-controller-1"]
+    for i, x in enumerate(ctrls):
+        assert alive(x["pid"])
+        mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + x["socket"],
+                  "--node-id=$(POD_NAME)": "--node-id=" + x["name"],
+                  "--leader-election-namespace=$(POD_NAMESPACE)":
+                  "--leader-election-namespace=ordinal-system",
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=127.0.98.%d:9810" % (i + 1)}
+        assert x["argv"] == [CSI] + [mapped.get(a, a) for a in cargs]
+
+    def holder():
+        r = c.request("GET", "/apis/coordination.k8s.io/v1/namespaces/ordinal-system/leases/"
+                      "ordinal-csi-dev")
+        return r.status == 200 and r.body["spec"].get("holderIdentity")
+    assert wait_for(holder, 20, what="a controller holds the Lease") in (
+        "ordinal-controller-0", "ordinal-controller-1")
+    pids += [x["pid"] for x in ctrls]
     for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
               "ordinal-csi-node-2.log"):
         assert os.path.getsize(os.path.join(s.dir, "logs", f)) > 0, f
@@ -143,12 +168,16 @@ def test_up_status_second_up_and_down(sbx_factory):
     assert len(c.list("nodes", ns=None)["items"]) == 2, "the second up changed nothing"
     out = sandbox("status", "--dir", s.dir).stdout
     assert "ready" in out and out.count("ordinal-csi pid") == 2
+    assert out.count(" controller pid ") == 2
     # A mount under DIR (as a kubelet's would be) is unmounted by down; data is kept.
     a, b = os.path.join(s.dir, "mnt-src"), os.path.join(s.dir, "mnt-dst")
     os.makedirs(a)
     os.makedirs(b)
+    # each node's kubelet folder is a shared mount (the plugin's Bidirectional volume)
+    kubelets = sorted(os.path.join(s.dir, "nodes", n["name"], "kubelet") for n in st["nodes"])
+    assert sorted(mounts_under(s.dir)) == kubelets
     subprocess.run(["mount", "--bind", a, b], check=True)
-    assert mounts_under(s.dir) == [b]
+    assert sorted(mounts_under(s.dir)) == sorted(kubelets + [b])
     out = sandbox("down", "--dir", s.dir).stdout
     assert "stopped" in out
     assert not alive(st["pid"]) and not any(alive(p) for p in pids)
@@ -180,6 +209,50 @@ def test_up_fails_cleanly_when_the_plugin_cannot_start(tmp_path):
         assert "ordinal-csi for node-1 exited" in f.read()
     p = sandbox("up", "--dir", d, "--csi", "/nonexistent/ordinal-csi", check=False)
     assert p.returncode != 0 and "not an executable file" in p.stderr
+
+
+def _manifests_copy(tmp_path, edit):
+    """The kind overlay rendered (kubectl kustomize), the node DaemonSet's ordinal-csi
+    container changed by edit(container, pod_spec), written as one YAML file."""
+    import yaml
+    r = subprocess.run([KUBECTL, "kustomize", os.path.join(
+        SOURCE, "deploy", "kubernetes", "overlays", "kind")], capture_output=True, text=True,
+        timeout=60, check=True)
+    objs = list(yaml.safe_load_all(r.stdout))
+    ds = [o for o in objs if o["kind"] == "DaemonSet"][0]
+    spec = ds["spec"]["template"]["spec"]
+    edit(spec["containers"][0], spec)
+    path = os.path.join(str(tmp_path), "ordinal.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(objs, f)
+    return path
+
+
+@needs_csi
+@needs_kubectl
+def test_up_fails_on_a_flag_typo_or_a_missing_mount_in_the_manifests(tmp_path):
+    """The node plugins run what the manifests say: a flag ordinal-csi does not know makes it
+    exit, and up reports it; a path argument on no volumeMount is refused."""
+    typo = _manifests_copy(tmp_path, lambda c, s: c["args"].__setitem__(
+        c["args"].index("--log-format=json"), "--log-fromat=json"))
+    d = os.path.join(str(tmp_path), "typo")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", CSI, "--manifests", typo,
+                check=False)
+    assert p.returncode == 1 and "start failed" in p.stderr, p.stderr
+    assert "ordinal-csi for node-1 exited" in p.stderr
+    with open(os.path.join(d, "logs", "ordinal-csi-node-1.log")) as f:
+        assert "log-fromat" in f.read()
+    assert not os.path.exists(os.path.join(d, "ready"))
+
+    def drop_data_root(c, s):
+        c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] != "data-root"]
+    nomount = _manifests_copy(tmp_path, drop_data_root)
+    d = os.path.join(str(tmp_path), "nomount")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", CSI, "--manifests", nomount,
+                check=False)
+    assert p.returncode == 1, p.stderr
+    assert "--dir-root path /var/lib/ordinal is on no volumeMount of the pod" in p.stderr
+    assert not os.path.exists(os.path.join(d, "ready"))
 
 
 WEB = """apiVersion: v1

@@ -1,5 +1,5 @@
-/* Unit tests: provisioner/provision.c, the pure parts (Kubernetes quantities, the ownership
- * decision). The provisioning flow itself is tested against the fake API server in
+/* Unit tests: provisioner/provision.c, the pure parts (Kubernetes quantities, the claim and
+ * ownership decisions). The provisioning flow itself is tested against the fake API server in
  * tests/k8s/test_provisioner.py. */
 #include <errno.h>
 #include <setjmp.h>
@@ -179,13 +179,87 @@ static void test_owner_decision(void **state)
     cJSON_Delete(pv);
 }
 
+static cJSON *parse(const char *json)
+{
+    cJSON *j = cJSON_Parse(json);
+
+    assert_non_null(j);
+    return j;
+}
+
+static void test_claim_decision(void **state)
+{
+    static const struct {
+        const char *claim, *sc;
+        enum prov_claim_step want;
+    } cases[] = {
+        /* ours, selected for this node */
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.kubernetes.io/"
+         "storage-provisioner\":"
+         "\"d\",\"volume.kubernetes.io/selected-node\":\"n1\"}}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_PROVISION},
+        /* the beta annotation counts when the GA one is absent, not when it names another */
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.beta.kubernetes.io/"
+         "storage-provisioner\":\"d\",\"volume.kubernetes.io/selected-node\":\"n1\"}}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_PROVISION},
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.kubernetes.io/"
+         "storage-provisioner\":"
+         "\"x\",\"volume.beta.kubernetes.io/storage-provisioner\":\"d\"}}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_WAIT_HANDOFF},
+        /* another node's; no node yet: WaitForFirstConsumer waits, Immediate races */
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.kubernetes.io/"
+         "storage-provisioner\":"
+         "\"d\",\"volume.kubernetes.io/selected-node\":\"n2\"}}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_IGNORE},
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.kubernetes.io/"
+         "storage-provisioner\":"
+         "\"d\"}}}",
+         "{\"provisioner\":\"d\",\"volumeBindingMode\":\"WaitForFirstConsumer\"}",
+         PROV_CLAIM_IGNORE},
+        {"{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"volume.kubernetes.io/"
+         "storage-provisioner\":"
+         "\"d\",\"volume.kubernetes.io/selected-node\":\"\"}}}",
+         "{\"provisioner\":\"d\",\"volumeBindingMode\":\"Immediate\"}", PROV_CLAIM_TAKE_NODE},
+        /* not our class, no class, no uid */
+        {"{\"metadata\":{\"uid\":\"u\"}}", "{\"provisioner\":\"other\"}", PROV_CLAIM_IGNORE},
+        {"{\"metadata\":{\"uid\":\"u\"}}", NULL, PROV_CLAIM_IGNORE},
+        {"{\"metadata\":{\"annotations\":{\"volume.kubernetes.io/storage-provisioner\":\"d\","
+         "\"volume.kubernetes.io/selected-node\":\"n1\"}}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_IGNORE},
+        /* being deleted: only with our finalizer is there something to clean up */
+        {"{\"metadata\":{\"uid\":\"u\",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\","
+         "\"finalizers\":[\"ordinal.csi.dev/provisioning\"]}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_CLEANUP},
+        {"{\"metadata\":{\"uid\":\"u\",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_IGNORE},
+        /* bound: drop our finalizer if it is still there */
+        {"{\"metadata\":{\"uid\":\"u\",\"finalizers\":[\"ordinal.csi.dev/provisioning\"]},"
+         "\"spec\":{\"volumeName\":\"pvc-u\"}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_UNFINALIZE},
+        {"{\"metadata\":{\"uid\":\"u\"},\"spec\":{\"volumeName\":\"pvc-u\"}}",
+         "{\"provisioner\":\"d\"}", PROV_CLAIM_IGNORE},
+        /* wrong types are absent fields, never a crash */
+        {"{\"metadata\":{\"uid\":7,\"annotations\":[]},\"spec\":[]}", "{\"provisioner\":{}}",
+         PROV_CLAIM_IGNORE},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *claim = parse(cases[i].claim), *sc = cases[i].sc ? parse(cases[i].sc) : NULL;
+
+        if (prov_claim_decide("d", "n1", claim, sc) != cases[i].want)
+            fail_msg("case %zu: got %d, want %d", i, (int)prov_claim_decide("d", "n1", claim, sc),
+                     (int)cases[i].want);
+        cJSON_Delete(claim);
+        cJSON_Delete(sc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quantities),
-        cmocka_unit_test(test_bad_quantities),
-        cmocka_unit_test(test_format_quantity),
-        cmocka_unit_test(test_owner_decision),
+        cmocka_unit_test(test_quantities),      cmocka_unit_test(test_bad_quantities),
+        cmocka_unit_test(test_format_quantity), cmocka_unit_test(test_owner_decision),
+        cmocka_unit_test(test_claim_decision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,7 +62,7 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
 # /tmp stays the overlay's (RAM already): a tmpfs there would hide a checkout under /tmp
 mount -t tmpfs tmpfs /run
-for m in virtio_blk loop dm_mod dm_thin_pool dm_snapshot dm_log_writes dm_flakey ext4 xfs; do
+for m in virtio_blk loop dm_mod dm_thin_pool dm_snapshot dm_log_writes dm_flakey ext4 xfs quota_v2; do
     modprobe "$m" 2>/dev/null || echo "vm: modprobe $m failed"
 done
 # No udev in the VM: LVM must not wait for it (the same setting a udev-less node plugin needs).

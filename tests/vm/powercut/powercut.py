@@ -150,7 +150,7 @@ def parse_meta(path):
     if not text.endswith("\n"):
         raise Violation("%s: not newline-terminated: %r" % (path, text[-60:]))
     lines = text[:-1].split("\n")
-    if lines[0] != "version=1":
+    if lines[0] not in ("version=1", "version=2"):
         raise Violation("%s: first line %r" % (path, lines[0]))
     kv = {}
     for ln in lines[1:]:

@@ -1,0 +1,253 @@
+"""The manifests' RBAC, enforced by the fake API server (deploy/sandbox/rbac.py), is sufficient
+and minimal for the real ordinal-csi:
+
+* with the node ClusterRole and the controller Role exactly as rendered (overlay kind), a node
+  plugin provisions a claim and deletes its volume, and a controller takes and renews its
+  leader Lease, with no request denied;
+* with any one verb of any one rule removed, ordinal-csi makes a request that the API server
+  denies (a 403 in its request log, whose RBAC attributes are that verb on that rule's
+  resource): every verb of every rule is used.
+
+The daemons run with their ServiceAccounts' tokens (the `serviceaccount-token` controller
+issues them), not the admin token."""
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import NAMESPACE, one
+from fakeapi import FakeApiServer, wait_for
+
+import rbac  # deploy/sandbox, on sys.path through conftest
+
+DRIVER = "ordinal.csi.dev"
+SELECTED = "volume.kubernetes.io/selected-node"
+CONTROLLERS = "pv-binder,pvc-protection,pv-protection,garbage-collector,namespace," \
+              "serviceaccount-token"
+RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
+
+
+def _start(tmp_path, name):
+    return FakeApiServer.start(str(tmp_path / name), extra_args=["--controllers", CONTROLLERS])
+
+
+def _post(api, path, obj):
+    api.client.call("POST", path, obj)
+
+
+def _install(api, role_kind, role):
+    """Namespace, both ServiceAccounts, and one role (with its binding) as rendered."""
+    _post(api, "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+    for sa in ("ordinal-node", "ordinal-controller"):
+        _post(api, "/api/v1/namespaces/%s/serviceaccounts" % NAMESPACE,
+              one("kind", "ServiceAccount", sa))
+    if role_kind == "ClusterRole":
+        _post(api, RBAC_API + "/clusterroles", role)
+        _post(api, RBAC_API + "/clusterrolebindings", one("kind", "ClusterRoleBinding",
+                                                          role["metadata"]["name"]))
+    else:
+        _post(api, RBAC_API + "/namespaces/%s/roles" % NAMESPACE, role)
+        _post(api, RBAC_API + "/namespaces/%s/rolebindings" % NAMESPACE,
+              one("kind", "RoleBinding", role["metadata"]["name"]))
+
+
+def _sa_kubeconfig(api, sa, path):
+    tok = wait_for(lambda: _token(api, sa), 10, what="the token Secret of " + sa)
+    sys.path.insert(0, os.path.join(os.path.dirname(rbac.__file__)))
+    import apiserver as fake
+    with open(path, "w") as f:
+        f.write(fake.kubeconfig_text(api.url, tok[1].encode(), tok[0]))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _token(api, sa):
+    r = api.client.request("GET", "/api/v1/namespaces/%s/secrets/%s-token" % (NAMESPACE, sa))
+    if r.status != 200:
+        return None
+    import base64
+    d = r.body["data"]
+    return base64.b64decode(d["token"]).decode(), base64.b64decode(d["ca.crt"]).decode()
+
+
+def denied(api):
+    """(verb, group, resource/subresource, name) of every 403 in the request log."""
+    out = []
+    try:
+        with open(api.log_file) as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    from urllib.parse import parse_qs, unquote, urlsplit
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 5 or parts[-2] != "403":
+            continue
+        u = urlsplit(parts[2])
+        q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+        a = rbac.request_info(parts[1], unquote(u.path), q)
+        if a and a["resource_request"]:
+            r = a["resource"] + ("/" + a["subresource"] if a["subresource"] else "")
+            out.append((a["verb"], a["group"], r, a["name"]))
+    return out
+
+
+class Daemon:
+    def __init__(self, binary, argv, log):
+        self.log = log
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen([binary] + argv, stdout=f, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+def _node_plugin(api, binary, tmp_path):
+    kc = _sa_kubeconfig(api, "ordinal-node", str(tmp_path / "node.kubeconfig"))
+    root = tmp_path / "root"
+    root.mkdir()
+    return Daemon(binary, ["--mode=node", "--endpoint=unix://%s" % (tmp_path / "csi.sock"),
+                           "--node-id=node-1", "--dir-root=%s" % root, "--kubeconfig=" + kc,
+                           "--log-level=debug"], str(tmp_path / "node.log"))
+
+
+def _step(api, expect_ok, fn, timeout, what):
+    """Wait for fn(); with a cut role, stop as soon as a request is denied instead."""
+    if expect_ok:
+        return wait_for(fn, timeout, what=what)
+    got = wait_for(lambda: denied(api) or fn(), timeout, what=what + " or a denial")
+    if denied(api):
+        raise Denied(denied(api))
+    return got
+
+
+class Denied(Exception):
+    pass
+
+
+def _node_scenario(api, expect_ok):
+    """A claim on node-1 provisioned (PV created, claim bound, an event), then deleted (PV
+    deleted by the plugin)."""
+    c = api.client
+    sc = one("kind", "StorageClass", "ordinal")
+    c.create("storageclasses", {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                "metadata": {"name": "ordinal"}, "provisioner": DRIVER,
+                                "reclaimPolicy": "Delete",
+                                "volumeBindingMode": "WaitForFirstConsumer",
+                                "parameters": sc.get("parameters") or {}}, ns=None)
+    c.create("persistentvolumeclaims", {"metadata": {"name": "data", "annotations": {
+        SELECTED: "node-1"}}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                       "storageClassName": "ordinal",
+                                       "resources": {"requests": {"storage": "16Mi"}}}})
+
+    def bound():
+        p = c.get("persistentvolumeclaims", "data")
+        return p if (p.get("status") or {}).get("phase") == "Bound" else None
+    pvc = _step(api, expect_ok, bound, 30, "the claim Bound")
+    pv = pvc["spec"]["volumeName"]
+    _step(api, expect_ok, lambda: [e for e in c.list("events")["items"]
+                                   if e["reason"] == "ProvisioningSucceeded"], 10, "the event")
+    c.delete("persistentvolumeclaims", "data")
+    _step(api, expect_ok, lambda: not c.exists("persistentvolumes", pv, ns=None), 30,
+          "the PV deleted")
+
+
+def _controller(api, binary, tmp_path):
+    kc = _sa_kubeconfig(api, "ordinal-controller", str(tmp_path / "ctrl.kubeconfig"))
+    return Daemon(binary, ["--mode=controller", "--endpoint=unix://%s" % (tmp_path / "c.sock"),
+                           "--node-id=ctrl-a", "--leader-election-namespace=" + NAMESPACE,
+                           "--kubeconfig=" + kc, "--log-level=debug"],
+                  str(tmp_path / "ctrl.log"))
+
+
+def _controller_scenario(api, expect_ok):
+    """The controller takes the Lease and renews it (its renewTime moves)."""
+    c = api.client
+
+    def lease():
+        r = c.request("GET", "/apis/coordination.k8s.io/v1/namespaces/%s/leases/ordinal-csi-dev"
+                      % NAMESPACE)
+        return r.body if r.status == 200 and r.body["spec"].get("holderIdentity") else None
+    first = _step(api, expect_ok, lease, 30, "the Lease taken")["spec"]["renewTime"]
+    _step(api, expect_ok, lambda: (lease() or {"spec": {}})["spec"].get("renewTime") != first,
+          30, "the Lease renewed")
+
+
+def _variants(role):
+    """(label, rules, removed verb, rule) for every verb of every rule, removed in turn."""
+    out = []
+    for i, rule in enumerate(role["rules"]):
+        for v in rule["verbs"]:
+            rules = copy.deepcopy(role["rules"])
+            rest = [x for x in rules[i]["verbs"] if x != v]
+            if rest:
+                rules[i]["verbs"] = rest
+            else:
+                del rules[i]
+            out.append(("%s %s" % (v, "/".join(rule["resources"])), rules, v, rule))
+    return out
+
+
+CASES = [("node", "ClusterRole", "ordinal-node", _node_plugin, _node_scenario),
+         ("controller", "Role", "ordinal-controller", _controller, _controller_scenario)]
+
+
+@pytest.mark.parametrize("component,kind,name,daemon,scenario", CASES,
+                         ids=[c[0] for c in CASES])
+def test_rbac_minimal(component, kind, name, daemon, scenario, ordinal_csi, tmp_path):
+    role = one("kind", kind, name)
+    t0 = time.monotonic()
+    # sufficient: everything works, nothing is denied
+    api = _start(tmp_path, "full")
+    try:
+        _install(api, kind, role)
+        d = daemon(api, ordinal_csi, tmp_path / "full")
+        try:
+            scenario(api, True)
+            assert denied(api) == [], d.text()[-2000:]
+            print("%s: full role, scenario passed, nothing denied" % component)
+        finally:
+            d.stop()
+    finally:
+        assert api.stop() == 0
+    # minimal: each verb of each rule, removed in turn, is missed
+    for label, rules, verb, rule in _variants(role):
+        sub = tmp_path / ("minus-" + label.replace(" ", "-").replace("/", "_"))
+        sub.mkdir()
+        api = _start(sub, "api")
+        try:
+            cut = dict(role, rules=rules)
+            _install(api, kind, cut)
+            d = daemon(api, ordinal_csi, sub)
+            got = []
+            try:
+                scenario(api, False)
+            except Denied as e:
+                got = e.args[0]
+            finally:
+                d.stop()
+            groups = rule.get("apiGroups") or []
+            hits = [g for g in got if g[0] == verb and g[1] in groups and
+                    g[2] in rule["resources"]]
+            assert hits, "%s without %s: the scenario passed or other requests were denied: " \
+                "%s\n%s" % (component, label, got, d.text()[-1500:])
+        finally:
+            assert api.stop() == 0
+    print("%s: %d rules, %d verbs each missed when removed; %.1f s" % (
+        component, len(role["rules"]), len(_variants(role)), time.monotonic() - t0))

@@ -1,0 +1,115 @@
+"""End to end on one real sandbox: every cell of persistentVolumeClaimRetentionPolicy
+(whenDeleted x whenScaled, reference/kubernetes.md section 3.5) with Ordinal's volumes and
+their data, and the stale-claim wait on a quick scale-up. Claims, volumes and stores going
+away are taken from watch events and from the nodes' Ordinal roots."""
+
+import pytest
+
+import e2e
+from e2e import needs_csi, service, wait_for, web
+
+pytestmark = needs_csi
+PODS3 = ["web-0", "web-1", "web-2"]
+
+
+def refs(claim):
+    return sorted((r["kind"], r["name"], r.get("controller"))
+                  for r in claim["metadata"].get("ownerReferences") or [])
+
+
+@pytest.mark.parametrize("deleted,scaled", [("Retain", "Retain"), ("Retain", "Delete"),
+                                            ("Delete", "Retain"), ("Delete", "Delete")])
+def test_retention_table(sbx, ns, deleted, scaled):
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), web(replicas=3, policy=(deleted, scaled)))
+    sbx.wait_ready(ns, PODS3)
+    sbx.write_hostnames(ns, PODS3)
+    in_range = [("StatefulSet", "web", True)] if deleted == "Delete" else []
+    claims = sbx.claims(ns)
+    vols = {k: v["spec"]["volumeName"] for k, v in claims.items()}
+    for n, c in claims.items():
+        assert refs(c) == in_range, (n, c["metadata"].get("ownerReferences"))
+
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+    sbx.wait_ready(ns, ["web-0"])
+    if scaled == "Delete":
+        wait_for(lambda: sorted(sbx.claims(ns)) == ["www-web-0"], timeout=e2e.WAIT,
+                 what="the condemned pods' claims deleted")
+        wait_for(lambda: not ({vols["www-web-1"], vols["www-web-2"]} & sbx.pv_names()),
+                 timeout=e2e.WAIT, what="their volumes deleted by Ordinal")
+        wait_for(lambda: sorted(sbx.stores(ns)) == ["www-web-0"], timeout=e2e.WAIT,
+                 what="their stores removed from the nodes")
+        rec.need(lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+                 lambda r: r.gone("persistentvolumeclaims", "www-web-2", m))
+        for claim in ("www-web-1", "www-web-2"):
+            last = [e[4] for e in rec.history("persistentvolumeclaims", m) if e[3] == claim][-1]
+            assert refs(last) == [("Pod", claim[4:], True)], \
+                "%s owned by its condemned pod only: %s" % (claim, last["metadata"])
+        pv2, pv1 = rec.need(lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
+                            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
+        assert pv2 < pv1, "volumes deleted highest ordinal first"
+    else:
+        s = sbx.client.get("statefulsets", "web", ns=ns)
+        assert s["status"]["observedGeneration"] == s["metadata"]["generation"]
+        claims = sbx.claims(ns)
+        assert sorted(claims) == ["www-web-0", "www-web-1", "www-web-2"]
+        for n in ("www-web-1", "www-web-2"):
+            assert refs(claims[n]) == in_range
+            assert sbx.on_disk(ns, n) == n[4:] + "\n", "%s keeps its data" % n
+
+    left = sorted(sbx.claims(ns))
+    m = rec.mark()
+    sbx.k(ns, "delete", "sts", "web")
+    wait_for(lambda: not sbx.pods(ns), timeout=e2e.WAIT, what="the pods gone with the set")
+    if deleted == "Delete":
+        wait_for(lambda: not sbx.claims(ns), timeout=e2e.WAIT, what="every claim deleted")
+        wait_for(lambda: not (set(vols.values()) & sbx.pv_names()) and not sbx.stores(ns),
+                 timeout=e2e.WAIT, what="every volume and store deleted")
+        g, p = rec.need(lambda r: r.gone("persistentvolumeclaims", "www-web-0", m),
+                        lambda r: r.gone("pods", "web-0", m))
+        assert p < g, "www-web-0 deleted only after its pod was gone"
+        return
+    # whenDeleted Retain: the claims stay Bound to their volumes; a new set gets the data.
+    wait_for(lambda: rec.gone("pods", "web-0", m), timeout=e2e.WAIT, what="web-0 deleted")
+    assert sorted(sbx.claims(ns)) == left
+    assert {k: v["spec"]["volumeName"] for k, v in sbx.claims(ns).items()} == \
+        {k: vols[k] for k in left}
+    sbx.apply(ns, web(replicas=3, policy=(deleted, scaled)))
+    sbx.wait_ready(ns, PODS3)
+    for p in PODS3:
+        got = sbx.read_in_pod(ns, p)
+        if "www-" + p in left:
+            assert got == p + "\n", "%s got its data back" % p
+        else:
+            assert got == "", "%s got a fresh volume (its claim was deleted)" % p
+        if "www-" + p not in left:
+            assert sbx.claims(ns)["www-" + p]["spec"]["volumeName"] != vols["www-" + p]
+
+
+def test_stale_claim_waited_for_on_quick_scale_up(sbx, ns):
+    """whenScaled Delete, scaled down and straight back up: the new pod waits until the
+    condemned pod's claim (its ownerRef names the old pod) is gone, then gets a fresh claim
+    and volume, never the condemned data."""
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), web(replicas=2, policy=("Retain", "Delete")))
+    before = sbx.wait_ready(ns, ["web-0", "web-1"])
+    sbx.write_hostnames(ns, ["web-0", "web-1"])
+    old = sbx.claims(ns)["www-web-1"]
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+    rec.wait(lambda r: r.stopping("web-1", m), what="web-1 stopping")
+    sbx.k(ns, "scale", "sts", "web", "--replicas=2")
+    pods = sbx.wait_ready(ns, ["web-0", "web-1"])
+    assert pods["web-1"]["metadata"]["uid"] != before["web-1"]["metadata"]["uid"]
+    claim = sbx.claims(ns)["www-web-1"]
+    assert claim["metadata"]["uid"] != old["metadata"]["uid"], "a fresh claim"
+    assert claim["spec"]["volumeName"] != old["spec"]["volumeName"], "a fresh volume"
+    old_gone, created = rec.need(
+        lambda r: r.first("persistentvolumeclaims", "www-web-1", lambda t, o: t == "DELETED" and
+                          o["metadata"]["uid"] == old["metadata"]["uid"], m),
+        lambda r: r.first("pods", "web-1", lambda t, o: t == "ADDED", m))
+    assert old_gone < created, \
+        "the new web-1 was created only after the stale claim was gone"
+    assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
+    assert sbx.read_in_pod(ns, "web-0") == "web-0\n"

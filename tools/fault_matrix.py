@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""The fault matrix on the sandbox: each operation crossed with each fault, table-driven.
+
+    /usr/bin/python3 tools/fault_matrix.py [--csi build/debug/ordinal-csi] [--markdown FILE]
+
+One sandbox (2 nodes) for the whole matrix, through the same public surface and invariant
+checks as the soak (tools/soak.py). A cell: bring a fresh StatefulSet (its own name) to the
+state the operation starts from, with no fault; switch the fault on; start the operation; keep
+the fault on until it has bitten (its counters moved, or the process was killed) and at least
+FAULT_S seconds have passed (at most BITE_S); lift it; wait until the operation has completed and everything has
+converged; check the invariants (no store without a PV, none with two PVs, no Bound claim
+without its store, the data written into each store intact, nothing foreign in a root). The
+cell reads "ok <seconds from the operation's start to convergence>" ("unused" added when the
+fault's counters did not move while it was on: the operation made no request it could hit),
+"NOT CONVERGED" (after 120 s) or "<n> BROKEN". Exit 1 unless every cell is ok.
+
+Operations: provision (a claim provisioned, bound and published to its pod), pod restart (the
+pod deleted and started again on its volume), scale down with whenScaled=Retain, release with
+Delete (the set deleted with whenDeleted=Delete, class reclaimPolicy Delete: claim, PV and store
+go), release with Retain (the same with class reclaimPolicy Retain: the PV stays Released with
+its store), re-adoption (a set of the same name made again: its new claim gets the retained
+store back, data intact).
+
+Faults: ordinal-csi's API requests answered 500 or 429 at 30%, 500 ms latency on them, every
+watch stream cut, 410 Expired on the next watches (relist), 409 Conflict on the next updates,
+the node's ordinal-csi killed -9 (the sandbox restarts it).
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import soak  # noqa: E402
+
+FAULT_S = 2.0  # the least time a fault stays on
+BITE_S = 6.0   # the most time it stays on waiting to bite
+NS = soak.NS
+
+FAULTS = ["500 at 30%", "429 at 30%", "latency 500 ms", "watches cut", "410 on relist",
+          "409 on updates", "csi kill -9"]
+OPS = ["provision", "pod restart", "scale down", "release Delete", "release Retain",
+       "re-adoption"]
+
+
+class Matrix(soak.Soak):
+    def __init__(self, args):
+        args.seed = 0
+        args.dir = None
+        args.minutes = 0
+        super().__init__(args)
+        self.n = 0
+
+    def wait(self, cond, what, t0):
+        while not cond():
+            if time.monotonic() - t0 > soak.CONVERGE_S:
+                raise TimeoutError(what)
+            time.sleep(0.2)
+
+    def make(self, name, replicas, policy, cls):
+        self.kubectl("apply", "-f", "-", input=soak.json.dumps(
+            self.sts(name, replicas, policy, cls)))
+        self.sets[name] = {"replicas": replicas, "policy": policy, "class": cls, "rev": 1}
+
+    def settle(self):
+        t0 = time.monotonic()
+        self.wait(self.converged, "setup", t0)
+        self.check()  # also writes the data tokens of new stores
+
+    def fault_on(self, fault, node_of):
+        if fault == "500 at 30%":
+            self.fault(error_rate=30, error_code=500, agent="ordinal/")
+        elif fault == "429 at 30%":
+            self.fault(error_rate=30, error_code=429, retry_after=1, agent="ordinal/")
+        elif fault == "latency 500 ms":
+            self.fault(latency_ms=500, agent="ordinal/")
+        elif fault == "watches cut":
+            self.fault(drop_watches=True)
+        elif fault == "410 on relist":
+            self.fault(drop_watches=True, expire_next_watch=6)
+        elif fault == "409 on updates":
+            self.fault(conflict_next_update=6)
+        elif fault == "csi kill -9":
+            for n in self.state()["nodes"]:
+                if node_of is None or n["name"] == node_of:
+                    os.kill(n["pid"], signal.SIGKILL)
+
+    def node_of_claim(self, claim):
+        try:
+            c = self.client.get("persistentvolumeclaims", claim, ns=NS)
+        except soak.ApiError:
+            return None
+        return (c["metadata"].get("annotations") or {}).get("volume.kubernetes.io/selected-node")
+
+    def cell(self, op, fault):
+        self.n += 1
+        name = "m%d" % self.n
+        claim = "data-%s-0" % name
+        cls = "ordinal-retain" if op in ("release Retain", "re-adoption") else "ordinal"
+        # the starting state, no fault
+        if op != "provision":
+            self.make(name, 2 if op == "scale down" else 1, ("Retain", "Delete"), cls)
+            self.settle()
+        if op == "re-adoption":
+            self.kubectl("delete", "sts", name, "--wait=false")
+            del self.sets[name]
+            self.settle()
+            self.wait(lambda: not self.client.exists("persistentvolumeclaims", claim, ns=NS),
+                      "claim of the deleted set gone", time.monotonic())
+        node = self.node_of_claim(claim)
+        before = self.fault_stats()
+        self.fault_on(fault, node)
+        t0 = time.monotonic()
+        if op == "provision":
+            self.make(name, 1, ("Retain", "Delete"), cls)
+        elif op == "pod restart":
+            self.kubectl("delete", "pod", "%s-0" % name, "--wait=false")
+        elif op == "scale down":
+            self.kubectl("scale", "sts", name, "--replicas=1")
+            self.sets[name]["replicas"] = 1
+        elif op in ("release Delete", "release Retain"):
+            self.kubectl("delete", "sts", name, "--wait=false")
+            del self.sets[name]
+        elif op == "re-adoption":
+            self.make(name, 1, ("Retain", "Delete"), cls)
+        while fault != "csi kill -9" and time.monotonic() - t0 < BITE_S and (
+                time.monotonic() - t0 < FAULT_S or self.fault_stats() == before):
+            time.sleep(0.2)
+        bit = fault == "csi kill -9" or self.fault_stats() != before
+        self.fault(reset=True)
+
+        def done():
+            if not self.converged():
+                return False
+            if op.startswith("release") and self.client.exists("persistentvolumeclaims", claim,
+                                                               ns=NS):
+                return False
+            if op == "scale down" and self.client.exists("pods", "%s-1" % name, ns=NS):
+                return False
+            return True
+        breaks = len(self.stats["breaks"])
+        try:
+            self.wait(done, "convergence", t0)
+        except TimeoutError:
+            return "NOT CONVERGED"
+        took = time.monotonic() - t0
+        self.check()
+        if op == "release Delete":
+            pvs = [pv for pv in self.client.list("persistentvolumes", ns=None)["items"]
+                   if ((pv["spec"].get("claimRef") or {}).get("name")) == claim]
+            if pvs:
+                self.fail("release Delete left PV %s" % pvs[0]["metadata"]["name"])
+        if op == "re-adoption" and not any(k[1] == "%s/%s" % (NS, claim) for k in self.tokens):
+            self.fail("re-adoption: the store of %s is not the retained one" % claim)
+        n = len(self.stats["breaks"]) - breaks
+        if n:
+            return "%d BROKEN" % n
+        return "ok %.1f s" % took if bit else "ok %.1f s, unused" % took
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--csi", default=os.path.join(soak.SRC, "build", "debug", "ordinal-csi"))
+    ap.add_argument("--nodes", type=int, default=2)
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    m = Matrix(args)
+    m.up()
+    table = {}
+    try:
+        for op in OPS:
+            for fault in FAULTS:
+                r = m.cell(op, fault)
+                table[(op, fault)] = r
+                soak.log("%-15s x %-15s %s" % (op, fault, r))
+    finally:
+        m.down()
+    lines = ["| operation | " + " | ".join(FAULTS) + " |",
+             "|---|" + "---|" * len(FAULTS)]
+    for op in OPS:
+        lines.append("| %s | %s |" % (op, " | ".join(table.get((op, f), "not run")
+                                                    for f in FAULTS)))
+    text = "\n".join(lines)
+    print(text)
+    for b in m.stats["breaks"]:
+        print("break: " + b)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    sys.exit(0 if all(v.startswith("ok") for v in table.values()) and
+             len(table) == len(OPS) * len(FAULTS) else 1)
+
+
+if __name__ == "__main__":
+    main()
