@@ -422,7 +422,9 @@ static void sync_store(struct inv *inv, const struct be_volume *v, const char *b
 
         r = kube_create(inv->cfg.client, &kube_ordinalvolumes, NULL, want, &out, &st);
         cJSON_AddItemToObject(want, "status", status);
-        if (r < 0 && r != -EEXIST) {
+        if (r < 0) {
+            /* -EEXIST: made meanwhile (by us, or another node's of that name): the cache shows
+             * it on the next sync, and the node check above decides then. */
             log_debug("inventory: create OrdinalVolume %s: %s", name, st.message);
             cJSON_Delete(out);
             return;
