@@ -26,6 +26,7 @@
 
 #define INV_PAGE 256
 #define INV_COALESCE_S 0.2
+#define INV_RETRY_S 2.0
 
 struct inv {
     struct inv_config cfg;
@@ -38,6 +39,7 @@ struct inv {
     atomic_bool stop;
     atomic_ulong syncs;
     bool crd_warned; /* sync thread only */
+    bool retry_soon; /* sync thread only: a reclaim failed, look again in INV_RETRY_S */
 };
 
 /* ---- small cJSON helpers (borrowed results) ---- */
@@ -366,6 +368,7 @@ static int reclaim(struct inv *inv, const struct be_volume *v, const char *ovnam
         snprintf(m2, sizeof(m2), "reclaim failed: %s", msg);
         set_message(inv, ovname, "Orphaned", m2);
         log_warn("inventory: reclaim of %s (%s): %s", ovname, v->id, msg);
+        inv->retry_soon = true; /* the request stands: try again soon, not in a period */
         return 1;
     }
     log_info("inventory: reclaimed orphaned store %s (%s)", v->id, ovname);
@@ -419,7 +422,9 @@ static void sync_store(struct inv *inv, const struct be_volume *v, const char *b
 
         r = kube_create(inv->cfg.client, &kube_ordinalvolumes, NULL, want, &out, &st);
         cJSON_AddItemToObject(want, "status", status);
-        if (r < 0 && r != -EEXIST) {
+        if (r < 0) {
+            /* -EEXIST: made meanwhile (by us, or another node's of that name): the cache shows
+             * it on the next sync, and the node check above decides then. */
             log_debug("inventory: create OrdinalVolume %s: %s", name, st.message);
             cJSON_Delete(out);
             return;
@@ -556,9 +561,10 @@ static void *inv_thread(void *arg)
         break;
     }
     while (!atomic_load(&inv->stop)) {
+        inv->retry_soon = false;
         sync_once(inv);
         atomic_fetch_add(&inv->syncs, 1);
-        wait_turn(inv, period);
+        wait_turn(inv, inv->retry_soon && INV_RETRY_S < period ? INV_RETRY_S : period);
     }
     return NULL;
 }

@@ -26,6 +26,7 @@
 #include "kube_recorder.h"
 #include "kube_util.h"
 #include "log.h"
+#include "csi.h"
 #include "model.h"
 #include "provision.h"
 #include "util.h"
@@ -34,15 +35,20 @@
 #define REC_COMPONENT "ordinal-controller"
 #define REC_SETLESS_GRACE_S 5.0
 #define REC_RELEASE_SETTLE_S 2.0
+#define REC_ANN_ON_NODE_LOSS "ordinal.csi.dev/on-node-loss"
+#define REC_ANN_NODE_LOSS_GRACE "ordinal.csi.dev/node-loss-grace"
+#define REC_NODE_LOSS_GRACE_S 300.0
 
 struct rec {
     struct rec_config cfg;
-    struct kube_informer *sets, *claims, *classes, *pvs, *ovs; /* owned */
-    struct kube_queue *queue;                                  /* owned */
-    struct kube_recorder *events;                              /* owned */
+    struct kube_informer *sets, *claims, *classes, *pvs, *ovs, *nodes; /* owned */
+    struct kube_queue *queue;                                          /* owned */
+    struct kube_recorder *events;                                      /* owned */
     pthread_mutex_t mu;
     struct kube__map waiting; /* "ns/name" -> (void *)(first blocker + 2), under mu */
     struct kube__map states;  /* OV name -> static state string last seen, under mu */
+    struct kube__map gone;    /* node name -> (void *)1: seen, then deleted; under mu */
+    struct kube__map warned;  /* "ns/claim" -> (void *)1: NodeLost said once; under mu */
     atomic_ulong admitted;
 };
 
@@ -581,6 +587,246 @@ static void ov_deleted(void *ud, const cJSON *obj)
     pthread_mutex_unlock(&rec->mu);
 }
 
+/* ---- node loss ---- */
+
+/* A grace like "90s", "5m", "1h" or "1h30m" (Go duration units s, m, h) into seconds; -EINVAL. */
+static int parse_grace(const char *s, double *ret)
+{
+    double total = 0;
+    const char *p = s;
+
+    if (!s || !*s)
+        return -EINVAL;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v < 0)
+            return -EINVAL;
+        double unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 0;
+        if (unit == 0)
+            return -EINVAL;
+        total += v * unit;
+        p = end + 1;
+    }
+    if (total > 365.0 * 86400)
+        return -EINVAL;
+    *ret = total;
+    return 0;
+}
+
+/* The node a PV's store lives on (its topology term), borrowed, or NULL. */
+static const char *pv_node(const cJSON *pv)
+{
+    const cJSON *terms = JGET(pv, "spec", "nodeAffinity", "required", "nodeSelectorTerms"), *t, *x,
+                *v;
+
+    cJSON_ArrayForEach(t, terms)
+    {
+        cJSON_ArrayForEach(x, JGET(t, "matchExpressions"))
+        {
+            if (!streq(JSTR(x, "key"), CSI_TOPOLOGY_KEY))
+                continue;
+            cJSON_ArrayForEach(v, JGET(x, "values")) if (jstr(v)) return jstr(v);
+        }
+    }
+    return NULL;
+}
+
+/* Whether node `name` is lost: seen and then deleted, or NotReady for longer than grace.
+ * *ret_why says which. */
+static bool node_lost(struct rec *rec, const char *name, double grace, char *why, size_t n)
+{
+    _cleanup_json_ cJSON *node = kube_informer_get(rec->nodes, NULL, name);
+    const cJSON *c;
+    bool gone;
+
+    if (!node) {
+        pthread_mutex_lock(&rec->mu);
+        gone = kube__map_get(&rec->gone, name) != NULL;
+        pthread_mutex_unlock(&rec->mu);
+        if (gone)
+            snprintf(why, n, "node %s is gone", name);
+        return gone;
+    }
+    cJSON_ArrayForEach(c, JGET(node, "status", "conditions"))
+    {
+        double since = 0;
+        if (!streq(JSTR(c, "type"), "Ready") || streq(JSTR(c, "status"), "True"))
+            continue;
+        if (kube__parse_time(JSTR(c, "lastTransitionTime") ? JSTR(c, "lastTransitionTime") : "",
+                             &since) == 0 &&
+            kube__wall() - since > grace) {
+            snprintf(why, n, "node %s is NotReady for %.0f s (grace %.0f s)", name,
+                     kube__wall() - since, grace);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool once(struct rec *rec, struct kube__map *m, const char *key)
+{
+    bool seen;
+
+    pthread_mutex_lock(&rec->mu);
+    seen = kube__map_get(m, key) != NULL;
+    if (!seen)
+        kube__map_put(m, key, (void *)1, NULL);
+    pthread_mutex_unlock(&rec->mu);
+    return !seen;
+}
+
+/*
+ * Every claim of every set whose store lives on a lost node: NodeLost (Warning) on the set and
+ * the claim; with the set's opt-in ordinal.csi.dev/on-node-loss: recreate, the claim is deleted
+ * (and, reclaim policy Delete, its PV) so the StatefulSet controller recreates the ordinal
+ * elsewhere with an empty volume. Pending claims whose selected-node is a deleted node get the
+ * annotation removed, so that the scheduler picks again.
+ */
+static int sync_nodes(struct rec *rec)
+{
+    _cleanup_json_ cJSON *sets = kube_informer_list(rec->sets);
+    _cleanup_json_ cJSON *claims = kube_informer_list(rec->claims);
+    const cJSON *s, *c;
+    int err = 0;
+
+    if (!sets || !claims)
+        return -ENOMEM;
+    if (!rec->cfg.leading(rec->cfg.leading_ud))
+        return 0;
+    cJSON_ArrayForEach(c, claims)
+    {
+        const char *sel = JSTR(c, "metadata", "annotations", PROV_ANN_SELECTED_NODE);
+        char why[160];
+        if (!sel || (JSTR(c, "spec", "volumeName") && JSTR(c, "spec", "volumeName")[0]) ||
+            JGET(c, "metadata", "deletionTimestamp"))
+            continue;
+        bool gone;
+        pthread_mutex_lock(&rec->mu);
+        gone = kube__map_get(&rec->gone, sel) != NULL;
+        pthread_mutex_unlock(&rec->mu);
+        if (!gone || !node_lost(rec, sel, 0, why, sizeof(why)))
+            continue;
+        _cleanup_json_ cJSON *p =
+            cJSON_Parse("{\"metadata\":{\"annotations\":{\"" PROV_ANN_SELECTED_NODE "\":null}}}");
+        struct kube_status st;
+        cJSON *out = NULL;
+        int r;
+        r = kube_patch(rec->cfg.client, &kube_persistentvolumeclaims,
+                       JSTR(c, "metadata", "namespace"), kube_obj_name(c), NULL, p, &out, &st);
+        cJSON_Delete(out);
+        if (r == 0)
+            claim_event(rec, c, "Warning", "NodeLost",
+                        "%s: its selected-node annotation is cleared so that it is scheduled "
+                        "again",
+                        why);
+    }
+    cJSON_ArrayForEach(s, sets)
+    {
+        struct model_set set;
+        const char *opt = JSTR(s, "metadata", "annotations", REC_ANN_ON_NODE_LOSS);
+        const char *gs = JSTR(s, "metadata", "annotations", REC_ANN_NODE_LOSS_GRACE);
+        bool recreate = streq(opt, "recreate");
+        double grace = REC_NODE_LOSS_GRACE_S;
+
+        if (model_set_from_json(s, &set) < 0)
+            continue;
+        if (gs && parse_grace(gs, &grace) < 0) {
+            grace = REC_NODE_LOSS_GRACE_S;
+            log_warn("StatefulSet %s/%s: %s \"%s\" is not a duration; using %.0f s", set.ns,
+                     set.name, REC_ANN_NODE_LOSS_GRACE, gs, grace);
+        }
+        cJSON_ArrayForEach(c, claims)
+        {
+            struct model_claim_ref ref;
+            const char *vol = JSTR(c, "spec", "volumeName"), *cname = kube_obj_name(c);
+            char why[160], key[600];
+
+            if (!vol || !vol[0] || JGET(c, "metadata", "deletionTimestamp") ||
+                model_claim_match(&set, c, &ref) < 0)
+                continue;
+            _cleanup_json_ cJSON *pv = kube_informer_get(rec->pvs, NULL, vol);
+            const char *node = pv_node(pv);
+            if (!pv || !streq(JSTR(pv, "spec", "csi", "driver"), rec->cfg.driver_name) || !node ||
+                !node_lost(rec, node, grace, why, sizeof(why)))
+                continue;
+            snprintf(key, sizeof(key), "%s/%s", set.ns, cname);
+            if (!recreate) {
+                if (once(rec, &rec->warned, key)) {
+                    set_event(rec, s, "Warning", "NodeLost",
+                              "ordinal %d (claim %s): its volume %s lives on %s; its pod cannot "
+                              "run elsewhere. Set %s: recreate to recreate the ordinal on another "
+                              "node with an empty volume",
+                              (int)ref.ordinal, cname, vol, why, REC_ANN_ON_NODE_LOSS);
+                    claim_event(rec, c, "Warning", "NodeLost", "its volume %s lives on %s", vol,
+                                why);
+                }
+                continue;
+            }
+            set_event(rec, s, "Warning", "NodeLost",
+                      "ordinal %d (claim %s): its volume %s lives on %s: deleting the claim%s so "
+                      "that the ordinal is recreated on another node with an empty volume",
+                      (int)ref.ordinal, cname, vol, why,
+                      streq(JSTR(pv, "spec", "persistentVolumeReclaimPolicy"), "Delete")
+                          ? " and its PersistentVolume (policy Delete)"
+                          : " (its PersistentVolume is kept: policy Retain)");
+            struct kube_delete_opts opts = {.precondition_uid = JSTR(c, "metadata", "uid"),
+                                            .grace_period_seconds = -1};
+            struct kube_status st;
+            cJSON *out = NULL;
+            int r;
+            r = kube_delete(rec->cfg.client, &kube_persistentvolumeclaims, set.ns, cname, &opts,
+                            &out, &st);
+            cJSON_Delete(out);
+            out = NULL;
+            if (r < 0 && r != -ENOENT) {
+                err = r;
+                continue;
+            }
+            if (streq(JSTR(pv, "spec", "persistentVolumeReclaimPolicy"), "Delete")) {
+                r = kube_delete(rec->cfg.client, &kube_persistentvolumes, NULL, vol, NULL, &out,
+                                &st);
+                cJSON_Delete(out);
+                if (r < 0 && r != -ENOENT)
+                    err = r;
+            }
+        }
+    }
+    return err;
+}
+
+static void node_changed(void *ud, const cJSON *obj)
+{
+    struct rec *rec = ud;
+    const char *name = kube_obj_name(obj);
+
+    if (name) {
+        pthread_mutex_lock(&rec->mu);
+        kube__map_del(&rec->gone, name); /* back (or new): not lost */
+        pthread_mutex_unlock(&rec->mu);
+    }
+    kube_queue_add(rec->queue, "N");
+}
+
+static void node_updated(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)old_obj;
+    node_changed(ud, obj);
+}
+
+static void node_deleted(void *ud, const cJSON *obj)
+{
+    struct rec *rec = ud;
+    const char *name = kube_obj_name(obj);
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&rec->mu);
+    kube__map_put(&rec->gone, name, (void *)1, NULL);
+    pthread_mutex_unlock(&rec->mu);
+    kube_queue_add(rec->queue, "N");
+}
+
 /* ---- wiring ---- */
 
 static void queue_claims(struct rec *rec, const char *ns)
@@ -609,6 +855,7 @@ static int sync_key(void *ud, const char *key)
         queue_claims(rec, NULL);
         kube_queue_add(rec->queue, "R");
         kube_queue_add(rec->queue, "O");
+        kube_queue_add(rec->queue, "N");
         return 0;
     }
     if (strcmp(key, "O") == 0) {
@@ -618,6 +865,17 @@ static int sync_key(void *ud, const char *key)
             return 0;
         }
         int r = sync_ovs(rec);
+        return r == -ECANCELED ? 0 : r;
+    }
+    if (strcmp(key, "N") == 0) {
+        if (!kube_informer_has_synced(rec->nodes) || !kube_informer_has_synced(rec->pvs) ||
+            !kube_informer_has_synced(rec->sets) || !kube_informer_has_synced(rec->claims)) {
+            kube_queue_add_after(rec->queue, key, 0.5);
+            return 0;
+        }
+        int r = sync_nodes(rec);
+        /* NotReady nodes cross their grace without an event: look again every 30 s. */
+        kube_queue_add_after(rec->queue, key, 30.0);
         return r == -ECANCELED ? 0 : r;
     }
     if (strcmp(key, "R") == 0) {
@@ -750,10 +1008,13 @@ void rec_stop(struct rec *rec)
     kube_informer_free(rec->classes);
     kube_informer_free(rec->pvs);
     kube_informer_free(rec->ovs);
+    kube_informer_free(rec->nodes);
     kube_queue_free(rec->queue);
     kube_recorder_free(rec->events);
     kube__map_release(&rec->waiting, NULL);
     kube__map_release(&rec->states, NULL);
+    kube__map_release(&rec->gone, NULL);
+    kube__map_release(&rec->warned, NULL);
     pthread_mutex_destroy(&rec->mu);
     free(rec);
 }
@@ -761,7 +1022,7 @@ void rec_stop(struct rec *rec)
 struct rec *rec_start(const struct rec_config *cfg)
 {
     struct rec *rec = calloc(1, sizeof(*rec));
-    struct kube_informer_handlers hs, hc, hk, hv, ho;
+    struct kube_informer_handlers hs, hc, hk, hv, ho, hn;
 
     if (!rec)
         return NULL;
@@ -770,6 +1031,8 @@ struct rec *rec_start(const struct rec_config *cfg)
     pthread_mutex_init(&rec->mu, NULL);
     kube__map_init(&rec->waiting);
     kube__map_init(&rec->states);
+    kube__map_init(&rec->gone);
+    kube__map_init(&rec->warned);
     rec->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
     rec->events = kube_recorder_new(cfg->client, 0);
     hs = (struct kube_informer_handlers){set_add, set_update, set_add, rec};
@@ -777,6 +1040,7 @@ struct rec *rec_start(const struct rec_config *cfg)
     hk = (struct kube_informer_handlers){class_add, class_update, NULL, rec};
     hv = (struct kube_informer_handlers){pv_changed, pv_updated, pv_changed, rec};
     ho = (struct kube_informer_handlers){ov_changed, ov_updated, ov_deleted, rec};
+    hn = (struct kube_informer_handlers){node_changed, node_updated, node_deleted, rec};
     if (!rec->queue || !rec->events)
         goto fail;
     rec->sets = kube_informer_new(cfg->client, &kube_statefulsets, NULL, NULL, NULL, &hs);
@@ -785,11 +1049,12 @@ struct rec *rec_start(const struct rec_config *cfg)
     rec->classes = kube_informer_new(cfg->client, &kube_storageclasses, NULL, NULL, NULL, &hk);
     rec->pvs = kube_informer_new(cfg->client, &kube_persistentvolumes, NULL, NULL, NULL, &hv);
     rec->ovs = kube_informer_new(cfg->client, &kube_ordinalvolumes, NULL, NULL, NULL, &ho);
-    if (!rec->sets || !rec->claims || !rec->classes || !rec->pvs || !rec->ovs)
+    rec->nodes = kube_informer_new(cfg->client, &kube_nodes, NULL, NULL, NULL, &hn);
+    if (!rec->sets || !rec->claims || !rec->classes || !rec->pvs || !rec->ovs || !rec->nodes)
         goto fail;
     if (kube_informer_start(rec->sets) < 0 || kube_informer_start(rec->claims) < 0 ||
         kube_informer_start(rec->classes) < 0 || kube_informer_start(rec->pvs) < 0 ||
-        kube_informer_start(rec->ovs) < 0)
+        kube_informer_start(rec->ovs) < 0 || kube_informer_start(rec->nodes) < 0)
         goto fail;
     if (kube_queue_run(rec->queue, REC_WORKERS, sync_key, rec) < 0)
         goto fail;

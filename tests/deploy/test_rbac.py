@@ -31,12 +31,14 @@ REQUESTS = {
     # kube/kube_leader.c: one Lease in the controller's namespace. provisioner/reconciler.c:
     # informers on sets, claims, classes, PVs; the admission annotation (a claim merge patch),
     # the release approval (a PV merge patch); the ordinal fields of OrdinalVolumes (a status
-    # merge patch); Events (kube_recorder_post).
+    # merge patch); node loss (nodes watched; with the set's opt-in, claim and PV deletes);
+    # Events (kube_recorder_post).
     "controller": {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("apps", "statefulsets"): {"list", "watch"},
-        ("", "persistentvolumeclaims"): {"list", "watch", "patch"},
-        ("", "persistentvolumes"): {"list", "watch", "patch"},
+        ("", "persistentvolumeclaims"): {"list", "watch", "patch", "delete"},
+        ("", "persistentvolumes"): {"list", "watch", "patch", "delete"},
+        ("", "nodes"): {"list", "watch"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
         ("ordinal.csi.dev", "ordinalvolumes"): {"list", "watch"},

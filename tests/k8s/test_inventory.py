@@ -89,8 +89,11 @@ def test_lifecycle_bound_retained_orphaned_reclaimed(api, nodes):  # noqa: F811
 
     # kubectl ordinal reclaim's protocol: the annotation; the node deletes store, then OV.
     api.kubectl("annotate", "ov", pv, "ordinal.csi.dev/reclaim=requested")
-    wait_for(lambda: api.client.request("GET", OV_PATH + "/" + pv).status == 404,
-             timeout=20 * SLOW, what="OV deleted after reclaim")
+    try:
+        wait_for(lambda: api.client.request("GET", OV_PATH + "/" + pv).status == 404,
+                 timeout=20 * SLOW, what="OV deleted after reclaim")
+    except AssertionError as e:
+        raise AssertionError("%s\n%s" % (e, n1.log_text()[-4000:]))
     assert n1.volume_dirs() == []
     n1.wait_log("inventory: reclaimed orphaned store")
 

@@ -5,17 +5,19 @@ Immediate class whose claims all appear at once (in reverse order, here); the or
 on the API server's own sequence of claim writes (one watch, global resourceVersion order).
 Without a controller such claims wait with an OrdinalWaiting event from the node; a claim of
 no StatefulSet is admitted at once; a claim whose predecessor does not exist gets an
-OrdinalWaiting event from the controller naming it."""
+OrdinalWaiting event from the controller naming it. Also: the controller's ordinal fields in
+OrdinalVolumes and its retention events on the set; node loss with and without opt-in."""
 
 import os
 import signal
+import socket
 import threading
 
 import pytest
 
 from fakeapi import wait_for
-from test_provisioner import (SLOW, claim, controller, nodes, storage_class,  # noqa: F401
-                              wait_bound)
+from test_provisioner import (SELECTED, SLOW, claim, controller, nodes,  # noqa: F401
+                              storage_class, wait_bound)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's root needs root")
 
@@ -35,6 +37,16 @@ def statefulset(api, name="web", replicas=3, start=None, cls="ord"):
     if start is not None:
         sts["spec"]["ordinals"] = {"start": start}
     return api.client.call("POST", "/apis/apps/v1/namespaces/default/statefulsets", sts)
+
+
+def stop_watch(w, t):
+    """Wake the reader thread at once (closing alone waits for its 30 s read timeout)."""
+    try:
+        w.conn.sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
+        pass
+    w.close()
+    t.join(10)
 
 
 class ClaimLog:
@@ -68,7 +80,7 @@ class ClaimLog:
             pass
 
     def close(self):
-        self.w.close()
+        stop_watch(self.w, self.t)
 
 
 def test_parallel_set_on_immediate_ordered_class_goes_in_order(apiserver, nodes, tmp_path):
@@ -195,7 +207,7 @@ class PvLog:
             pass
 
     def close(self):
-        self.w.close()
+        stop_watch(self.w, self.t)
 
 
 def test_release_goes_highest_ordinal_first(apiserver, nodes, tmp_path):
@@ -277,6 +289,55 @@ def test_inventory_ordinals_and_retention_events(apiserver, nodes, tmp_path):
         assert ev[0]["type"] == "Warning" and "kubectl ordinal reclaim" in ev[0]["message"]
         o = apiserver.client.call("GET", ovs + "/" + pv1)
         assert o["status"]["state"] == "Orphaned" and o["status"]["ordinal"] == 1
+    finally:
+        ctrl.send_signal(signal.SIGTERM)
+        assert ctrl.wait(30) == 0
+
+
+@pytest.mark.parametrize("opt_in", [False, True])
+def test_node_loss(apiserver, nodes, tmp_path, opt_in):
+    """A node object deleted: without the set's opt-in only NodeLost warnings (claim kept);
+    with ordinal.csi.dev/on-node-loss: recreate the ordinal's claim and (policy Delete) its PV
+    are deleted. A Pending claim's selected-node naming the deleted node is cleared."""
+    storage_class(apiserver, "loc", binding="WaitForFirstConsumer", reclaim="Delete")
+    sts = statefulset(apiserver, replicas=1, cls="loc")
+    if opt_in:
+        apiserver.client.call("PATCH", "/apis/apps/v1/namespaces/default/statefulsets/web", {
+            "metadata": {"annotations": {"ordinal.csi.dev/on-node-loss": "recreate"}}},
+            content_type="application/merge-patch+json")
+    assert sts["metadata"]["name"] == "web"
+    for name in ("n1", "n2"):
+        apiserver.client.create("nodes", {"apiVersion": "v1", "kind": "Node",
+                                          "metadata": {"name": name}}, ns=None)
+    nodes("n1")
+    ctrl = controller(apiserver, "ctrl", str(tmp_path))
+    try:
+        claim(apiserver, "www-web-0", cls="loc", node="n1")
+        pv = wait_bound(apiserver, "www-web-0")["spec"]["volumeName"]
+        claim(apiserver, "other-0", cls="loc", node="n2")   # Pending: no plugin on n2
+        wait_for(lambda: apiserver.kubectl("get", "lease", "-n", "default").returncode == 0 and
+                 "ctrl" in apiserver.kubectl("get", "lease", "-n", "default").stdout,
+                 timeout=20 * SLOW, what="the controller leads")
+        apiserver.client.delete("nodes", "n2", ns=None)
+        wait_for(lambda: SELECTED not in (apiserver.client.get(
+            "persistentvolumeclaims", "other-0")["metadata"].get("annotations") or {}),
+            timeout=20 * SLOW, what="stale selected-node cleared")
+        apiserver.client.delete("nodes", "n1", ns=None)
+        ev = wait_for(lambda: set_events(apiserver, "NodeLost"), timeout=20 * SLOW,
+                      what="NodeLost on the set")
+        assert ev[0]["type"] == "Warning" and "node n1 is gone" in ev[0]["message"]
+        if opt_in:
+            wait_for(lambda: not apiserver.client.exists("persistentvolumeclaims", "www-web-0"),
+                     timeout=20 * SLOW, what="claim deleted")
+            wait_for(lambda: apiserver.client.get("persistentvolumes", pv, ns=None)[
+                "metadata"].get("deletionTimestamp"), timeout=20 * SLOW, what="PV deleted")
+            assert "deleting the claim and its PersistentVolume" in ev[0]["message"]
+        else:
+            assert "Set ordinal.csi.dev/on-node-loss: recreate" in ev[0]["message"]
+            c = apiserver.client.get("persistentvolumeclaims", "www-web-0")
+            assert not c["metadata"].get("deletionTimestamp")
+            assert not apiserver.client.get("persistentvolumes", pv, ns=None)["metadata"].get(
+                "deletionTimestamp")
     finally:
         ctrl.send_signal(signal.SIGTERM)
         assert ctrl.wait(30) == 0
