@@ -13,7 +13,8 @@ import time
 import grpc
 import pytest
 
-from conftest import BINARY, NODE_ID, SLOW, create, read_tree, tree, write_tree
+from conftest import (BINARY, NODE_ID, SLOW, create, needs_dir_snapshots, read_tree, tree,
+                      write_tree)
 from csi_client import (MiB, TOPOLOGY_KEY, code_of, create_req, expect_error, mount_cap,
                         pvc_params)
 
@@ -530,6 +531,7 @@ def test_concurrent_restores_from_one_snapshot(csi, pb, daemon):
         assert read_tree(daemon.data_dir("_/" + r.name)) == {"seed": b"golden data"}
 
 
+@needs_dir_snapshots
 def test_concurrent_create_snapshot_same_name(csi, pb):
     v = create(csi, pb, "snap-race-src", required=MiB)
     req = pb.CreateSnapshotRequest(name="snap-race", source_volume_id=v.volume_id)
@@ -541,6 +543,7 @@ def test_concurrent_create_snapshot_same_name(csi, pb):
     assert len(csi.ListSnapshots().entries) == 1
 
 
+@needs_dir_snapshots
 def test_concurrent_mixed_load(csi, pb, daemon):
     # many threads doing whole create/list/snapshot/delete cycles on their own names
     errors = []
