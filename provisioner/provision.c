@@ -586,12 +586,13 @@ static int access_mode(const char *m, Csi__V1__VolumeCapability__AccessMode__Mod
     return 0;
 }
 
+/* Room for it is checked by the caller (PROV_MAX_CLASS_PARAMS keeps 3 for the claim). */
 static void add_param(struct prov_create_args *a, const char *k, const char *v)
 {
     size_t i = a->req.n_parameters;
 
     if (i >= ARRAY_SIZE(a->params))
-        return;
+        abort(); /* a caller's bug: never send a request short of a parameter */
     csi__v1__create_volume_request__parameters_entry__init(&a->params[i]);
     a->params[i].key = (char *)(uintptr_t)k;
     a->params[i].value = (char *)(uintptr_t)v;
@@ -675,6 +676,12 @@ int prov_build_create(const char *node_id, const cJSON *claim, const cJSON *sc,
             continue;
         if (!jstr(e)) {
             snprintf(msg, msglen, "StorageClass parameter %s is not a string", e->string);
+            return -EINVAL;
+        }
+        /* the claim's identity below needs its 3 entries: never drop them (nor a parameter) */
+        if (a->req.n_parameters >= PROV_MAX_CLASS_PARAMS) {
+            snprintf(msg, msglen, "StorageClass has more than %d parameters",
+                     PROV_MAX_CLASS_PARAMS);
             return -EINVAL;
         }
         add_param(a, e->string, jstr(e));

@@ -114,6 +114,10 @@ enum prov_owner prov_owner_decide(const char *driver, const char *pvname, const 
                                   const char *store_owner, const char *store_id, int owner_rc,
                                   const cJSON *owner_pv);
 
+/* StorageClass parameters a claim's CreateVolume carries at most (besides the claim's identity);
+ * a class with more is refused: no backend takes more than a handful. */
+#define PROV_MAX_CLASS_PARAMS 69
+
 /* Everything CreateVolume needs, owned by one struct (the strings it points to are borrowed
  * from the claim and class it was built from, which must outlive it). */
 struct prov_create_args {
@@ -124,7 +128,10 @@ struct prov_create_args {
     Csi__V1__VolumeCapability__MountVolume mount;
     Csi__V1__VolumeCapability__BlockVolume block;
     char *flags[32];
-    Csi__V1__CreateVolumeRequest__ParametersEntry params[72], *pparams[72];
+    /* the class's own parameters (PROV_MAX_CLASS_PARAMS at most), then the claim's identity
+     * (namespace, name, PV name) */
+    Csi__V1__CreateVolumeRequest__ParametersEntry params[PROV_MAX_CLASS_PARAMS + 3],
+        *pparams[PROV_MAX_CLASS_PARAMS + 3];
     Csi__V1__TopologyRequirement topo_req;
     Csi__V1__Topology topo, *ptopo[1];
     Csi__V1__Topology__SegmentsEntry seg, *pseg[1];
@@ -136,7 +143,8 @@ struct prov_create_args {
 /*
  * Fill a CreateVolume request from a claim and its class, as a pure function of them and the
  * node id (the topology requisite): 0, or -EINVAL with msg set (a quantity that does not parse,
- * an access mode that is unknown or not single-node, a class parameter that is no string).
+ * an access mode that is unknown or not single-node, a class parameter that is no string, more
+ * than PROV_MAX_CLASS_PARAMS class parameters).
  */
 int prov_build_create(const char *node_id, const cJSON *claim, const cJSON *sc,
                       struct prov_create_args *a, char *msg, size_t msglen);

@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void test_quantities(void **state)
 {
@@ -254,12 +256,52 @@ static void test_claim_decision(void **state)
     }
 }
 
+/* Found by fuzz_provision: a class with more parameters than the request had room for made a
+ * CreateVolume without the claim's identity (its namespace and name were silently dropped),
+ * so the volume was keyed by the CSI name instead of <namespace>/<claim>. */
+static void test_class_parameters_cap(void **state)
+{
+    cJSON *claim = parse("{\"metadata\":{\"uid\":\"u\",\"name\":\"c\",\"namespace\":\"ns\"}}");
+    struct prov_create_args *a = malloc(sizeof(*a));
+    char msg[256], key[16];
+
+    (void)state;
+    assert_non_null(a);
+    for (int n = PROV_MAX_CLASS_PARAMS; n <= PROV_MAX_CLASS_PARAMS + 1; n++) {
+        cJSON *sc = parse("{\"provisioner\":\"d\",\"parameters\":{}}");
+        cJSON *params = cJSON_GetObjectItemCaseSensitive(sc, "parameters");
+        bool names_claim = false;
+
+        for (int i = 0; i < n; i++) {
+            snprintf(key, sizeof(key), "p%d", i);
+            cJSON_AddStringToObject(params, key, "v");
+        }
+        msg[0] = '\0';
+        int r = prov_build_create("n1", claim, sc, a, msg, sizeof(msg));
+        if (n > PROV_MAX_CLASS_PARAMS) {
+            assert_int_equal(r, -EINVAL);
+            assert_non_null(strstr(msg, "more than 69 parameters"));
+        } else {
+            assert_int_equal(r, 0);
+            assert_int_equal(a->req.n_parameters, (size_t)n + 3);
+            for (size_t i = 0; i < a->req.n_parameters; i++)
+                if (strcmp(a->req.parameters[i]->key, "csi.storage.k8s.io/pvc/name") == 0 &&
+                    strcmp(a->req.parameters[i]->value, "c") == 0)
+                    names_claim = true;
+            assert_true(names_claim);
+        }
+        cJSON_Delete(sc);
+    }
+    free(a);
+    cJSON_Delete(claim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantities),      cmocka_unit_test(test_bad_quantities),
         cmocka_unit_test(test_format_quantity), cmocka_unit_test(test_owner_decision),
-        cmocka_unit_test(test_claim_decision),
+        cmocka_unit_test(test_claim_decision),  cmocka_unit_test(test_class_parameters_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
