@@ -6,8 +6,7 @@
  * provisioner's PV cache calls inv_kick()), the backends' volume lists and the PV cache into
  * OrdinalVolumes: created for new stores, their status patched when it changed, deleted when
  * the store is gone. It never slows a claim to Bound: CreateVolume and the PV do not wait for
- * it, its requests go through a client of their own with a small rate limit (INV_QPS), and a
- * missing CRD or an API error only delays the inventory.
+ * it, and a missing CRD or an API error only delays the inventory.
  *
  * Who writes what: this node owns spec and the status fields state, usedBytes,
  * persistentVolume, claim, createdAt, lastUsedAt and message (status merge patches that carry
@@ -35,9 +34,6 @@
 #define INV_ANN_RECLAIM "ordinal.csi.dev/reclaim"
 #define INV_RECLAIM_REQUESTED "requested"
 #define INV_LABEL_NODE "ordinal.csi.dev/node"
-/* The inventory's client rate limit (its own client, see kube_side.c). */
-#define INV_QPS 5.0
-#define INV_BURST 10
 
 struct inv_config {
     struct kube_client *client; /* borrowed */

@@ -20,9 +20,6 @@ struct kube_side {
     struct kube_client *client;
     struct prov *prov;
     _Atomic(struct inv *) inv; /* node mode; set after prov starts, read by its PV thread */
-    /* The inventory's own client: its own rate limit (INV_QPS), so that its writes never take
-     * the provisioner's request budget during a burst of claims. */
-    struct kube_client *inv_client;
     struct kube_leader *leader;
     struct rec *rec;     /* controller mode: started before the elector, stopped after it */
     atomic_bool leading; /* set by the elector's callbacks, read by the reconciler */
@@ -133,21 +130,7 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
         k->prov = prov_start(&pc);
         if (!k->prov)
             goto fail;
-        kc.qps = INV_QPS;
-        kc.burst = INV_BURST;
-        k->inv_client = kube_client_new(&kc);
-        if (!k->inv_client) {
-            log_error("Kubernetes client: %s", be_last_error());
-            goto fail;
-        }
-        {
-            char ua[160];
-            snprintf(ua, sizeof(ua), "ordinal/%s (node-inventory %.100s)", svc->version,
-                     svc->node_id);
-            if (kube_client_set_user_agent(k->inv_client, ua) < 0)
-                goto fail;
-        }
-        struct inv_config ic = {.client = k->inv_client, .svc = svc, .pvs = prov_pv_cache(k->prov)};
+        struct inv_config ic = {.client = k->client, .svc = svc, .pvs = prov_pv_cache(k->prov)};
         atomic_store(&k->inv, inv_start(&ic));
         if (!atomic_load(&k->inv))
             goto fail;
@@ -200,13 +183,10 @@ void kube_side_stop(struct kube_side *k)
      * the threads that wait on it: prompt even when the API server is away or slow. */
     if (k->client)
         kube_client_shutdown(k->client);
-    if (k->inv_client)
-        kube_client_shutdown(k->inv_client);
     rec_stop(k->rec); /* after the elector: nothing acts once the lease is released */
     /* The inventory borrows the provisioner's PV cache: it stops first. */
     inv_stop(atomic_exchange(&k->inv, NULL));
     prov_stop(k->prov);
-    kube_client_free(k->inv_client);
     kube_client_free(k->client);
     free(k);
 }
