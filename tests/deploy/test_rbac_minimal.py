@@ -23,13 +23,21 @@ import pytest
 from conftest import NAMESPACE, one
 from fakeapi import FakeApiServer, wait_for
 
-import rbac  # deploy/sandbox, on sys.path through conftest
+import crd  # deploy/sandbox, on sys.path through conftest
+import rbac
+
+# The request log names OrdinalVolume requests by path: this process's resource table must know
+# the manifests' CRD to read them (the API server registers it when it is created).
+for _r in crd._resources_of(one("kind", "CustomResourceDefinition",
+                                "ordinalvolumes.ordinal.csi.dev")):
+    crd.register(_r)
 
 DRIVER = "ordinal.csi.dev"
 SELECTED = "volume.kubernetes.io/selected-node"
 CONTROLLERS = "pv-binder,pvc-protection,pv-protection,garbage-collector,namespace," \
               "serviceaccount-token"
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
+OV_API = "/apis/ordinal.csi.dev/v1alpha1/ordinalvolumes"
 
 
 def _start(tmp_path, name):
@@ -47,6 +55,9 @@ def _install(api, role_kind, role):
         _post(api, "/api/v1/namespaces/%s/serviceaccounts" % NAMESPACE,
               one("kind", "ServiceAccount", sa))
     if role_kind == "ClusterRole":
+        # the node plugin's inventory keeps OrdinalVolume objects: the manifests' CRD
+        _post(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+              one("kind", "CustomResourceDefinition", "ordinalvolumes.ordinal.csi.dev"))
         _post(api, RBAC_API + "/clusterroles", role)
         _post(api, RBAC_API + "/clusterrolebindings", one("kind", "ClusterRoleBinding",
                                                           role["metadata"]["name"]))
@@ -54,6 +65,15 @@ def _install(api, role_kind, role):
         _post(api, RBAC_API + "/namespaces/%s/roles" % NAMESPACE, role)
         _post(api, RBAC_API + "/namespaces/%s/rolebindings" % NAMESPACE,
               one("kind", "RoleBinding", role["metadata"]["name"]))
+        # The controller's reconciler (informers on sets, claims, PVs, classes, nodes and
+        # OrdinalVolumes) runs on its ClusterRole, installed whole: the Lease scenario below
+        # cuts only the Role (the ClusterRole's minimality is not exercised by this test;
+        # tests/deploy/test_rbac.py derives its rules from the code).
+        _post(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+              one("kind", "CustomResourceDefinition", "ordinalvolumes.ordinal.csi.dev"))
+        _post(api, RBAC_API + "/clusterroles", one("kind", "ClusterRole", "ordinal-controller"))
+        _post(api, RBAC_API + "/clusterrolebindings",
+              one("kind", "ClusterRoleBinding", "ordinal-controller"))
 
 
 def _sa_kubeconfig(api, sa, path):
@@ -161,11 +181,29 @@ def _node_scenario(api, expect_ok):
         return p if (p.get("status") or {}).get("phase") == "Bound" else None
     pvc = _step(api, expect_ok, bound, 30, "the claim Bound")
     pv = pvc["spec"]["volumeName"]
+
+    # the inventory: an OrdinalVolume for the store (list, watch, create; status patched), a
+    # spec changed by hand is put back (patch), the object deleted with the store (delete)
+    def ovs():
+        r = c.request("GET", OV_API)
+        return [o for o in (r.body.get("items") or []) if (o.get("spec") or {}).get("key") ==
+                "default/data"] if r.status == 200 else []
+
+    def ov_state(state):
+        got = ovs()
+        return got[0] if got and (got[0].get("status") or {}).get("state") == state else None
+    ov = _step(api, expect_ok, lambda: ov_state("Bound"), 30, "the OrdinalVolume Bound")
+    size = ov["spec"]["capacityBytes"]
+    c.call("PATCH", OV_API + "/" + ov["metadata"]["name"], {"spec": {"capacityBytes": size + 1}},
+           content_type="application/merge-patch+json")
+    _step(api, expect_ok, lambda: [o for o in ovs() if o["spec"]["capacityBytes"] == size], 30,
+          "the OrdinalVolume's spec put back")
     _step(api, expect_ok, lambda: [e for e in c.list("events")["items"]
                                    if e["reason"] == "ProvisioningSucceeded"], 10, "the event")
     c.delete("persistentvolumeclaims", "data")
     _step(api, expect_ok, lambda: not c.exists("persistentvolumes", pv, ns=None), 30,
           "the PV deleted")
+    _step(api, expect_ok, lambda: not ovs(), 30, "the OrdinalVolume deleted")
 
 
 def _controller(api, binary, tmp_path):

@@ -64,15 +64,26 @@ def caught_up(s, timeout=30):
     wait_for(done, timeout=timeout, interval=0.05, what="controllers caught up")
 
 
+def inventory_keys(s):
+    """The keys of the OrdinalVolume objects the node plugins keep (one per backing store)."""
+    p = s.kubectl("get", "ordinalvolumes", "-o", "json")
+    return {(ov.get("spec") or {}).get("key") for ov in json.loads(p.stdout)["items"]}
+
+
 def settled(s, plan_rows, pvs):
-    """True once every ordinal's claim and PV are as the plan says."""
+    """True once every ordinal's claim and PV are as the plan says, and the inventory no longer
+    lists a store the plan deletes (the node plugin dropped its OrdinalVolume with the store:
+    kubectl ordinal reads the inventory too)."""
     c = s.client
+    keys = inventory_keys(s)
     for o, row in plan_rows.items():
         claim = c.exists("persistentvolumeclaims", "www-web-%d" % o)
         pv = c.exists("persistentvolumes", pvs[o], ns=None)
         want = {"kept": (True, True), "deleted": (False, False),
                 "retained": (False, True)}[row["data"]]
         if (claim, pv) != want:
+            return False
+        if row["data"] == "deleted" and any(k and k.endswith("/www-web-%d" % o) for k in keys):
             return False
         if row["data"] == "retained" and c.get("persistentvolumes", pvs[o], ns=None)[
                 "status"].get("phase") != "Released":
