@@ -1117,14 +1117,51 @@ static bool path_has(const char *root, const char *sfx)
     return false;
 }
 
+/* Whether path is dir or lies below it (component-wise; dir "/" holds everything). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/*
+ * The path of data_path inside its filesystem, as a mount's root field names it: the root of
+ * the mount data_path is reached through (the longest mount point above it on that device)
+ * joined with the rest of data_path. 0, or -ENOENT when no mount of dev holds it.
+ */
+static int fs_path_of(const struct mnt_table *t, unsigned maj, unsigned min, const char *data_path,
+                      char *buf, size_t cap)
+{
+    const struct mnt_entry *best = NULL;
+
+    for (size_t i = 0; i < t->n; i++) {
+        const struct mnt_entry *e = &t->entries[i];
+
+        if (e->major == maj && e->minor == min && path_under(data_path, e->mount_point) &&
+            (!best || strlen(e->mount_point) > strlen(best->mount_point)))
+            best = e;
+    }
+    if (!best)
+        return -ENOENT;
+    const char *rest =
+        data_path + (strcmp(best->mount_point, "/") == 0 ? 0 : strlen(best->mount_point));
+    const char *base = strcmp(best->root, "/") == 0 ? "" : best->root;
+    return dir__path(buf, cap, "%s%s", base, rest[0] ? rest : "/");
+}
+
 /* -EBUSY when the data dir (or something below it) is a mount source, or something is
- * mounted inside the volume directory. */
+ * mounted inside the volume directory. A bind mount of the data dir is recognised by its
+ * device and its path inside the filesystem: a volume of the same namespace and name under
+ * another root on that filesystem (another node's, in a sandbox or a test) is not this one. */
 static int vol_busy(const char *rel, const char *vol_path, const char *data_path)
 {
     struct mnt_table t;
     struct stat st;
-    char sfx[PATH_MAX], inside[PATH_MAX];
-    bool have_dev = stat(data_path, &st) == 0;
+    char sfx[PATH_MAX], inside[PATH_MAX], fs_path[PATH_MAX];
+    bool have_dev = stat(data_path, &st) == 0, exact = false;
     int r;
 
     if (dir__path(sfx, sizeof(sfx), "/%s/data", rel) < 0 ||
@@ -1133,12 +1170,17 @@ static int vol_busy(const char *rel, const char *vol_path, const char *data_path
     r = mnt_table_load(NULL, &t);
     if (r < 0)
         return r;
+    if (have_dev)
+        exact = fs_path_of(&t, major(st.st_dev), minor(st.st_dev), data_path, fs_path,
+                           sizeof(fs_path)) == 0;
     r = 0;
     for (size_t i = 0; i < t.n && r == 0; i++) {
         const struct mnt_entry *e = &t.entries[i];
+        bool same_dev = have_dev && e->major == major(st.st_dev) && e->minor == minor(st.st_dev);
 
-        if (have_dev && e->major == major(st.st_dev) && e->minor == minor(st.st_dev) &&
-            path_has(e->root, sfx))
+        /* without the mount data_path is reached through, the old rule: any mount of the
+         * device whose root ends in /<ns>/<claim>/data (too cautious, never too bold) */
+        if (same_dev && (exact ? path_under(e->root, fs_path) : path_has(e->root, sfx)))
             r = be_error(-EBUSY, "volume data is mounted at %s", e->mount_point);
         else if (strncmp(e->mount_point, inside, strlen(inside)) == 0)
             r = be_error(-EBUSY, "something is mounted at %s", e->mount_point);

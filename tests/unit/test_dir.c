@@ -1164,6 +1164,24 @@ static void test_node(void **state)
     /* the volume is busy while staged */
     assert_int_equal(f->b->ops->remove(f->b, v.id), -EBUSY);
     assert_int_equal(access(data, F_OK), 0);
+    /* a volume of the same key under another root on the same filesystem (another node's,
+     * in a sandbox) is not: its data is not what is mounted */
+    {
+        char other[64] = "/tmp/ordinal-dir-other-XXXXXX", od[PATH_MAX];
+        struct backend *ob;
+        struct be_volume ov;
+
+        assert_non_null(mkdtemp(other));
+        ob = be_dir_new(other, "node-2");
+        assert_non_null(ob);
+        assert_int_equal(ob->ops->recover(ob), 0);
+        assert_int_equal(ob->ops->create(ob, &r, &ov), 0);
+        assert_int_equal(ob->ops->remove(ob, ov.id), 0);
+        P(od, "%s/web/www-0", other);
+        assert_int_equal(access(od, F_OK), -1);
+        ob->ops->free(ob);
+        assert_int_equal(fsu_rm_tree(other), 0);
+    }
 
     /* publish: parent of the target must exist */
     m = mreq(v.id, stage, t1);
