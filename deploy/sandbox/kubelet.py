@@ -30,6 +30,15 @@ goes away takes its processes with it), volumes stay mounted and the API objects
 alone; the Node's Ready condition becomes Unknown. A new Kubelet on the same node_dir picks its
 pods up again: stage and publish are idempotent, containers start again with restartCount + 1.
 
+A pod runner (Kubelet.runner, set through Kubelets(runner=...)) may claim a pod: ordinal-sandbox
+claims Ordinal's own pods (the node DaemonSet's and the controller Deployment's) so their
+`ordinal-csi` containers run as host processes in a mount namespace of their own and their
+sidecars by their effect. For a claimed pod, runner(kubelet, pod) returns a plan with
+host_path(volume) (where a hostPath volume lives in the node's folder) and
+process(worker, pod, container, env, log_path, on_exit) (an object with containers.Process's
+interface, or None for the usual bubblewrap container); everything else (volumes, probes,
+restarts, back-off, status, node stop) is this kubelet's, as for any pod.
+
 Standalone (tests): apiserver.py --kubelet node=NAME,csi=unix:///path,dir=DIR[,logs=DIR]
 """
 
@@ -295,6 +304,8 @@ class PodWorker:
         self.emitted = set()        # events emitted once per worker
         self.config_errors = {}
         self.done = False
+        self.plan = None            # the pod runner's plan when it claims the pod
+        self.planned = False
 
     # ---- loop ----
 
@@ -369,8 +380,11 @@ class PodWorker:
                 self._unmount_all()
                 self.mounted = False
             return False
+        if not self.planned and self.k.runner is not None:
+            self.plan = self.k.runner(self.k, pod)
+            self.planned = True
         if self.ip is None:
-            self.ip = IPS.take(_get(pod, "status", "podIP"))
+            self.ip = IPS.take(_get(pod, "status", "podIP") or getattr(self.plan, "ip", None))
         if not self.mounted:
             if time.monotonic() < self.mount_retry_at:
                 self._write_status(pod)
@@ -470,6 +484,8 @@ class PodWorker:
                 self.mounts[vname] = p
             elif "configMap" in v or "secret" in v:
                 self.mounts[vname] = self._projected(v, pdir)
+            elif "hostPath" in v and self.plan is not None:
+                self.mounts[vname] = self.plan.host_path(v)
             else:
                 kind = next((k for k in v if k != "name"), "?")
                 raise RuntimeError('volume "%s": %s volumes are not supported in the sandbox'
@@ -657,13 +673,24 @@ class PodWorker:
                 self.k.event(pod, "Warning", "Failed", "Error: %s" % e)
             cs.backoff_until = time.monotonic() + 2.0   # retried: the reference may appear
             return
+        proc = None
+        if self.plan is not None:
+            try:
+                proc = self.plan.process(self, pod, c, spec.env, spec.log_path, self.wake.set)
+            except ConfigError as e:
+                cs.waiting = ("CreateContainerConfigError", str(e))
+                if self.config_errors.get(c["name"]) != str(e):
+                    self.config_errors[c["name"]] = str(e)
+                    self.k.event(pod, "Warning", "Failed", "Error: %s" % e)
+                cs.backoff_until = time.monotonic() + 2.0
+                return
         self.config_errors.pop(c["name"], None)
         cs.restart_count = count
         cs.ran_before = False
         self.k.event(pod, "Normal", "Pulled", 'Container image "%s" already present on machine'
                      % c.get("image", ""))
         self.k.event(pod, "Normal", "Created", "Created container %s" % c["name"])
-        proc = containers.Process(spec, self.wake.set)
+        proc = proc or containers.Process(spec, self.wake.set)
         cs.proc = proc
         cs.waiting = None
         cs.term = None
@@ -1028,6 +1055,7 @@ class Kubelet:
         self.stage_unstage = True
         self._host_ip = None
         self._hosts_dirty = False
+        self.runner = None            # claims pods it runs its own way (module docstring)
         # Pods on a node are deleted gracefully once a kubelet exists to finish the deletion.
         store.graceful_pods = True
 
@@ -1496,9 +1524,10 @@ class Kubelets:
     GET /_kubelet -> {"node-1": true, ...}; POST /_kubelet {"node": "node-1",
     "action": "stop"|"start"}."""
 
-    def __init__(self, store, specs, log=None):
+    def __init__(self, store, specs, log=None, runner=None):
         self.store = store
         self.log = log
+        self.runner = runner
         self.specs = {parse_spec(s)["node"]: s for s in specs}
         self.running = {}
         self.lock = threading.Lock()
@@ -1510,6 +1539,7 @@ class Kubelets:
                     raise KeyError(n)
                 if n not in self.running:
                     k = from_spec(self.store, self.specs[n], log=self.log)
+                    k.runner = self.runner
                     k.start()
                     self.running[n] = k
 

@@ -23,21 +23,6 @@ needs_kubectl = pytest.mark.skipif(__import__("shutil").which(KUBECTL) is None,
                                    reason="kubectl not installed")
 
 
-
-SEEN_ENDPOINTS = set()
-
-
-def http_endpoint(argv):
-    """The process's --http-endpoint: a loopback address of its own (the pod-IP pool's, never
-    0.0.0.0, never another process's) on the manifests' port."""
-    got = [a for a in argv if a.startswith("--http-endpoint=")]
-    assert len(got) == 1, argv
-    addr, port = got[0].split("=", 1)[1].rsplit(":", 1)
-    assert addr.startswith("127.") and addr != "127.0.0.1" and port == "9810", got
-    assert addr not in SEEN_ENDPOINTS, "two processes listen on %s" % addr
-    SEEN_ENDPOINTS.add(addr)
-    return got[0]
-
 def sandbox(*args, check=True, timeout=90):
     try:
         return sbxctl.cli(*args, check=check, timeout=timeout)
@@ -129,10 +114,11 @@ def test_up_status_second_up_and_down(sbx_factory):
         ds = c.get("daemonsets", "ordinal-node", ns="ordinal-system")
         cont = ds["spec"]["template"]["spec"]["containers"][0]
         assert cont["name"] == "ordinal-csi"
+        ip = c.get("pods", n["pod"], ns="ordinal-system")["status"]["podIP"]
         mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + n["socket"],
                   "--dir-root=/var/lib/ordinal": "--dir-root=" + n["root"],
                   "--node-id=$(NODE_NAME)": "--node-id=" + n["name"],
-                  "--http-endpoint=0.0.0.0:9810": http_endpoint(argv)}
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=%s:9810" % ip}
         assert argv[1:] == [mapped.get(a, a) for a in cont["args"]]
         # in-cluster config: the ServiceAccount token volume where kube_config.c reads it, in
         # the plugin's own mount namespace, and KUBERNETES_SERVICE_HOST/PORT
@@ -157,22 +143,48 @@ def test_up_status_second_up_and_down(sbx_factory):
     dep = c.get("deployments", "ordinal-controller", ns="ordinal-system")
     cargs = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     ctrls = st["controllers"]
-    assert [x["name"] for x in ctrls] == ["ordinal-controller-0", "ordinal-controller-1"]
-    for i, x in enumerate(ctrls):
+    # the Deployment's pods, placed by its controller and run by the kubelets
+    pods = {p["metadata"]["name"]: p for p in c.list("pods", ns="ordinal-system")["items"]}
+    assert sorted(x["name"] for x in ctrls) == sorted(
+        n for n in pods if n.startswith("ordinal-controller-"))
+    assert len(ctrls) == 2
+    addrs = set()
+    for x in ctrls:
         assert alive(x["pid"])
+        ip = pods[x["name"]]["status"]["podIP"]
+        addrs.add(ip)
         mapped = {"--endpoint=unix:///csi/csi.sock": "--endpoint=unix://" + x["socket"],
                   "--node-id=$(POD_NAME)": "--node-id=" + x["name"],
                   "--leader-election-namespace=$(POD_NAMESPACE)":
                   "--leader-election-namespace=ordinal-system",
-                  "--http-endpoint=0.0.0.0:9810": http_endpoint(x["argv"])}
+                  "--http-endpoint=0.0.0.0:9810": "--http-endpoint=%s:9810" % ip}
         assert x["argv"] == [CSI] + [mapped.get(a, a) for a in cargs]
+    assert len(addrs) == 2 and all(a.startswith("127.") for a in addrs)
+    # kubectl shows them truthfully: every container Running and Ready (the probes: the
+    # plugin's /readyz, the registrar's and livenessprobe's /healthz stand-ins)
+    out = s.kubectl("get", "pods", "-n", "ordinal-system", "-o", "wide").stdout.split("\n")
+    rows = [ln.split() for ln in out[1:] if ln.strip()]
+    assert len(rows) == 4, out
+    for r in rows:
+        assert r[2] == "Running" and r[1] in ("1/1", "3/3"), out
+    nodes_of = sorted(r[6] for r in rows if r[0].startswith("ordinal-node-"))
+    assert nodes_of == ["node-1", "node-2"], "one node plugin pod per node"
+    for n in st["nodes"]:
+        pod = pods[n["pod"]]
+        assert pod["spec"]["nodeName"] == n["name"]
+        cst = pod["status"]["containerStatuses"][0]
+        assert cst["name"] == "ordinal-csi" and cst["containerID"].endswith(
+            "://%d" % n["pid"])
+    ds = wait_for(lambda: (lambda d: d["status"].get("numberReady") == 2 and d)(
+        c.get("daemonsets", "ordinal-node", ns="ordinal-system")), 20, what="DaemonSet ready")
+    assert ds["status"]["desiredNumberScheduled"] == 2
 
     def holder():
         r = c.request("GET", "/apis/coordination.k8s.io/v1/namespaces/ordinal-system/leases/"
                       "ordinal-csi-dev")
         return r.status == 200 and r.body["spec"].get("holderIdentity")
-    assert wait_for(holder, 20, what="a controller holds the Lease") in (
-        "ordinal-controller-0", "ordinal-controller-1")
+    assert wait_for(holder, 20, what="a controller holds the Lease") in [
+        x["name"] for x in ctrls]
     pids += [x["pid"] for x in ctrls]
     for f in ("apiserver.log", "sandbox.log", "ordinal-csi-node-1.log",
               "ordinal-csi-node-2.log"):
@@ -211,6 +223,38 @@ def test_node_plugin_killed_is_restarted(sbx_factory):
                    timeout=15, what="ordinal-csi restarted")
     assert new["restarts"] == 1 and alive(new["pid"])
     wait_for(lambda: os.path.exists(new["socket"]), what="socket back")
+    # the kubelet restarted it (restartPolicy Always) and says so in the pod's status
+    pod = s.client.get("pods", new["pod"], ns="ordinal-system")
+    cst = [x for x in pod["status"]["containerStatuses"] if x["name"] == "ordinal-csi"][0]
+    assert cst["restartCount"] == 1 and cst["lastState"]["terminated"]["exitCode"] == 137
+    # a stopped node takes its plugin pod's processes with it; back, they run again
+    sandbox("node", "--dir", s.dir, "stop", "node-1")
+    wait_for(lambda: not alive(new["pid"]), timeout=15, what="plugin stopped with its node")
+    sandbox("node", "--dir", s.dir, "start", "node-1")
+    again = wait_for(lambda: s.state()["nodes"][0]["pid"] != new["pid"] and alive(
+        s.state()["nodes"][0]["pid"]) and s.state()["nodes"][0], timeout=30,
+        what="plugin back with its node")
+    wait_for(lambda: os.path.exists(again["socket"]), what="socket back after node start")
+
+
+@needs_csi
+@needs_kubectl
+def test_up_fails_on_a_sidecar_flag_typo(tmp_path):
+    """The sidecars are stood in for with their flags checked as the Go binaries check them."""
+    def typo(c, s):
+        reg = s["containers"][1]
+        assert reg["name"] == "node-driver-registrar"
+        reg["args"] = [a.replace("--kubelet-registration-path", "--kubelet-registation-path")
+                       for a in reg["args"]]
+    bad = _manifests_copy(tmp_path, typo)
+    d = os.path.join(str(tmp_path), "sidecar")
+    p = sandbox("up", "--dir", d, "--nodes", "1", "--csi", CSI, "--manifests", bad,
+                check=False)
+    assert p.returncode == 1 and "start failed" in p.stderr, p.stderr
+    assert "container node-driver-registrar of pod ordinal-system/ordinal-node-" in p.stderr
+    assert "flag provided but not defined: -kubelet-registation-path" in p.stderr
+    assert not os.path.exists(os.path.join(d, "ready"))
+
 
 
 def test_up_fails_cleanly_when_the_plugin_cannot_start(tmp_path):
@@ -254,7 +298,12 @@ def test_up_fails_on_a_flag_typo_or_a_missing_mount_in_the_manifests(tmp_path):
                 check=False)
     assert p.returncode == 1 and "start failed" in p.stderr, p.stderr
     assert "ordinal-csi for node-1 exited" in p.stderr
-    with open(os.path.join(d, "logs", "ordinal-csi-node-1.log")) as f:
+    # the first run's log of the pod's ordinal-csi container (kubelet's log layout)
+    import glob
+    logs = glob.glob(os.path.join(d, "logs", "ordinal-system_ordinal-node-*", "ordinal-csi",
+                                  "0.log"))
+    assert len(logs) == 1, logs
+    with open(logs[0]) as f:
         assert "log-fromat" in f.read()
     assert not os.path.exists(os.path.join(d, "ready"))
 
