@@ -269,7 +269,7 @@ int kctl_parse_args(int argc, char *const argv[], struct kctl_args *ret, char *e
         if (!flags_done && strcmp(arg, "--") == 0) {
             flags_done = true;
         } else if (!flags_done && arg[0] == '-' && arg[1]) {
-            enum flag_id id;
+            enum flag_id id = 0; /* set by parse_flag on success */
             int r = parse_flag(&a, argc, argv, &i, err, errlen, &id);
             if (r < 0) {
                 *ret = a;

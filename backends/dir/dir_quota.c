@@ -256,7 +256,7 @@ void dir__quota_detect(struct dir_backend *d)
 
 int dir__quota_prepare(struct dir_backend *d, const char *data, struct dir_vol *v, int64_t inodes)
 {
-    uint32_t id;
+    uint32_t id = 0;
     int r, fd;
 
     v->projid = 0;
