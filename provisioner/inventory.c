@@ -7,6 +7,7 @@
  * is this file's; the PV informer is borrowed from the provisioner.
  */
 #include "inventory.h"
+#include "json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -41,40 +42,6 @@ struct inv {
     bool crd_warned; /* sync thread only */
     bool retry_soon; /* sync thread only: a reclaim failed, look again in INV_RETRY_S */
 };
-
-/* ---- small cJSON helpers (borrowed results) ---- */
-
-static const cJSON *jget(const cJSON *o, ...)
-{
-    va_list ap;
-    const char *k;
-
-    va_start(ap, o);
-    while (o && (k = va_arg(ap, const char *)) != NULL)
-        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    va_end(ap);
-    return o;
-}
-
-#define JGET(o, ...) jget((o), __VA_ARGS__, (const char *)NULL)
-
-static const char *jstr(const cJSON *o)
-{
-    return cJSON_IsString(o) && o->valuestring ? o->valuestring : NULL;
-}
-
-#define JSTR(o, ...) jstr(JGET((o), __VA_ARGS__))
-
-static bool streq(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-static void cjson_freep(cJSON **p)
-{
-    cJSON_Delete(*p);
-}
-#define _cleanup_json_ _cleanup_(cjson_freep)
 
 /* ---- decisions ---- */
 

@@ -18,6 +18,7 @@
  * informers are copies owned by the worker. No lock of ours is held across an API call.
  */
 #include "provision.h"
+#include "json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -53,29 +54,6 @@ struct prov {
     atomic_bool stop, synced;
     char identity[160]; /* PROV_IDENTITY_KEY value: start time, driver, node */
 };
-
-/* ---- small cJSON helpers: all return borrowed pointers or NULL ---- */
-
-static const cJSON *jget(const cJSON *o, ...)
-{
-    va_list ap;
-    const char *k;
-
-    va_start(ap, o);
-    while (o && (k = va_arg(ap, const char *)) != NULL)
-        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    va_end(ap);
-    return o;
-}
-
-#define JGET(o, ...) jget((o), __VA_ARGS__, (const char *)NULL)
-
-static const char *jstr(const cJSON *o)
-{
-    return cJSON_IsString(o) && o->valuestring ? o->valuestring : NULL;
-}
-
-#define JSTR(o, ...) jstr(JGET((o), __VA_ARGS__))
 
 static bool has_finalizer(const cJSON *obj, const char *name)
 {

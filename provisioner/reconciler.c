@@ -11,6 +11,7 @@
  * request.
  */
 #include "reconciler.h"
+#include "json.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -51,40 +52,6 @@ struct rec {
     struct kube__map warned;  /* "ns/claim" -> (void *)1: NodeLost said once; under mu */
     atomic_ulong admitted;
 };
-
-/* ---- small cJSON helpers (borrowed results) ---- */
-
-static const cJSON *jget(const cJSON *o, ...)
-{
-    va_list ap;
-    const char *k;
-
-    va_start(ap, o);
-    while (o && (k = va_arg(ap, const char *)) != NULL)
-        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    va_end(ap);
-    return o;
-}
-
-#define JGET(o, ...) jget((o), __VA_ARGS__, (const char *)NULL)
-
-static const char *jstr(const cJSON *o)
-{
-    return cJSON_IsString(o) && o->valuestring ? o->valuestring : NULL;
-}
-
-#define JSTR(o, ...) jstr(JGET((o), __VA_ARGS__))
-
-static bool streq(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-static void cjson_freep(cJSON **p)
-{
-    cJSON_Delete(*p);
-}
-#define _cleanup_json_ _cleanup_(cjson_freep)
 
 /* ---- decisions from the caches ---- */
 
