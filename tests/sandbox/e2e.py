@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -31,7 +32,7 @@ WAIT = 60
 
 def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None,
         image="registry.k8s.io/nginx-slim:0.8", grace=5, labels=None, selector=None,
-        claim=None):
+        claim=None, min_ready=None):
     """The founding note's StatefulSet (storageClassName: ordinal) with the knobs the tests
     turn; its headless Service comes with it in manifest()."""
     labels = labels or {"app": name}
@@ -54,6 +55,8 @@ def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None
         spec["updateStrategy"] = strategy
     if start is not None:
         spec["ordinals"] = {"start": start}
+    if min_ready is not None:
+        spec["minReadySeconds"] = min_ready
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
             "spec": spec}
 
@@ -74,21 +77,23 @@ def ready(p):
 
 
 class Recorder:
-    """Watch events of pods, claims and PVs from a list's resourceVersion on: (rv, kind,
-    type, name, object). One resourceVersion counter for the whole server (as etcd's
-    revision) orders the events of the three streams."""
+    """Watch events of pods, claims and PVs (and of `extra` namespaced kinds, e.g.
+    statefulsets) from a list's resourceVersion on: (rv, kind, type, name, object). One
+    resourceVersion counter for the whole server (as etcd's revision) orders the events of all
+    the streams."""
 
     KINDS = (("pods", True), ("persistentvolumeclaims", True), ("persistentvolumes", False))
 
-    def __init__(self, client, ns):
+    def __init__(self, client, ns, extra=()):
         self.client = client
         self.ns = ns
         self.events = []
+        self.received = {}      # resourceVersion -> time.time() when its event arrived
         self.cond = threading.Condition()
         self.stopped = False
         self.watches = []
         self.threads = []
-        for res, namespaced in self.KINDS:
+        for res, namespaced in self.KINDS + tuple((k, True) for k in extra):
             n = ns if namespaced else None
             rv = client.list(res, ns=n)["metadata"]["resourceVersion"]
             w = client.watch(res, ns=n, timeout=600, resourceVersion=rv, timeoutSeconds=1800)
@@ -111,6 +116,7 @@ class Recorder:
             md = o["metadata"]
             with self.cond:
                 self.events.append((int(md["resourceVersion"]), res, ev["type"], md["name"], o))
+                self.received[int(md["resourceVersion"])] = time.time()
                 self.cond.notify_all()
 
     def mark(self):
@@ -213,8 +219,8 @@ class Sandbox(sbxctl.Sandbox):
         self.client.create("namespaces", {"metadata": {"name": name}}, ns=None)
         return name
 
-    def record(self, ns):
-        r = Recorder(self.client, ns)
+    def record(self, ns, extra=()):
+        r = Recorder(self.client, ns, extra)
         self.recorders.append(r)
         return r
 
@@ -250,6 +256,12 @@ class Sandbox(sbxctl.Sandbox):
     def claims(self, ns):
         return {p["metadata"]["name"]: p for p in
                 self.client.list("persistentvolumeclaims", ns=ns)["items"]}
+
+    def events(self, ns, reason):
+        """The namespace's Events with that reason, oldest first."""
+        return sorted((e for e in self.client.list("events", ns=ns)["items"]
+                       if e.get("reason") == reason),
+                      key=lambda e: int(e["metadata"]["resourceVersion"]))
 
     def pv_names(self):
         return {p["metadata"]["name"] for p in

@@ -113,3 +113,52 @@ def test_stale_claim_waited_for_on_quick_scale_up(sbx, ns):
         "the new web-1 was created only after the stale claim was gone"
     assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n"
+
+
+def test_conflicting_controller_keeps_its_claim(sbx, ns):
+    """A claim another controller owns (controller: true): the set uses it, warns
+    ConflictingController, and never touches its ownerReferences, so that neither a scale-down
+    with whenScaled Delete nor the set's deletion with whenDeleted Delete deletes it."""
+    rec = sbx.record(ns)
+    owner = sbx.client.create("configmaps", {"metadata": {"name": "other-controller"}}, ns=ns)
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "other-controller",
+           "uid": owner["metadata"]["uid"], "controller": True}
+    sbx.client.create("persistentvolumeclaims", {
+        "metadata": {"name": "www-web-0", "labels": {"app": "web"}, "ownerReferences": [ref]},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "ordinal",
+                 "resources": {"requests": {"storage": "1Gi"}}}}, ns=ns)
+    sbx.apply(ns, service(), web(replicas=2, policy=("Delete", "Delete")))
+    sbx.wait_ready(ns, ["web-0", "web-1"])
+    sbx.write_hostnames(ns, ["web-0", "web-1"])
+    ev = wait_for(lambda: sbx.events(ns, "ConflictingController"), timeout=e2e.WAIT,
+                  what="a ConflictingController event")[0]
+    assert ev["type"] == "Warning" and ev["involvedObject"]["kind"] == "StatefulSet" and \
+        ev["involvedObject"]["name"] == "web"
+    assert ev["message"] == (
+        "PersistentVolumeClaim www-web-0 has a conflicting OwnerReference that acts as a "
+        "manging controller, the retention policy is ignored for this claim")
+    assert refs(sbx.claims(ns)["www-web-1"]) == [("StatefulSet", "web", True)], \
+        "the set's own claim follows the policy"
+
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=0")
+    sbx.wait_ready(ns, [])
+    rec.need(lambda r: r.gone("pods", "web-0", m),
+             lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+             what="web-0 gone and www-web-1 deleted (whenScaled Delete)")
+    left = sbx.claims(ns)
+    assert sorted(left) == ["www-web-0"], "the other controller's claim stays"
+    assert left["www-web-0"]["metadata"]["ownerReferences"] == [ref]
+    assert left["www-web-0"]["status"]["phase"] == "Bound"
+    assert sbx.on_disk(ns, "www-web-0") == "web-0\n", "with its data"
+    sbx.k(ns, "delete", "sts", "web")
+    wait_for(lambda: not sbx.client.list("statefulsets", ns=ns)["items"], timeout=e2e.WAIT,
+             what="the set gone")
+    assert sbx.claims(ns)["www-web-0"]["metadata"]["ownerReferences"] == [ref]
+    # Proof that neither policy reached it: its only owner (the ConfigMap) is alive and no
+    # version of the claim ever carried another reference, so the garbage collector has
+    # nothing to act on.
+    changes = [o["metadata"].get("ownerReferences") for _, _, typ, n, o in
+               rec.history("persistentvolumeclaims") if n == "www-web-0"]
+    assert changes and all(c == [ref] for c in changes), \
+        "the claim's ownerReferences never changed: %s" % changes
