@@ -46,9 +46,21 @@ def test_retention_table(sbx, ns, deleted, scaled):
             last = [e[4] for e in rec.history("persistentvolumeclaims", m) if e[3] == claim][-1]
             assert refs(last) == [("Pod", claim[4:], True)], \
                 "%s owned by its condemned pod only: %s" % (claim, last["metadata"])
-        pv2, pv1 = rec.need(lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
-                            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
-        assert pv2 < pv1, "volumes deleted highest ordinal first"
+        # What is guaranteed (docs/DECISIONS.md "Scale-down order of claims and volumes"):
+        # the pods go highest ordinal first, one at a time; each claim is deleted only after
+        # its own pod is gone (garbage collector) and each volume only after its claim. The
+        # order of the two volumes is not: each node deletes its own, on a class without
+        # ordinal.csi.dev/ordering (tests/k8s/test_reconciler.py covers an ordered class).
+        g2, s1, g1, c2, c1, pv2, pv1 = rec.need(
+            lambda r: r.gone("pods", "web-2", m), lambda r: r.stopping("web-1", m),
+            lambda r: r.gone("pods", "web-1", m),
+            lambda r: r.gone("persistentvolumeclaims", "www-web-2", m),
+            lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+            lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
+            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
+        assert g2 < s1, "web-1 began stopping only after web-2 was gone"
+        assert g2 < c2 < pv2 and g1 < c1 < pv1, \
+            "each claim deleted after its pod was gone, each volume after its claim"
     else:
         s = sbx.client.get("statefulsets", "web", ns=ns)
         assert s["status"]["observedGeneration"] == s["metadata"]["generation"]
