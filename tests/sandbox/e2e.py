@@ -282,8 +282,54 @@ class Sandbox(sbxctl.Sandbox):
                     st.get("readyReplicas", 0) != len(names):
                 return None
             return (ps,)
-        return wait_for(ok, timeout=timeout, interval=0.1,
-                        what="%s/%s: exactly %s Running and Ready" % (ns, name, names))[0]
+        try:
+            return wait_for(ok, timeout=timeout, interval=0.1,
+                            what="%s/%s: exactly %s Running and Ready" % (ns, name, names))[0]
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.describe_state(ns))) from None
+
+    def describe_state(self, ns):
+        """What a failed wait needs to be understood: the namespace's pods, claims, their PVs
+        and its events, one line each (the sandbox's logs stay under its folder)."""
+        out = []
+        try:
+            for n, p in sorted(self.pods(ns).items()):
+                st = p.get("status") or {}
+                out.append("pod %s uid=%s node=%s phase=%s deleting=%s conditions=%s" % (
+                    n, p["metadata"]["uid"][:8], p["spec"].get("nodeName"), st.get("phase"),
+                    bool(p["metadata"].get("deletionTimestamp")),
+                    ",".join("%s=%s" % (c["type"], c["status"])
+                             for c in st.get("conditions") or [])))
+            for n, c in sorted(self.claims(ns).items()):
+                md = c["metadata"]
+                out.append("pvc %s uid=%s phase=%s volume=%s deleting=%s finalizers=%s "
+                           "owners=%s selected-node=%s" % (
+                               n, md["uid"][:8], (c.get("status") or {}).get("phase"),
+                               c["spec"].get("volumeName"), bool(md.get("deletionTimestamp")),
+                               md.get("finalizers"),
+                               [(r["kind"], r["name"], r["uid"][:8])
+                                for r in md.get("ownerReferences") or []],
+                               (md.get("annotations") or {}).get(
+                                   "volume.kubernetes.io/selected-node")))
+            for pv in self.client.list("persistentvolumes", ns=None)["items"]:
+                cr = pv["spec"].get("claimRef") or {}
+                if cr.get("namespace") == ns:
+                    out.append("pv %s claim=%s/%s phase=%s deleting=%s finalizers=%s" % (
+                        pv["metadata"]["name"], cr.get("name"), (cr.get("uid") or "")[:8],
+                        (pv.get("status") or {}).get("phase"),
+                        bool(pv["metadata"].get("deletionTimestamp")),
+                        pv["metadata"].get("finalizers")))
+            evs = sorted(self.client.list("events", ns=ns)["items"],
+                         key=lambda e: int(e["metadata"]["resourceVersion"]))
+            for e in evs[-25:]:
+                out.append("event %s %s/%s %s x%s: %s" % (
+                    e.get("lastTimestamp"), e["involvedObject"].get("kind"),
+                    e["involvedObject"].get("name"), e.get("reason"), e.get("count"),
+                    e.get("message")))
+        except Exception as e:  # noqa: BLE001 - a diagnosis must not hide the failure
+            out.append("(state incomplete: %r)" % e)
+        out.append("logs: %s" % os.path.join(self.dir, "logs"))
+        return "\n".join(out)
 
     # --- data on disk ---
 
