@@ -32,7 +32,7 @@ WAIT = 60
 
 def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None,
         image="registry.k8s.io/nginx-slim:0.8", grace=5, labels=None, selector=None,
-        claim=None, min_ready=None):
+        claim=None, min_ready=None, node=None):
     """The founding note's StatefulSet (storageClassName: ordinal) with the knobs the tests
     turn; its headless Service comes with it in manifest()."""
     labels = labels or {"app": name}
@@ -57,6 +57,8 @@ def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None
         spec["ordinals"] = {"start": start}
     if min_ready is not None:
         spec["minReadySeconds"] = min_ready
+    if node:
+        spec["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
             "spec": spec}
 

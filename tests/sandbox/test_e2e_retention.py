@@ -3,6 +3,8 @@
 their data, and the stale-claim wait on a quick scale-up. Claims, volumes and stores going
 away are taken from watch events and from the nodes' Ordinal roots."""
 
+import time
+
 import pytest
 
 import e2e
@@ -174,3 +176,48 @@ def test_conflicting_controller_keeps_its_claim(sbx, ns):
                rec.history("persistentvolumeclaims") if n == "www-web-0"]
     assert changes and all(c == [ref] for c in changes), \
         "the claim's ownerReferences never changed: %s" % changes
+
+
+def test_stale_claim_woken_by_the_held_pv_events(sbx, ns):
+    """The quick scale-up above with the API server holding every PV watch (fault
+    hold_watches): the node plugin sees neither the old volume Released nor gone, so the fresh
+    claim waits for it (WaitingForVolume, repeated) and its retries back off (1 s, 2 s, 4 s,
+    ...). When the watches flow again it is the PV events that wake it, not its back-off: the
+    fresh claim is Bound within seconds of the release although its next retry is at least 8 s
+    away. Both pods on one node, so that the fresh claim is provisioned where the old volume
+    is."""
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), web(replicas=2, policy=("Retain", "Delete"), node="node-1"))
+    sbx.wait_ready(ns, ["web-0", "web-1"])
+    sbx.write_hostnames(ns, ["web-1"])
+    old = sbx.claims(ns)["www-web-1"]
+    m = rec.mark()
+    fault = lambda **spec: sbx.client.call("POST", "/_fault", spec)  # noqa: E731
+    fault(hold_watches=["persistentvolumes"])
+    try:
+        sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+        rec.wait(lambda r: r.stopping("web-1", m), what="web-1 stopping")
+        sbx.k(ns, "scale", "sts", "web", "--replicas=2")
+
+        def waiting():
+            evs = [e for e in sbx.events(ns, "WaitingForVolume")
+                   if e["involvedObject"]["uid"] != old["metadata"]["uid"]]
+            return sum(e.get("count") or 1 for e in evs) >= 4 and evs[-1]
+        ev = wait_for(waiting, timeout=e2e.WAIT, what="the fresh claim waiting (4 retries)")
+        assert old["spec"]["volumeName"] in ev["message"], ev["message"]
+        assert sbx.claims(ns)["www-web-1"]["status"]["phase"] == "Pending"
+    finally:
+        released = time.time()
+        fault(hold_watches=[])
+    pods = sbx.wait_ready(ns, ["web-0", "web-1"])
+    claim = sbx.claims(ns)["www-web-1"]
+    assert claim["metadata"]["uid"] != old["metadata"]["uid"]
+    assert claim["spec"]["volumeName"] != old["spec"]["volumeName"]
+    bound = rec.need(lambda r: r.first("persistentvolumeclaims", "www-web-1", lambda t, o: (
+        o["metadata"]["uid"] == claim["metadata"]["uid"] and
+        (o.get("status") or {}).get("phase") == "Bound"), m))[0]
+    assert rec.received[bound] - released < 4.0, \
+        "the fresh claim Bound %.1f s after the PV events flowed again: woken by its back-off, " \
+        "not by the events" % (rec.received[bound] - released)
+    assert pods["web-1"]["spec"]["nodeName"] == "node-1"
+    assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
