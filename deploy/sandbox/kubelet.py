@@ -70,8 +70,10 @@ sys.path.insert(0, os.path.join(SOURCE, "tests", "csi"))
 import csi_client  # noqa: E402  (the CSI client of the conformance suite: stubs from proto/)
 import pluginreg  # noqa: E402
 
-PODS, PVCS, PVS, NODES = (resource(n) for n in (
-    "pods", "persistentvolumeclaims", "persistentvolumes", "nodes"))
+PODS, PVCS, PVS, NODES, LEASES = (resource(n) for n in (
+    "pods", "persistentvolumeclaims", "persistentvolumes", "nodes", "leases"))
+LEASE_NS = "kube-node-lease"
+LEASE_DURATION = 40.0          # kubelet's nodeLeaseDurationSeconds; renewed every quarter
 SERVICES, CSIDRIVERS, CONFIGMAPS, SECRETS = (resource(n) for n in (
     "services", "csidrivers", "configmaps", "secrets"))
 CSINODES = resource("csinodes")
@@ -1038,8 +1040,10 @@ def _rpc_text(e):
 
 class Kubelet:
     def __init__(self, store, node_name, csi_endpoint, node_dir, log_dir, backoff=(10.0, 300.0),
-                 log=None, kubelet_root=None):
+                 log=None, kubelet_root=None, lease_duration=LEASE_DURATION):
         self.store = store
+        self.lease_duration = float(lease_duration)
+        self.heartbeat = None
         # where the node's /var/lib/kubelet is for plugin sockets (plugins_registry, endpoints)
         self.kubelet_root = os.path.abspath(kubelet_root or os.path.join(
             node_dir, KUBELET_ROOT.lstrip("/")))
@@ -1087,6 +1091,9 @@ class Kubelet:
         self.thread = threading.Thread(target=self._run, name="kubelet-%s" % self.node_name,
                                        daemon=True)
         self.thread.start()
+        self.heartbeat = threading.Thread(target=self._heartbeat,
+                                          name="lease-%s" % self.node_name, daemon=True)
+        self.heartbeat.start()
 
     def stop(self):
         self.stopping.set()
@@ -1106,7 +1113,10 @@ class Kubelet:
             w.thread.join(15)
         if self.thread is not None:
             self.thread.join(5)
-        self._set_node_ready(False)
+        if self.heartbeat is not None:
+            self.heartbeat.join(5)
+        # Nothing is posted: a node that goes away says nothing; the node lifecycle controller
+        # sees its Lease expire (nodelifecycle.py).
 
     # ---- events from the store (called with its lock held: only queue) ----
 
@@ -1242,6 +1252,48 @@ class Kubelet:
                 pass
             self._host_ip = ip
         return self._host_ip
+
+    def _heartbeat(self):
+        """The node Lease renewed every lease_duration/4 (kubelet's nodelease controller), and
+        the Ready condition posted again when someone else changed it (the node lifecycle
+        controller's Unknown while this kubelet was slow)."""
+        while not self.stopping.is_set():
+            try:
+                self._renew_lease()
+                node = self.store.get(NODES, "", self.node_name)
+                ready = [c for c in (node.get("status") or {}).get("conditions") or []
+                         if c.get("type") == "Ready"]
+                if ready and ready[0].get("status") != "True":
+                    self._set_node_ready(True)
+            except ApiError:
+                pass                # no Node (yet): the lease waits for it
+            except Exception:  # noqa: BLE001
+                self.log("kubelet %s: heartbeat:\n%s" % (self.node_name,
+                                                         traceback.format_exc()))
+            self.stopping.wait(self.lease_duration / 4.0)
+
+    def _renew_lease(self):
+        t = time.time()
+        renew = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % (
+            int(t * 1e6) % 1000000)
+        try:
+            lease = self.store.get(LEASES, LEASE_NS, self.node_name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            node = self.store.get(NODES, "", self.node_name)
+            self.store.create(LEASES, LEASE_NS, {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.node_name, "namespace": LEASE_NS, "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "Node", "name": self.node_name,
+                    "uid": node["metadata"]["uid"]}]},
+                "spec": {"holderIdentity": self.node_name,
+                         "leaseDurationSeconds": int(round(self.lease_duration)) or 1,
+                         "renewTime": renew}})
+            return
+        lease["spec"].update(holderIdentity=self.node_name, renewTime=renew,
+                             leaseDurationSeconds=int(round(self.lease_duration)) or 1)
+        self.store.update(LEASES, LEASE_NS, self.node_name, lease)
 
     def _set_node_ready(self, ready):
         try:
@@ -1640,7 +1692,8 @@ class CsiHandler:
 
 
 def parse_spec(text):
-    """--kubelet node=NAME,dir=DIR[,csi=unix:///path][,logs=DIR][,backoff=S][,kubeletroot=D];
+    """--kubelet node=NAME,dir=DIR[,csi=unix:///path][,logs=DIR][,backoff=S][,kubeletroot=D]
+    [,lease=S] (the node Lease's duration, default 40 s, renewed every quarter of it);
     without csi the kubelet learns its CSI driver by plugin registration: the plugins_registry
     of the node's /var/lib/kubelet, which is D (default DIR/var/lib/kubelet)."""
     kv = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
@@ -1656,7 +1709,8 @@ def from_spec(store, text, log=None):
     return Kubelet(store, kv["node"], kv.get("csi"), kv["dir"],
                    kv.get("logs") or os.path.join(kv["dir"], "logs"),
                    backoff=(base, max(base, 300.0 * base / 10.0)), log=log,
-                   kubelet_root=kv.get("kubeletroot"))
+                   kubelet_root=kv.get("kubeletroot"),
+                   lease_duration=float(kv.get("lease", LEASE_DURATION)))
 
 
 class Kubelets:
