@@ -28,6 +28,7 @@ needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
                                reason="ORDINAL_CSI (the built ordinal-csi) not given")
 HTML = "/usr/share/nginx/html"
 WAIT = 60
+NODE_GRACE = 10     # --node-monitor-grace-period: a stopped node is Unknown after this
 
 
 def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None,
@@ -186,7 +187,7 @@ class Sandbox(sbxctl.Sandbox):
 
     @classmethod
     def up(cls, d, nodes=3):
-        sbxctl.up(d, nodes=nodes, csi=CSI)
+        sbxctl.up(d, nodes=nodes, csi=CSI, node_grace=NODE_GRACE)
         return cls(d)
 
     def close(self):
