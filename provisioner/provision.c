@@ -1111,13 +1111,16 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
 
     /* Leak protection. With a reclaim policy of Delete on a backend that keeps provisioning
      * marks, the store itself records the claim's uid (durably, in the write that makes it) and
-     * a fresh read of the claim after CreateVolume decides: no API write. Otherwise the claim
-     * carries our finalizer while its volume is made. With Retain no store is ever deleted for a
-     * claim that went away (docs/DECISIONS.md), so a crash leaves an orphan the next claim of
-     * that name takes over, as before. */
+     * a fresh read of the claim after CreateVolume decides: no API write. With Retain no store
+     * is ever deleted for a claim that went away (docs/DECISIONS.md): the same fresh read
+     * decides whether the PV is made, and a store left by a crash is an orphan that the next
+     * claim of that name takes over. Only Delete on a backend without marks (LVM) still puts
+     * our finalizer on the claim while its volume is made. */
     struct backend *cbe = class_backend(p, sc);
-    bool marks = strcmp(reclaim_policy(sc), "Delete") == 0 && cbe && cbe->ops->settle;
-    if (!marks) {
+    bool retain = strcmp(reclaim_policy(sc), "Delete") != 0;
+    bool marks = !retain && cbe && cbe->ops->settle;
+    bool finalizer = !retain && !marks;
+    if (finalizer) {
         r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true,
                           claim);
         if (r == -ECANCELED) {
@@ -1155,7 +1158,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
             struct node_edit ne = {.node = NULL};
             int r2 = kube_update_retry(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
                                        edit_selected_node, &ne, NULL, NULL);
-            if (r2 == 0 && !marks)
+            if (r2 == 0 && finalizer)
                 r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
                                   false, NULL);
             else
@@ -1165,10 +1168,11 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     }
 
     const Csi__V1__Volume *vol = ((const Csi__V1__CreateVolumeResponse *)resp)->volume;
-    if (marks) {
-        /* The store is made and marked: a fresh read of the claim decides whether it gets a
+    if (!finalizer) {
+        /* The store is made (and marked): a fresh read of the claim decides whether it gets a
          * PV. Gone, re-created (another uid) or being deleted: the store was never handed out
-         * and goes. A failed read leaves the mark: the retry, or the sweep, decides later. */
+         * and goes (Retain: stays, unmarked). A failed read leaves the mark: the retry, or the
+         * sweep, decides later. */
         cJSON *fresh = NULL;
         r = kube_get(p->cfg.client, &kube_persistentvolumeclaims, ns, name, &fresh, NULL);
         bool gone = r == -ENOENT ||
@@ -1176,6 +1180,13 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                                 strcmp(JSTR(fresh, "metadata", "uid"), uid) != 0 ||
                                 JGET(fresh, "metadata", "deletionTimestamp")));
         cJSON_Delete(fresh);
+        if (gone && retain) {
+            log_info("claim %s/%s deleted during provisioning: volume %s kept (reclaim policy "
+                     "%s)",
+                     ns, name, vol->volume_id, reclaim_policy(sc));
+            r = 0;
+            goto out;
+        }
         if (gone) {
             r = delete_volume(p, vol->volume_id, msg, sizeof(msg));
             if (r < 0)
@@ -1203,7 +1214,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         goto out;
     }
     /* the mark is cleared by the PV's own sync (sync_pv), off this path */
-    if (!marks || has_finalizer(claim, PROV_CLAIM_FINALIZER))
+    if (finalizer || has_finalizer(claim, PROV_CLAIM_FINALIZER))
         r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
                           claim);
     metrics_claim_provisioned(uid);
