@@ -922,6 +922,8 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
         }
         snprintf(ex->name, sizeof(ex->name), "%s", req->name);
         snprintf(ex->id, sizeof(ex->id), "%s", new_id);
+        snprintf(ex->provisioning_uid, sizeof(ex->provisioning_uid), "%s",
+                 req->provisioning_uid ? req->provisioning_uid : "");
         *ret = *ex;
         return 0; /* vol_meta_write synced the new owner */
     }
