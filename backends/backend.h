@@ -33,6 +33,7 @@
 #define BE_KEY_MAX 320 /* "<namespace>/<claim>": 63 + 1 + 253, or a CSI name */
 #define BE_MSG_MAX 256 /* a human-readable message */
 #define BE_PATH_MAX 4096
+#define BE_UID_MAX 63 /* a Kubernetes object uid (36 bytes as the API server makes them) */
 
 /* A content source of a volume. */
 enum be_source_kind {
@@ -66,6 +67,9 @@ struct be_volume {
     char fs_type[16];              /* filesystem on the volume ("" for the directory backend) */
     bool abnormal;                 /* condition: true when the store is damaged or missing */
     char condition[BE_MSG_MAX];    /* condition message, human readable */
+    /* The provisioning mark (be_ops.settle): the uid of the claim whose CreateVolume made or
+     * took the volume and whose PV is not known to exist yet; "" = none. */
+    char provisioning_uid[BE_UID_MAX + 1];
 };
 
 struct be_snapshot {
@@ -91,6 +95,11 @@ struct be_create_req {
     const char *source_id;         /* when source_kind != NONE */
     const struct be_param *params; /* backend-specific parameters, borrowed */
     size_t n_params;
+    /* NULL or "": no mark. Else the uid of the claim being provisioned (1..BE_UID_MAX bytes of
+     * [A-Za-z0-9-]): a volume made, or taken over, by this create records it as its
+     * provisioning mark in the same durable write that makes or takes it (be_ops.settle). A
+     * backend without settle refuses a request that carries a mark (-ENOTSUP). */
+    const char *provisioning_uid;
 };
 
 /* Node-side options for stage and publish. */
@@ -126,6 +135,8 @@ struct be_snapshot_page {
 };
 
 void be_volume_page_free(struct be_volume_page *p);
+/* Whether s is a valid provisioning mark: 1..BE_UID_MAX bytes of [A-Za-z0-9-]. */
+bool be_valid_uid(const char *s);
 void be_snapshot_page_free(struct be_snapshot_page *p);
 
 struct backend;
@@ -191,6 +202,9 @@ struct be_ops {
      * for their changes to become durable, and how many device flushes served them. */
     void (*durability_stats)(struct backend *b, uint64_t *ret_waits, uint64_t *ret_flushes);
 
+    /* Optional (NULL: provisioning marks unsupported): clear the provisioning mark of the
+     * volume with that id, durably; 0 when it has none. Unknown or stale id: -ENOENT. */
+    int (*settle)(struct backend *b, const char *id);
     /* Whether create accepts a snapshot or another volume as content source (CLONE_VOLUME and
      * restores); false means create refuses every source (-ENOTSUP). */
     bool content_sources;

@@ -18,6 +18,7 @@
 
 struct kube_side {
     struct kube_client *client;
+    struct kube_client *events_client; /* the provisioner's Events: a rate limit of their own */
     struct prov *prov;
     _Atomic(struct inv *) inv; /* node mode; set after prov starts, read by its PV thread */
     struct kube_leader *leader;
@@ -122,7 +123,24 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
              kc.server, kc.context ? kc.context : "in-cluster", kc.qps, kc.burst);
 
     if (svc->mode == CSI_MODE_NODE) {
+        /* Events get a client (and so a rate limit) of their own, the same size as the main
+         * one, as kube-scheduler does: a burst of events never delays a claim's PV, and a
+         * burst of claims never starves the events (docs/API_LOAD.md). */
+        k->events_client = kube_client_new(&kc);
+        if (!k->events_client) {
+            log_error("Kubernetes client (events): %s", be_last_error());
+            goto fail;
+        }
+        {
+            char ua[160];
+
+            snprintf(ua, sizeof(ua), "ordinal/%s (node %.100s; events)", svc->version,
+                     svc->node_id);
+            if (kube_client_set_user_agent(k->events_client, ua) < 0)
+                goto fail;
+        }
         struct prov_config pc = {.client = k->client,
+                                 .events_client = k->events_client,
                                  .svc = svc,
                                  .workers = cfg->workers,
                                  .pv_changed = kick_inventory,
@@ -183,11 +201,14 @@ void kube_side_stop(struct kube_side *k)
      * the threads that wait on it: prompt even when the API server is away or slow. */
     if (k->client)
         kube_client_shutdown(k->client);
+    if (k->events_client)
+        kube_client_shutdown(k->events_client);
     rec_stop(k->rec); /* after the elector: nothing acts once the lease is released */
     /* The inventory borrows the provisioner's PV cache: it stops first. */
     inv_stop(atomic_exchange(&k->inv, NULL));
     prov_stop(k->prov);
     kube_client_free(k->client);
+    kube_client_free(k->events_client); /* after prov_stop: its recorder posts through it */
     free(k);
 }
 

@@ -35,6 +35,7 @@
 #include "kube_informer.h"
 #include "kube_queue.h"
 #include "kube_recorder.h"
+#include "locks.h"
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
@@ -383,6 +384,157 @@ static int delete_volume(struct prov *p, const char *volume_id, char *msg, size_
     r = run_csi(p, csi_delete_volume, &req.base, &call, &resp, msg, msglen);
     csi_call_free_detached(call);
     return r;
+}
+
+/* ---- provisioning marks ---- */
+
+/* The backend a claim of class sc is made on, as CreateVolume will choose it (NULL: none). */
+static struct backend *class_backend(struct prov *p, const cJSON *sc)
+{
+    struct csi_service *svc = p->cfg.svc;
+    const char *name = JSTR(sc, "parameters", CSI_PARAM_BACKEND);
+    struct backend *be;
+
+    if (name)
+        return csi_backend_named(svc, name);
+    be = csi_backend_named(svc, svc->default_backend ? svc->default_backend : "dir");
+    return be ? be : svc->n_backends > 0 ? svc->backends[0] : NULL;
+}
+
+/* Clear the provisioning mark of store vol, under its key's operation lock (CreateVolume's):
+ * 0, -EAGAIN when an operation holds it (the caller retries), or the backend's error. */
+static int settle_store(struct prov *p, const struct be_volume *vol)
+{
+    struct csi_service *svc = p->cfg.svc;
+    struct backend *be = csi_backend_for_id(svc, vol->id);
+    char lk[BE_KEY_MAX + 4];
+    struct lock_req lr = {.key = lk, .shared = false};
+    int r;
+
+    if (!be || !be->ops->settle || !vol->provisioning_uid[0])
+        return 0;
+    snprintf(lk, sizeof(lk), "k:%s", vol->key);
+    r = lock_take(svc->locks, &lr, 1, NULL);
+    if (r < 0)
+        return r;
+    be_error_clear();
+    r = be->ops->settle(be, vol->id);
+    lock_give(svc->locks, &lr, 1);
+    if (r == -ENOENT)
+        r = 0; /* deleted or taken over meanwhile: no mark of this owner left */
+    if (r < 0)
+        log_warn("volume %s: clearing its provisioning mark: %s", vol->id,
+                 be_last_error()[0] ? be_last_error() : strerror(-r));
+    else
+        log_debug("volume %s: provisioning mark cleared", vol->id);
+    return r;
+}
+
+/* The store with key key on a backend that keeps provisioning marks, if it carries one. */
+static bool marked_store(struct prov *p, const char *key, struct be_volume *ret)
+{
+    struct csi_service *svc = p->cfg.svc;
+
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        struct backend *be = svc->backends[i];
+        if (be->ops->settle && be->ops->lookup_key && be->ops->lookup_key(be, key, ret) == 0)
+            return ret->provisioning_uid[0] != '\0';
+    }
+    return false;
+}
+
+/*
+ * A store still marked as being provisioned for a claim other than `uid` (NULL: no claim of that
+ * name in the cache): the claim whose CreateVolume made it may be gone. Decided on fresh reads,
+ * never on the cache: if the claim of the mark's uid is gone (or being deleted) and no PV of the
+ * store's owner name exists, the store never reached anyone and is deleted; if that PV exists the
+ * mark is cleared (the PV owns the store: released by its reclaim policy). A store without a
+ * mark (every store whose PV was once seen, Retained ones among them) is never touched here.
+ */
+static int orphan_check(struct prov *p, const char *ns, const char *name, const char *uid)
+{
+    char key[BE_KEY_MAX + 1], msg[512];
+    struct be_volume store;
+    cJSON *live = NULL;
+    int r;
+
+    if (snprintf(key, sizeof(key), "%s/%s", ns, name) >= (int)sizeof(key) ||
+        !marked_store(p, key, &store))
+        return 0;
+    if (uid && strcmp(store.provisioning_uid, uid) == 0)
+        return 0; /* this claim's own: its sync goes on from the mark */
+    r = kube_get(p->cfg.client, &kube_persistentvolumeclaims, ns, name, &live, NULL);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    bool alive = r == 0 && JSTR(live, "metadata", "uid") &&
+                 strcmp(JSTR(live, "metadata", "uid"), store.provisioning_uid) == 0 &&
+                 !JGET(live, "metadata", "deletionTimestamp");
+    cJSON_Delete(live);
+    live = NULL;
+    if (alive)
+        return 0; /* the cache is behind: the claim's own sync follows */
+    r = kube_name_valid(store.name) ? kube_get(p->cfg.client, &kube_persistentvolumes, NULL,
+                                               store.name, &live, NULL)
+                                    : -ENOENT;
+    cJSON_Delete(live);
+    if (r == 0)
+        return settle_store(p, &store); /* its PV exists: the PV decides from now on */
+    if (r != -ENOENT)
+        return r;
+    r = delete_volume(p, store.id, msg, sizeof(msg));
+    if (r < 0) {
+        log_warn("volume %s: its claim %s (uid %s) is gone before its PersistentVolume was "
+                 "made; deleting it: %s",
+                 store.id, key, store.provisioning_uid, msg);
+        return r;
+    }
+    log_info("volume %s deleted: its claim %s (uid %s) was gone before its PersistentVolume was "
+             "made",
+             store.id, key, store.provisioning_uid);
+    return 0;
+}
+
+/* The sweep (start-up, then every PROV_SWEEP_S): every marked store's claim key is synced, so
+ * that orphan_check judges it. Costs no API request for a store without a mark. */
+#define PROV_SWEEP_KEY "s:sweep"
+#define PROV_SWEEP_S 300.0
+
+static int sweep(struct prov *p)
+{
+    struct csi_service *svc = p->cfg.svc;
+    char qkey[BE_KEY_MAX + 4];
+    size_t queued = 0;
+
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        struct backend *be = svc->backends[i];
+        struct be_volume_page page = {0};
+        char after[BE_ID_MAX + 1] = "";
+
+        if (!be->ops->settle)
+            continue;
+        do {
+            if (be->ops->list(be, after, 512, &page) < 0)
+                break;
+            for (size_t k = 0; k < page.n; k++)
+                if (page.items[k].provisioning_uid[0] && strchr(page.items[k].key, '/')) {
+                    snprintf(qkey, sizeof(qkey), "c:%s", page.items[k].key);
+                    kube_queue_add(p->queue, qkey);
+                    queued++;
+                }
+            if (page.n)
+                snprintf(after, sizeof(after), "%s", page.items[page.n - 1].id);
+            bool more = page.more && page.n;
+            be_volume_page_free(&page);
+            if (!more)
+                break;
+        } while (1);
+    }
+    if (queued)
+        log_info("provisioner: %zu volume(s) still marked as being provisioned: checking their "
+                 "claims",
+                 queued);
+    kube_queue_add_after(p->queue, PROV_SWEEP_KEY, PROV_SWEEP_S);
+    return 0;
 }
 
 /* ---- claims ---- */
@@ -807,8 +959,11 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     int r = 0;
 
     if (!claim)
-        return 0;
+        return orphan_check(p, ns, name, NULL);
     uid = JSTR(claim, "metadata", "uid");
+    r = uid ? orphan_check(p, ns, name, uid) : 0;
+    if (r < 0)
+        goto out;
     class_name = claim_class(claim);
     if (uid && class_name)
         sc = kube_informer_get(p->classes, NULL, class_name);
@@ -864,8 +1019,11 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     pv = kube_informer_get(p->pvs, NULL, pvname);
     r = pv ? 0 : -ENOENT;
     if (r == 0) {
-        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
-                          claim);
+        /* a claim of an older version (or of a backend without marks) may carry our
+         * finalizer; one that does not shows it in the cache as soon as it gets it */
+        if (has_finalizer(claim, PROV_CLAIM_FINALIZER))
+            r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
+                              false, claim);
         goto out;
     }
     if (r != -ENOENT)
@@ -951,14 +1109,27 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         }
     }
 
-    /* Leak protection: the claim cannot vanish while its volume is being made. */
-    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true, claim);
-    if (r == -ECANCELED) {
-        r = 0; /* being deleted: the next sync cleans up */
-        goto out;
+    /* Leak protection. With a reclaim policy of Delete on a backend that keeps provisioning
+     * marks, the store itself records the claim's uid (durably, in the write that makes it) and
+     * a fresh read of the claim after CreateVolume decides: no API write. With Retain no store
+     * is ever deleted for a claim that went away (docs/DECISIONS.md): the same fresh read
+     * decides whether the PV is made, and a store left by a crash is an orphan that the next
+     * claim of that name takes over. Only Delete on a backend without marks (LVM) still puts
+     * our finalizer on the claim while its volume is made. */
+    struct backend *cbe = class_backend(p, sc);
+    bool retain = strcmp(reclaim_policy(sc), "Delete") != 0;
+    bool marks = !retain && cbe && cbe->ops->settle;
+    bool finalizer = !retain && !marks;
+    if (finalizer) {
+        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, true,
+                          claim);
+        if (r == -ECANCELED) {
+            r = 0; /* being deleted: the next sync cleans up */
+            goto out;
+        }
+        if (r < 0)
+            goto out;
     }
-    if (r < 0)
-        goto out;
 
     a = malloc(sizeof(*a));
     if (!a) {
@@ -970,6 +1141,8 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
         claim_event(p, claim, "Warning", "ProvisioningFailed", "%s", msg);
         goto out;
     }
+    if (marks)
+        add_param(a, CSI_PARAM_PROVISIONING, uid);
     claim_event(p, claim, "Normal", "Provisioning",
                 "External provisioner is provisioning volume for claim \"%s/%s\"", ns, name);
     r = run_csi(p, csi_create_volume, &a->req.base, &call, &resp, msg, sizeof(msg));
@@ -985,7 +1158,7 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
             struct node_edit ne = {.node = NULL};
             int r2 = kube_update_retry(p->cfg.client, &kube_persistentvolumeclaims, ns, name, NULL,
                                        edit_selected_node, &ne, NULL, NULL);
-            if (r2 == 0)
+            if (r2 == 0 && finalizer)
                 r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER,
                                   false, NULL);
             else
@@ -995,6 +1168,38 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
     }
 
     const Csi__V1__Volume *vol = ((const Csi__V1__CreateVolumeResponse *)resp)->volume;
+    if (!finalizer) {
+        /* The store is made (and marked): a fresh read of the claim decides whether it gets a
+         * PV. Gone, re-created (another uid) or being deleted: the store was never handed out
+         * and goes (Retain: stays, unmarked). A failed read leaves the mark: the retry, or the
+         * sweep, decides later. */
+        cJSON *fresh = NULL;
+        r = kube_get(p->cfg.client, &kube_persistentvolumeclaims, ns, name, &fresh, NULL);
+        bool gone = r == -ENOENT ||
+                    (r == 0 && (!JSTR(fresh, "metadata", "uid") ||
+                                strcmp(JSTR(fresh, "metadata", "uid"), uid) != 0 ||
+                                JGET(fresh, "metadata", "deletionTimestamp")));
+        cJSON_Delete(fresh);
+        if (gone && retain) {
+            log_info("claim %s/%s deleted during provisioning: volume %s kept (reclaim policy "
+                     "%s)",
+                     ns, name, vol->volume_id, reclaim_policy(sc));
+            r = 0;
+            goto out;
+        }
+        if (gone) {
+            r = delete_volume(p, vol->volume_id, msg, sizeof(msg));
+            if (r < 0)
+                log_warn("claim %s/%s deleted during provisioning: deleting volume %s: %s", ns,
+                         name, vol->volume_id, msg);
+            else
+                log_info("claim %s/%s deleted during provisioning: volume %s deleted", ns, name,
+                         vol->volume_id);
+            goto out;
+        }
+        if (r < 0)
+            goto out;
+    }
     pv = prov_build_pv(svc->driver_name, p->identity, claim, sc, class_name, vol, a);
     if (!pv) {
         r = -ENOMEM;
@@ -1008,8 +1213,10 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
                  strerror(-r));
         goto out;
     }
-    r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
-                      claim);
+    /* the mark is cleared by the PV's own sync (sync_pv), off this path */
+    if (finalizer || has_finalizer(claim, PROV_CLAIM_FINALIZER))
+        r = set_finalizer(p, &kube_persistentvolumeclaims, ns, name, PROV_CLAIM_FINALIZER, false,
+                          claim);
     metrics_claim_provisioned(uid);
     log_info("claim %s/%s: provisioned volume %s as PersistentVolume %s", ns, name, vol->volume_id,
              a->pvname);
@@ -1071,6 +1278,18 @@ static int sync_pv(struct prov *p, const char *name)
     if (!by || strcmp(by, svc->driver_name) != 0 || !handle || !JSTR(pv, "spec", "csi", "driver") ||
         strcmp(JSTR(pv, "spec", "csi", "driver"), svc->driver_name) != 0 || !pv_on_this_node(p, pv))
         goto out;
+    {
+        /* The PV exists: its store's provisioning mark (if any) has done its job. Cleared
+         * lazily here, off the provisioning path, whatever the PV's phase or policy. */
+        struct backend *mbe = csi_backend_for_id(svc, handle);
+        struct be_volume mv;
+        if (mbe && mbe->ops->settle && mbe->ops->lookup(mbe, handle, &mv) == 0 &&
+            mv.provisioning_uid[0] && strcmp(mv.name, name) == 0) {
+            r = settle_store(p, &mv);
+            if (r < 0)
+                goto out;
+        }
+    }
     policy = JSTR(pv, "spec", "persistentVolumeReclaimPolicy");
     phase = JSTR(pv, "status", "phase");
     if (!policy || strcmp(policy, "Delete") != 0) {
@@ -1155,6 +1374,8 @@ static int sync_key(void *ud, const char *key)
         r = sync_claim(p, ns, name);
     } else if (strncmp(key, "v:", 2) == 0) {
         r = sync_pv(p, key + 2);
+    } else if (strcmp(key, PROV_SWEEP_KEY) == 0) {
+        r = sweep(p);
     } else {
         return 0;
     }
@@ -1192,6 +1413,18 @@ static void claim_update(void *ud, const cJSON *old_obj, const cJSON *obj)
 {
     (void)old_obj;
     queue_obj(ud, 'c', obj);
+}
+
+/* A claim gone: a store still marked for it is judged at once (orphan_check). */
+static void claim_delete(void *ud, const cJSON *obj)
+{
+    const char *ns = JSTR(obj, "metadata", "namespace"), *name = JSTR(obj, "metadata", "name");
+    char key[600];
+
+    if (!ns || !name)
+        return;
+    snprintf(key, sizeof(key), "c:%s/%s", ns, name);
+    kube_queue_add(((struct prov *)ud)->queue, key);
 }
 
 /* The inventory hook (provision.h): every PV change. */
@@ -1273,6 +1506,7 @@ static void *prov_starter(void *arg)
         log_error("provisioner: cannot start its workers");
         return NULL;
     }
+    kube_queue_add(p->queue, PROV_SWEEP_KEY); /* stores a crash left marked */
     atomic_store(&p->synced, true);
     log_info("provisioner started for driver %s on node %s: caches synced", p->cfg.svc->driver_name,
              p->cfg.svc->node_id);
@@ -1327,8 +1561,8 @@ struct prov *prov_start(const struct prov_config *cfg)
              (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, (long)(now.tv_nsec % 10000),
              cfg->svc->driver_name, cfg->svc->node_id);
     p->queue = kube_queue_new(KUBE_QUEUE_BASE_DELAY, KUBE_QUEUE_MAX_DELAY);
-    p->events = kube_recorder_new(cfg->client, 0);
-    hc = (struct kube_informer_handlers){claim_add, claim_update, NULL, p};
+    p->events = kube_recorder_new(cfg->events_client ? cfg->events_client : cfg->client, 0);
+    hc = (struct kube_informer_handlers){claim_add, claim_update, claim_delete, p};
     hv = (struct kube_informer_handlers){pv_add, pv_update, pv_delete, p};
     hs = (struct kube_informer_handlers){class_changed, class_update, NULL, p};
     if (!p->queue || !p->events)

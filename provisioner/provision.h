@@ -49,6 +49,9 @@ bool prov_claim_admitted(const cJSON *claim);
 
 struct prov_config {
     struct kube_client *client; /* borrowed */
+    /* borrowed, may be NULL (= client): Events go through it, so that their rate limit is
+     * not the provisioning path's */
+    struct kube_client *events_client;
     struct csi_service *svc;    /* borrowed: backends, locks, node id, driver name */
     int workers;                /* >= 1 */
     /* Called on the PV informer thread after any PV change (may be NULL): the inventory's
@@ -129,9 +132,9 @@ struct prov_create_args {
     Csi__V1__VolumeCapability__BlockVolume block;
     char *flags[32];
     /* the class's own parameters (PROV_MAX_CLASS_PARAMS at most), then the claim's identity
-     * (namespace, name, PV name) */
-    Csi__V1__CreateVolumeRequest__ParametersEntry params[PROV_MAX_CLASS_PARAMS + 3],
-        *pparams[PROV_MAX_CLASS_PARAMS + 3];
+     * (namespace, name, PV name) and, added by the caller, the provisioning mark */
+    Csi__V1__CreateVolumeRequest__ParametersEntry params[PROV_MAX_CLASS_PARAMS + 4],
+        *pparams[PROV_MAX_CLASS_PARAMS + 4];
     Csi__V1__TopologyRequirement topo_req;
     Csi__V1__Topology topo, *ptopo[1];
     Csi__V1__Topology__SegmentsEntry seg, *pseg[1];

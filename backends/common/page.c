@@ -43,3 +43,18 @@ void be_snapshot_page_free(struct be_snapshot_page *p)
     p->n = 0;
     p->more = false;
 }
+
+bool be_valid_uid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > BE_UID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}

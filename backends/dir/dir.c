@@ -422,6 +422,7 @@ static struct dir_vol *vol_dup(const struct dir_vol *o, const char *name, int64_
     v->damaged = o->damaged;
     v->projid = o->projid;
     v->inode_limit = o->inode_limit;
+    memcpy(v->prov_uid, o->prov_uid, sizeof(v->prov_uid));
     return v;
 }
 
@@ -445,6 +446,9 @@ static int vol_meta_format(const struct dir_vol *v, char *buf, size_t cap)
                  v->id, v->key, v->key_is_claim ? 1 : 0, v->name, (unsigned long long)v->gen,
                  (long long)v->capacity, source_kind_str(v->source_kind), v->source_id,
                  (long long)v->created, v->projid, (long long)v->inode_limit);
+    /* the provisioning mark only while there is one: a meta without it reads as before */
+    if (n >= 0 && (size_t)n < cap && v->prov_uid[0])
+        n += snprintf(buf + n, cap - (size_t)n, "provisioning=%s\n", v->prov_uid);
     if (n >= 0 && (size_t)n < cap)
         n = dir__meta_seal(buf, (size_t)n, cap);
     if (n < 0 || (size_t)n >= cap)
@@ -549,6 +553,11 @@ static const char *vol_meta_check(const struct dir__kv *kv, size_t n, const char
     if (s && (!dir__parse_i64(s, 0, &x) || x > DIR_INODE_LIMIT_MAX))
         return "metadata: inode_limit invalid";
     v->inode_limit = s ? x : 0;
+    /* absent when no provisioning is pending (and in volumes made before marks existed) */
+    s = dir__meta_get(kv, n, "provisioning");
+    if (s && !be_valid_uid(s))
+        return "metadata: provisioning mark invalid";
+    snprintf(v->prov_uid, sizeof(v->prov_uid), "%s", s ? s : "");
     return NULL;
 }
 
@@ -634,6 +643,7 @@ static struct dir_vol *vol_load(struct dir_backend *d, const char *rel, const ch
         v->gen = tmp.gen;
         v->projid = tmp.projid;
         v->inode_limit = tmp.inode_limit;
+        memcpy(v->prov_uid, tmp.prov_uid, sizeof(v->prov_uid));
     }
     dir__vol_id_gen(rel, v->gen, v->full_id);
     return v;
@@ -742,6 +752,7 @@ void dir__vol_to_be(const struct dir_backend *d, const struct dir_vol *v, struct
     ret->created_sec = v->created;
     ret->abnormal = v->damaged;
     snprintf(ret->condition, sizeof(ret->condition), "%s", v->damaged ? v->condition : "healthy");
+    snprintf(ret->provisioning_uid, sizeof(ret->provisioning_uid), "%s", v->prov_uid);
 }
 
 /* Data dir path of the volume with key (claim keys contain '/', plain names never do). */
@@ -846,6 +857,9 @@ static int check_create_req(const struct be_create_req *req)
     if (req->source_kind != BE_SOURCE_NONE &&
         (!req->source_id || !*req->source_id || strlen(req->source_id) > BE_ID_MAX))
         return be_error(-EINVAL, "content source id missing or too long");
+    if (req->provisioning_uid && req->provisioning_uid[0] && !be_valid_uid(req->provisioning_uid))
+        return be_error(-EINVAL, "invalid provisioning mark: want 1..%d bytes of [A-Za-z0-9-]",
+                        BE_UID_MAX);
     return 0;
 }
 
@@ -882,6 +896,9 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
             return be_error(-ENOENT, "volume %s vanished", ex->id);
         if (!nv)
             return -ENOMEM;
+        /* the new owner's provisioning mark (or none) goes into the same write */
+        snprintf(nv->prov_uid, sizeof(nv->prov_uid), "%s",
+                 req->provisioning_uid ? req->provisioning_uid : "");
         r = dir__vol_rel(nv->key, nv->key_is_claim, path, sizeof(path));
         if (r == 0) {
             char vp[PATH_MAX];
@@ -905,6 +922,8 @@ static int create_existing(struct dir_backend *d, const struct be_create_req *re
         }
         snprintf(ex->name, sizeof(ex->name), "%s", req->name);
         snprintf(ex->id, sizeof(ex->id), "%s", new_id);
+        snprintf(ex->provisioning_uid, sizeof(ex->provisioning_uid), "%s",
+                 req->provisioning_uid ? req->provisioning_uid : "");
         *ret = *ex;
         return 0; /* vol_meta_write synced the new owner */
     }
@@ -1045,6 +1064,8 @@ static int dir_create(struct backend *b, const struct be_create_req *req, struct
     v->created = now_sec();
     v->source_kind = (uint8_t)req->source_kind;
     v->key_is_claim = req->key_is_claim;
+    snprintf(v->prov_uid, sizeof(v->prov_uid), "%s",
+             req->provisioning_uid ? req->provisioning_uid : "");
 
     r = dir__mktemp(d, "v-", tmp, sizeof(tmp));
     if (r < 0)
@@ -1252,6 +1273,45 @@ static int dir_remove(struct backend *b, const char *id)
     pthread_mutex_lock(&d->lock);
     drop_parent(d, rel);
     pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
+/* Clear the provisioning mark: one atomic, synced meta write, then the index entry. The
+ * caller holds the volume's key lock (as for every operation on it). */
+static int dir_settle(struct backend *b, const char *id)
+{
+    struct dir_backend *d = dir__of(b);
+    char rel[PATH_MAX], vp[PATH_MAX];
+    struct dir_vol *v, *nv = NULL;
+    int r;
+
+    bool found, marked = false;
+
+    pthread_mutex_lock(&d->lock);
+    v = dir__vol_find(d, id);
+    found = v && !v->damaged;
+    if (found && v->prov_uid[0]) {
+        marked = true;
+        nv = vol_dup(v, v->name, v->capacity);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!found)
+        return -ENOENT;
+    if (!nv)
+        return marked ? -ENOMEM : 0;
+    nv->prov_uid[0] = '\0';
+    r = dir__vol_rel(nv->key, nv->key_is_claim, rel, sizeof(rel));
+    if (r == 0)
+        r = dir__path(vp, sizeof(vp), "%s/%s", d->root, rel);
+    if (r == 0)
+        r = vol_meta_write(vp, nv);
+    if (r == 0) {
+        pthread_mutex_lock(&d->lock);
+        r = vol_insert(d, nv);
+        pthread_mutex_unlock(&d->lock);
+    }
+    if (r < 0)
+        free(nv);
     return r;
 }
 
@@ -1695,6 +1755,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .settle = dir_settle,
     .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };

@@ -33,6 +33,7 @@ struct dir_vol {
     bool damaged;          /* meta missing or garbled: only id/key/condition are meaningful */
     uint32_t projid;       /* project quota id, 0 = none (dir_quota.c) */
     int64_t inode_limit;   /* project quota inode hard limit, 0 = none */
+    char prov_uid[BE_UID_MAX + 1]; /* provisioning mark (be_ops.settle), "" = none */
     const char *key;       /* into id[] */
     const char *name;      /* into id[] */
     const char *source_id; /* into id[] */

@@ -864,6 +864,8 @@ static int lvm_create(struct backend *b, const struct be_create_req *req, struct
 
     if (!req || !req->name || !req->name[0] || strlen(req->name) > BE_ID_MAX)
         return be_error(-EINVAL, "invalid volume name");
+    if (req->provisioning_uid && req->provisioning_uid[0])
+        return be_error(-ENOTSUP, "the LVM backend keeps no provisioning mark");
     if (!req->key || !lvm__valid_key(req->key, req->key_is_claim))
         return be_error(-EINVAL,
                         req->key_is_claim

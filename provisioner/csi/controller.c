@@ -22,6 +22,7 @@
 struct params {
     struct backend *be;     /* borrowed */
     const char *ns, *claim; /* borrowed from the request, NULL when absent */
+    const char *prov_uid;   /* CSI_PARAM_PROVISIONING, NULL when absent */
     struct be_param rest[MAX_PARAMS];
     size_t n_rest;
 };
@@ -42,6 +43,8 @@ static int parse_params(struct csi_call *call, struct csi_service *svc,
             ret->ns = v;
         else if (strcmp(k, CSI_PARAM_PVC_NAME) == 0)
             ret->claim = v;
+        else if (strcmp(k, CSI_PARAM_PROVISIONING) == 0)
+            ret->prov_uid = v;
         else if (strncmp(k, K8S_PARAM_PREFIX, strlen(K8S_PARAM_PREFIX)) == 0)
             continue; /* other metadata the CO adds (pv name, ...): not ours to judge */
         else if (ret->n_rest == MAX_PARAMS)
@@ -55,6 +58,11 @@ static int parse_params(struct csi_call *call, struct csi_service *svc,
     if (ret->ns && (!ret->ns[0] || !ret->claim[0]))
         return csi_call_error(call, -EINVAL, "parameters %s and %s must not be empty",
                               CSI_PARAM_PVC_NAMESPACE, CSI_PARAM_PVC_NAME);
+    if (ret->prov_uid && (!ret->ns || !be_valid_uid(ret->prov_uid)))
+        return csi_call_error(call, -EINVAL,
+                              "parameters.%s: want a claim uid (1..%d bytes of [A-Za-z0-9-]) "
+                              "beside %s",
+                              CSI_PARAM_PROVISIONING, BE_UID_MAX, CSI_PARAM_PVC_NAME);
     if (!backend) {
         ret->be =
             csi_backend_named(svc, svc->default_backend ? svc->default_backend : DEFAULT_BACKEND);
@@ -204,6 +212,7 @@ CSI_HANDLER(create_volume)
     creq.n_params = p.n_rest;
     creq.source_kind = BE_SOURCE_NONE;
     creq.source_id = "";
+    creq.provisioning_uid = p.prov_uid;
 
     locks[0].key = lock_key(call, 'k', creq.key);
     if (!locks[0].key)

@@ -23,6 +23,9 @@
 #define CSI_PARAM_PVC_NAMESPACE "csi.storage.k8s.io/pvc/namespace"
 #define CSI_PARAM_PVC_NAME "csi.storage.k8s.io/pvc/name"
 #define CSI_PARAM_BACKEND "backend"
+/* The built-in provisioner's own CreateVolume parameter: the claim's uid, recorded by the
+ * backend as the volume's provisioning mark (be_create_req.provisioning_uid). */
+#define CSI_PARAM_PROVISIONING "ordinal.csi.dev/provisioning-claim-uid"
 #define CSI_MAX_BACKENDS 4
 
 enum csi_mode { CSI_MODE_NODE = 0, CSI_MODE_CONTROLLER = 1 };

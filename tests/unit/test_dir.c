@@ -558,6 +558,64 @@ static void test_readoption(void **state)
     b2->ops->free(b2);
 }
 
+/* The provisioning mark: recorded by the create that makes or takes the volume, kept across a
+ * restart, cleared by settle (durably); an invalid mark is refused and changes nothing. */
+static void test_provisioning_mark(void **state)
+{
+    struct fx *f = *state;
+    struct be_create_req r = claim_req("shop/db-0", "pvc-a", MiB, 0);
+    struct be_volume v, x;
+    struct backend *b2;
+    char meta[PATH_MAX];
+    char *text = NULL;
+    size_t len;
+
+    r.provisioning_uid = "bad/uid";
+    assert_int_equal(f->b->ops->create(f->b, &r, &v), -EINVAL);
+    assert_int_equal(f->b->ops->lookup_key(f->b, "shop/db-0", &x), -ENOENT);
+    r.provisioning_uid = "0123abcd-aaaa-bbbb-cccc-0123456789ab";
+    create_ok(f, &r, &v);
+    assert_string_equal(v.provisioning_uid, "0123abcd-aaaa-bbbb-cccc-0123456789ab");
+    P(meta, "%s/shop/db-0/volume.meta", f->root);
+    assert_int_equal(fsu_read_file(meta, 1 << 16, &text, &len), 0);
+    assert_non_null(strstr(text, "\nprovisioning=0123abcd-aaaa-bbbb-cccc-0123456789ab\n"));
+    free(text);
+    /* durable: a restart reads it back */
+    b2 = fresh(f);
+    assert_int_equal(b2->ops->lookup_key(b2, "shop/db-0", &x), 0);
+    assert_string_equal(x.provisioning_uid, "0123abcd-aaaa-bbbb-cccc-0123456789ab");
+    b2->ops->free(b2);
+    /* settle clears it, on disk too; a second settle is a no-op; a stale id names nothing */
+    assert_int_equal(f->b->ops->settle(f->b, v.id), 0);
+    assert_int_equal(f->b->ops->lookup(f->b, v.id, &x), 0);
+    assert_string_equal(x.provisioning_uid, "");
+    assert_int_equal(f->b->ops->settle(f->b, v.id), 0);
+    assert_int_equal(f->b->ops->settle(f->b, "dir:shop/nope"), -ENOENT);
+    b2 = fresh(f);
+    assert_int_equal(b2->ops->lookup(b2, v.id, &x), 0);
+    assert_string_equal(x.provisioning_uid, "");
+    b2->ops->free(b2);
+    assert_int_equal(fsu_read_file(meta, 1 << 16, &text, &len), 0);
+    assert_null(strstr(text, "provisioning="));
+    free(text);
+    /* a take-over by another name records the new owner's mark in the same write */
+    r.name = "pvc-b";
+    r.provisioning_uid = "ffff0000-1111-2222-3333-444455556666";
+    create_ok(f, &r, &x);
+    assert_string_equal(x.id, "dir:shop/db-0/1");
+    assert_int_equal(f->b->ops->settle(f->b, v.id), -ENOENT); /* the old owner's id: stale */
+    b2 = fresh(f);
+    assert_int_equal(b2->ops->lookup(b2, x.id, &v), 0);
+    assert_string_equal(v.name, "pvc-b");
+    assert_string_equal(v.provisioning_uid, "ffff0000-1111-2222-3333-444455556666");
+    b2->ops->free(b2);
+    /* and a take-over without a mark drops it */
+    r.name = "pvc-c";
+    r.provisioning_uid = NULL;
+    create_ok(f, &r, &v);
+    assert_string_equal(v.provisioning_uid, "");
+}
+
 /* Volumes made before generations existed (no generation line in their meta) keep their ids. */
 static void test_generation_legacy(void **state)
 {
@@ -1320,6 +1378,7 @@ int main(void)
         T(test_list_paging),
         T(test_remove),
         T(test_readoption),
+        T(test_provisioning_mark),
         T(test_generation_legacy),
         T(test_generation_long_id),
         T(test_expand_capacity),
