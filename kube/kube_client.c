@@ -1290,6 +1290,89 @@ int kube_update(struct kube_client *c, const struct kube_resource *res, const ch
     return kube_update_opts(c, res, ns, subresource, obj, NULL, ret_obj, st);
 }
 
+int kube_merge_patch_diff(const cJSON *from, const cJSON *to, cJSON **ret_patch)
+{
+    cJSON *patch, *e;
+
+    if (!cJSON_IsObject(from) || !cJSON_IsObject(to))
+        return -EINVAL;
+    patch = cJSON_CreateObject();
+    if (!patch)
+        return -ENOMEM;
+    cJSON_ArrayForEach(e, to)
+    {
+        const cJSON *was = cJSON_GetObjectItemCaseSensitive(from, e->string);
+        cJSON *v = NULL;
+
+        if (was && cJSON_Compare(was, e, true))
+            continue;
+        if (was && cJSON_IsObject(was) && cJSON_IsObject(e)) {
+            int r = kube_merge_patch_diff(was, e, &v);
+
+            if (r < 0) {
+                cJSON_Delete(patch);
+                return r;
+            }
+        } else if (cJSON_IsNull(e)) {
+            /* null in a merge patch means "remove": a field set to null is unset */
+            if (!was)
+                continue;
+            v = cJSON_CreateNull();
+        } else {
+            v = cJSON_Duplicate(e, true);
+        }
+        if (!v || !cJSON_AddItemToObject(patch, e->string, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(patch);
+            return -ENOMEM;
+        }
+    }
+    cJSON_ArrayForEach(e, from)
+    {
+        if (cJSON_GetObjectItemCaseSensitive(to, e->string) || cJSON_IsNull(e))
+            continue;
+        if (!cJSON_AddNullToObject(patch, e->string)) {
+            cJSON_Delete(patch);
+            return -ENOMEM;
+        }
+    }
+    *ret_patch = patch;
+    return 0;
+}
+
+/* The merge patch that turns orig into obj, carrying orig's resourceVersion: the API server
+ * refuses it with 409 Conflict when the object changed since (a compare-and-swap, like a PUT),
+ * and it touches no field the mutation left alone (a trimmed cached copy erases nothing). */
+static int patch_from_edit(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                           const char *name, const char *subresource, const cJSON *orig,
+                           const cJSON *obj, cJSON **ret_obj, struct kube_status *st)
+{
+    const char *rv = kube_obj_rv(orig);
+    cJSON *patch = NULL, *md;
+    int r;
+
+    if (!rv)
+        return -EBADMSG; /* no precondition to write under */
+    r = kube_merge_patch_diff(orig, obj, &patch);
+    if (r < 0)
+        return r;
+    md = cJSON_GetObjectItemCaseSensitive(patch, "metadata");
+    if (!md)
+        md = cJSON_AddObjectToObject(patch, "metadata");
+    if (!cJSON_IsObject(md)) {
+        cJSON_Delete(patch);
+        return md ? -EINVAL : -ENOMEM; /* the mutation removed metadata */
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(md, "resourceVersion");
+    if (!cJSON_AddStringToObject(md, "resourceVersion", rv)) {
+        cJSON_Delete(patch);
+        return -ENOMEM;
+    }
+    r = kube_patch(c, res, ns, name, subresource, patch, ret_obj, st);
+    cJSON_Delete(patch);
+    return r;
+}
+
 int kube_update_retry_from(struct kube_client *c, const struct kube_resource *res, const char *ns,
                            const char *name, const char *subresource, const cJSON *base,
                            kube_mutate_fn mutate, void *ud, cJSON **ret_obj, struct kube_status *st)
@@ -1297,7 +1380,7 @@ int kube_update_retry_from(struct kube_client *c, const struct kube_resource *re
     int r = KUBE_ECONFLICT;
 
     for (int attempt = 0; attempt < 10 && r == KUBE_ECONFLICT; attempt++) {
-        cJSON *obj = NULL;
+        cJSON *obj = NULL, *orig = NULL;
 
         if (attempt == 0 && base) {
             /* A cached copy saves the GET; a stale one costs a 409 and a fresh read. */
@@ -1310,8 +1393,14 @@ int kube_update_retry_from(struct kube_client *c, const struct kube_resource *re
         }
         if (r < 0)
             return r;
+        orig = cJSON_Duplicate(obj, true);
+        if (!orig) {
+            cJSON_Delete(obj);
+            return -ENOMEM;
+        }
         r = mutate(obj, ud);
         if (r == KUBE_MUTATE_SKIP) {
+            cJSON_Delete(orig);
             if (ret_obj)
                 *ret_obj = obj;
             else
@@ -1319,7 +1408,8 @@ int kube_update_retry_from(struct kube_client *c, const struct kube_resource *re
             return 0;
         }
         if (r == 0)
-            r = kube_update(c, res, ns, subresource, obj, ret_obj, st);
+            r = patch_from_edit(c, res, ns, name, subresource, orig, obj, ret_obj, st);
+        cJSON_Delete(orig);
         cJSON_Delete(obj);
     }
     return r;

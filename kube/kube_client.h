@@ -225,9 +225,12 @@ int kube_update(struct kube_client *c, const struct kube_resource *res, const ch
 typedef int (*kube_mutate_fn)(cJSON *obj, void *ud);
 
 /*
- * Read-modify-write with optimistic concurrency: GET, mutate, PUT (to subresource when not
- * NULL); on KUBE_ECONFLICT read again and repeat, up to 10 times. The written (or, on SKIP, the
- * read) object in *ret_obj.
+ * Read-modify-write with optimistic concurrency: GET, mutate, then PATCH (to subresource when
+ * not NULL) with the JSON merge patch of what the mutation changed plus the read object's
+ * metadata.resourceVersion, which the API server takes as a precondition (409 Conflict when the
+ * object changed since): as safe as a PUT of the whole object, but a field the copy lacks (a
+ * trimmed cache) or the mutation did not touch is never written. On KUBE_ECONFLICT read again
+ * and repeat, up to 10 times. The written (or, on SKIP, the read) object in *ret_obj.
  */
 int kube_update_retry(struct kube_client *c, const struct kube_resource *res, const char *ns,
                       const char *name, const char *subresource, kube_mutate_fn mutate, void *ud,
@@ -235,7 +238,7 @@ int kube_update_retry(struct kube_client *c, const struct kube_resource *res, co
 
 /*
  * The same, starting from base (borrowed; a cached copy of the object, e.g. from an informer)
- * instead of a GET: the first PUT carries base's resourceVersion, so a stale copy costs one 409
+ * instead of a GET: the first PATCH carries base's resourceVersion, so a stale copy costs one 409
  * and the loop then reads afresh. A mutation that SKIPs on the cached copy writes nothing.
  * base NULL = kube_update_retry().
  */
@@ -243,6 +246,12 @@ int kube_update_retry_from(struct kube_client *c, const struct kube_resource *re
                            const char *name, const char *subresource, const cJSON *base,
                            kube_mutate_fn mutate, void *ud, cJSON **ret_obj,
                            struct kube_status *st);
+
+/* The JSON merge patch (RFC 7386) that turns object from into object to (both borrowed) into
+ * *ret_patch (owned): changed members, null for removed ones, nested objects diffed, arrays
+ * whole; a member set to null counts as removed (merge patch cannot write a null).
+ * 0, -EINVAL (not objects) or -ENOMEM. */
+int kube_merge_patch_diff(const cJSON *from, const cJSON *to, cJSON **ret_patch);
 
 /* JSON merge patch (application/merge-patch+json) of the object or its subresource. */
 int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,

@@ -9,6 +9,7 @@
 #include "kube_informer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,15 +22,93 @@
 
 #define KEY_MAX 512
 
+static const char *meta_str(const cJSON *obj, const char *k)
+{
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), k);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+#define MAX_TRANSFORMS 16
+
+/*
+ * What the store keeps of each object: the JSON text of the transformed object (one allocation
+ * per object, about a tenth of the cJSON tree it came from), parsed again whenever a caller
+ * wants it. Copies were handed out before as well; the parse costs what the copy did.
+ */
 struct kube_store {
     pthread_mutex_t mu;
-    struct kube__map objs; /* key -> owned cJSON */
+    struct kube__map objs; /* key -> owned char * (compact JSON text) */
     bool namespaced;
+    kube_transform_fn transform; /* may be NULL */
 };
+
+static struct {
+    const struct kube_resource *res;
+    kube_transform_fn fn;
+} transforms[MAX_TRANSFORMS];
+
+int kube_set_transform(const struct kube_resource *res, kube_transform_fn fn)
+{
+    for (size_t i = 0; i < MAX_TRANSFORMS; i++)
+        if (!transforms[i].res || transforms[i].res == res) {
+            transforms[i].res = res;
+            transforms[i].fn = fn;
+            return 0;
+        }
+    return -ENOSPC;
+}
+
+static kube_transform_fn transform_of(const struct kube_resource *res)
+{
+    for (size_t i = 0; i < MAX_TRANSFORMS && transforms[i].res; i++)
+        if (transforms[i].res == res)
+            return transforms[i].fn;
+    return NULL;
+}
+
+void kube_keep_only(cJSON *obj, const char *const *keep)
+{
+    cJSON *e = obj ? obj->child : NULL;
+
+    if (!cJSON_IsObject(obj))
+        return;
+    while (e) {
+        cJSON *next = e->next;
+        const char *const *k = keep;
+
+        while (*k && strcmp(*k, e->string) != 0)
+            k++;
+        if (!*k)
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, e));
+        e = next;
+    }
+}
 
 static void obj_free(void *p)
 {
-    cJSON_Delete(p);
+    free(p);
+}
+
+void kube_store_set_transform(struct kube_store *s, kube_transform_fn fn)
+{
+    s->transform = fn;
+}
+
+/* Transform obj in place (managedFields always go: nothing reads them and they are often half
+ * an object's size) and return its compact text (owned), or NULL on -ENOMEM. */
+static char *pack(const struct kube_store *s, cJSON *obj)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
+                                            "managedFields");
+    if (s->transform)
+        s->transform(obj);
+    return cJSON_PrintUnformatted(obj);
+}
+
+static cJSON *unpack(const char *text)
+{
+    return text ? cJSON_Parse(text) : NULL;
 }
 
 struct kube_store *kube_store_new(bool namespaced)
@@ -71,18 +150,12 @@ int kube_store_key(const struct kube_store *s, const cJSON *obj, char *buf, size
     return make_key(s->namespaced, kube_obj_namespace(obj), kube_obj_name(obj), buf, n);
 }
 
-static bool same_rv(const cJSON *a, const cJSON *b)
-{
-    const char *ra = kube_obj_rv(a), *rb = kube_obj_rv(b);
-
-    return ra && rb && strcmp(ra, rb) == 0;
-}
-
 int kube_store_apply(struct kube_store *s, struct kube_event *ev,
                      const struct kube_informer_handlers *h)
 {
     char key[KEY_MAX];
-    cJSON *old = NULL;
+    char *old = NULL, *text;
+    cJSON *prev;
     int r;
 
     if (ev->type != KUBE_EVENT_ADDED && ev->type != KUBE_EVENT_MODIFIED &&
@@ -91,34 +164,110 @@ int kube_store_apply(struct kube_store *s, struct kube_event *ev,
     r = kube_store_key(s, ev->object, key, sizeof(key));
     if (r < 0)
         return r;
+    text = pack(s, ev->object); /* handlers see what the store keeps */
+    if (!text)
+        return -ENOMEM;
     if (ev->type == KUBE_EVENT_DELETED) {
+        free(text);
         pthread_mutex_lock(&s->mu);
         old = kube__map_del(&s->objs, key);
         pthread_mutex_unlock(&s->mu);
         if (old && h && h->on_delete)
             h->on_delete(h->ud, ev->object);
-        cJSON_Delete(old);
+        free(old);
         return 0;
     }
     pthread_mutex_lock(&s->mu);
-    r = kube__map_put(&s->objs, key, ev->object, (void **)&old);
+    r = kube__map_put(&s->objs, key, text, (void **)&old);
     pthread_mutex_unlock(&s->mu);
-    if (r < 0)
+    if (r < 0) {
+        free(text);
         return r;
-    if (old && h && h->on_update)
-        h->on_update(h->ud, old, ev->object);
-    else if (!old && h && h->on_add)
+    }
+    if (old && h && h->on_update) {
+        prev = unpack(old);
+        if (prev)
+            h->on_update(h->ud, prev, ev->object);
+        cJSON_Delete(prev);
+    } else if (!old && h && h->on_add) {
         h->on_add(h->ud, ev->object);
-    ev->object = NULL; /* the store owns it now */
-    cJSON_Delete(old);
+    }
+    cJSON_Delete(ev->object); /* the store keeps its text */
+    ev->object = NULL;
+    free(old);
     return 0;
+}
+
+/* Put obj (taken) into fresh by its key, packed. 0 or -errno. */
+static int fresh_put(const struct kube_store *s, struct kube__map *fresh, cJSON *obj)
+{
+    char key[KEY_MAX], *text, *dup = NULL;
+    int r = kube_store_key(s, obj, key, sizeof(key));
+
+    if (r < 0) {
+        cJSON_Delete(obj);
+        return -EBADMSG;
+    }
+    text = pack(s, obj);
+    cJSON_Delete(obj);
+    if (!text)
+        return -ENOMEM;
+    r = kube__map_put(fresh, key, text, (void **)&dup);
+    free(dup); /* a duplicate key in a list: the last one wins */
+    if (r < 0)
+        free(text);
+    return r;
+}
+
+/* Make fresh (taken) the contents and call the handlers for the differences from before. */
+static void store_swap(struct kube_store *s, struct kube__map *fresh,
+                       const struct kube_informer_handlers *h)
+{
+    struct kube__map old;
+    struct kube__map_node *it = NULL;
+    size_t b = 0;
+
+    pthread_mutex_lock(&s->mu);
+    old = s->objs;
+    s->objs = *fresh;
+    pthread_mutex_unlock(&s->mu);
+    kube__map_init(fresh);
+
+    /* Handlers: the new objects are in the store (stable, only we mutate it), the old ones in
+     * `old` until the end. The text holds the resourceVersion: equal text, nothing changed. */
+    while (h && (it = kube__map_next(&s->objs, &b, it))) {
+        const char *prev = kube__map_get(&old, it->key);
+        cJSON *o, *n;
+
+        if (prev && strcmp(prev, it->val) == 0)
+            continue;
+        if (prev ? !h->on_update : !h->on_add)
+            continue;
+        n = unpack(it->val);
+        o = unpack(prev);
+        if (n && !prev)
+            h->on_add(h->ud, n);
+        else if (n && o)
+            h->on_update(h->ud, o, n);
+        cJSON_Delete(n);
+        cJSON_Delete(o);
+    }
+    it = NULL;
+    b = 0;
+    while (h && h->on_delete && (it = kube__map_next(&old, &b, it)))
+        if (!kube__map_get(&s->objs, it->key)) {
+            cJSON *o = unpack(it->val);
+
+            if (o)
+                h->on_delete(h->ud, o);
+            cJSON_Delete(o);
+        }
+    kube__map_release(&old, obj_free);
 }
 
 int kube_store_replace(struct kube_store *s, cJSON *items, const struct kube_informer_handlers *h)
 {
-    struct kube__map fresh, old;
-    struct kube__map_node *it = NULL;
-    size_t b = 0;
+    struct kube__map fresh;
     cJSON *obj;
     char key[KEY_MAX];
     int r = 0;
@@ -129,41 +278,13 @@ int kube_store_replace(struct kube_store *s, cJSON *items, const struct kube_inf
                        items) if (kube_store_key(s, obj, key, sizeof(key)) < 0) return -EBADMSG;
     kube__map_init(&fresh);
     while ((obj = cJSON_DetachItemFromArray(items, 0))) {
-        cJSON *dup = NULL;
-
-        kube_store_key(s, obj, key, sizeof(key));
-        r = kube__map_put(&fresh, key, obj, (void **)&dup);
-        cJSON_Delete(dup); /* a duplicate key in a list: the last one wins */
+        r = fresh_put(s, &fresh, obj);
         if (r < 0) {
-            cJSON_Delete(obj);
             kube__map_release(&fresh, obj_free);
             return r;
         }
     }
-    pthread_mutex_lock(&s->mu);
-    old = s->objs;
-    s->objs = fresh;
-    pthread_mutex_unlock(&s->mu);
-
-    /* Handlers: the new objects are in the store (stable, only we mutate it), the old ones in
-     * `old` until the end. */
-    while ((it = kube__map_next(&s->objs, &b, it))) {
-        cJSON *prev = kube__map_get(&old, it->key);
-
-        if (!prev) {
-            if (h && h->on_add)
-                h->on_add(h->ud, it->val);
-        } else if (!same_rv(prev, it->val)) {
-            if (h && h->on_update)
-                h->on_update(h->ud, prev, it->val);
-        }
-    }
-    it = NULL;
-    b = 0;
-    while ((it = kube__map_next(&old, &b, it)))
-        if (!kube__map_get(&s->objs, it->key) && h && h->on_delete)
-            h->on_delete(h->ud, it->val);
-    kube__map_release(&old, obj_free);
+    store_swap(s, &fresh, h);
     return 0;
 }
 
@@ -171,14 +292,11 @@ cJSON *kube_store_get(struct kube_store *s, const char *ns, const char *name)
 {
     char key[KEY_MAX];
     cJSON *copy = NULL;
-    const cJSON *obj;
 
     if (make_key(s->namespaced, ns, name, key, sizeof(key)) < 0)
         return NULL;
     pthread_mutex_lock(&s->mu);
-    obj = kube__map_get(&s->objs, key);
-    if (obj)
-        copy = cJSON_Duplicate(obj, true);
+    copy = unpack(kube__map_get(&s->objs, key));
     pthread_mutex_unlock(&s->mu);
     return copy;
 }
@@ -193,7 +311,7 @@ cJSON *kube_store_list(struct kube_store *s)
         return NULL;
     pthread_mutex_lock(&s->mu);
     while ((it = kube__map_next(&s->objs, &b, it))) {
-        cJSON *copy = cJSON_Duplicate(it->val, true);
+        cJSON *copy = unpack(it->val);
 
         if (!copy || !cJSON_AddItemToArray(arr, copy)) {
             cJSON_Delete(copy);
@@ -209,17 +327,20 @@ cJSON *kube_store_list(struct kube_store *s)
 cJSON *kube_store_find(struct kube_store *s, bool (*match)(const cJSON *obj, void *ud), void *ud)
 {
     struct kube__map_node *it = NULL;
-    cJSON *copy = NULL;
+    cJSON *found = NULL;
     size_t b = 0;
 
     pthread_mutex_lock(&s->mu);
-    while ((it = kube__map_next(&s->objs, &b, it)))
-        if (match(it->val, ud)) {
-            copy = cJSON_Duplicate(it->val, true);
-            break;
-        }
+    while (!found && (it = kube__map_next(&s->objs, &b, it))) {
+        cJSON *o = unpack(it->val);
+
+        if (o && match(o, ud))
+            found = o;
+        else
+            cJSON_Delete(o);
+    }
     pthread_mutex_unlock(&s->mu);
-    return copy;
+    return found;
 }
 
 size_t kube_store_count(struct kube_store *s)
@@ -228,6 +349,18 @@ size_t kube_store_count(struct kube_store *s)
 
     pthread_mutex_lock(&s->mu);
     n = s->objs.count;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+size_t kube_store_bytes(struct kube_store *s)
+{
+    struct kube__map_node *it = NULL;
+    size_t b = 0, n = 0;
+
+    pthread_mutex_lock(&s->mu);
+    while ((it = kube__map_next(&s->objs, &b, it)))
+        n += strlen(it->val) + 1;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -264,6 +397,8 @@ struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube
     if (h)
         inf->h = *h;
     inf->store = kube_store_new(res->namespaced);
+    if (inf->store)
+        kube_store_set_transform(inf->store, transform_of(res));
     if ((ns && !(inf->ns = strdup(ns))) ||
         (label_selector && !(inf->label = strdup(label_selector))) ||
         (field_selector && !(inf->field = strdup(field_selector))) || !inf->store) {
@@ -297,34 +432,94 @@ static void note_failure(const struct kube_informer *inf, const char *what, int 
                   strerror(-r), st->message);
 }
 
-static int relist(struct kube_informer *inf, int failures)
+/* Check and pack one page's items into fresh; the page keeps nothing. */
+static int take_page(struct kube_informer *inf, cJSON *page, struct kube__map *fresh)
 {
-    struct kube_list_opts o = {.label_selector = inf->label, .field_selector = inf->field};
-    struct kube_status st;
-    cJSON *list = NULL;
-    const char *rv;
+    cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items"), *it;
     int r;
 
-    r = kube_list_all(inf->client, inf->res, inf->ns, &o, &list, &st);
-    if (r < 0) {
-        if (r != -ECANCELED)
-            note_failure(inf, "list", r, &st, failures);
-        return r;
+    if (!items || cJSON_IsNull(items))
+        return 0;
+    if (!cJSON_IsArray(items))
+        return -EBADMSG;
+    cJSON_ArrayForEach(it, items) if (!cJSON_IsObject(it) || !kube_obj_name(it)) return -EBADMSG;
+    while ((it = cJSON_DetachItemFromArray(items, 0)))
+        if ((r = fresh_put(inf->store, fresh, it)) < 0)
+            return r;
+    return 0;
+}
+
+static const char *page_continue(const cJSON *page)
+{
+    const char *v = meta_str(page, "continue");
+
+    return v && v[0] ? v : NULL;
+}
+
+/*
+ * List every page (500 objects each) and pack each page's objects as it comes, so that at most
+ * one page of whole objects is in memory at once (a list of 10,000 objects as the API server
+ * sends them is over 100 MB as cJSON). A continue token that expires (410) restarts the listing
+ * once from the beginning, since the pages would not be one snapshot.
+ */
+static int relist(struct kube_informer *inf, int failures)
+{
+    struct kube_list_opts o = {
+        .label_selector = inf->label, .field_selector = inf->field, .limit = 500};
+    struct kube__map fresh;
+    struct kube_status st;
+    char rv[sizeof(inf->rv)] = "", *token = NULL;
+    bool restarted = false;
+    int r;
+
+    kube__map_init(&fresh);
+    for (;;) {
+        cJSON *page = NULL;
+
+        o.continue_token = token;
+        r = kube_list(inf->client, inf->res, inf->ns, &o, &page, &st);
+        if (r == KUBE_EGONE && token && !restarted) {
+            free(token);
+            token = NULL;
+            kube__map_release(&fresh, obj_free);
+            kube__map_init(&fresh);
+            rv[0] = '\0';
+            restarted = true;
+            continue;
+        }
+        free(token);
+        token = NULL;
+        if (r == 0 && !rv[0]) {
+            const char *prv = kube_obj_rv(page);
+
+            if (!prv || strlen(prv) >= sizeof(rv)) {
+                cJSON_Delete(page);
+                kube__map_release(&fresh, obj_free);
+                log_warn("kube: list %s has no usable resourceVersion", inf->res->plural);
+                return -EBADMSG;
+            }
+            snprintf(rv, sizeof(rv), "%s", prv);
+        }
+        if (r == 0)
+            r = take_page(inf, page, &fresh);
+        if (r == 0 && page_continue(page) && !(token = strdup(page_continue(page))))
+            r = -ENOMEM;
+        cJSON_Delete(page);
+        if (r < 0) {
+            kube__map_release(&fresh, obj_free);
+            if (r != -ECANCELED)
+                note_failure(inf, "list", r, &st, failures);
+            return r;
+        }
+        if (!token)
+            break;
     }
     if (failures > 0)
         log_debug("kube: list %s succeeded after %d failures", inf->res->plural, failures);
     atomic_fetch_add(&inf->lists, 1);
-    rv = kube_obj_rv(list);
-    if (!rv || strlen(rv) >= sizeof(inf->rv)) {
-        cJSON_Delete(list);
-        log_warn("kube: list %s has no usable resourceVersion", inf->res->plural);
-        return -EBADMSG;
-    }
-    snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
-    r = kube_store_replace(inf->store, cJSON_GetObjectItemCaseSensitive(list, "items"), &inf->h);
-    cJSON_Delete(list);
-    if (r < 0)
-        return r;
+    memcpy(inf->rv, rv, sizeof(rv));
+    store_swap(inf->store, &fresh, &inf->h);
+    malloc_trim(0); /* give the pages' memory back: a relist is rare, the peak was large */
     pthread_mutex_lock(&inf->mu);
     inf->synced = true;
     pthread_cond_broadcast(&inf->cond);

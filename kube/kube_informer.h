@@ -32,18 +32,41 @@ struct kube_informer_handlers {
     void *ud;
 };
 
+/* ---- what a cache keeps ---- */
+
+/*
+ * A cache transform: trims obj in place to what its program reads, before the store keeps it
+ * (as client-go's cache transforms do). Handlers and every copy handed out see the trimmed
+ * object, so a write made from one must be a patch of what it changes, never a PUT of the copy
+ * (kube_update_retry* patch). metadata.managedFields is always dropped, transform or none.
+ */
+typedef void (*kube_transform_fn)(cJSON *obj);
+
+/* Use fn for the informers of res made from now on (NULL: managedFields only). Call at start-up,
+ * before any informer exists: the table is read without a lock. 0 or -ENOSPC (16 resources). */
+int kube_set_transform(const struct kube_resource *res, kube_transform_fn fn);
+/* Delete every member of object obj whose key is not in keep (NULL-terminated). For
+ * transforms. */
+void kube_keep_only(cJSON *obj, const char *const *keep);
+
 /* ---- the store, usable on its own ---- */
+
+/* The store keeps each object as its compact JSON text (after the transform) and parses it again
+ * for every copy it hands out and every handler call: a tenth of the memory of a cJSON tree. */
 
 struct kube_store;
 
 struct kube_store *kube_store_new(bool namespaced);
 void kube_store_free(struct kube_store *s);
+/* Trim every object with fn before keeping it (NULL: managedFields only). Before first use. */
+void kube_store_set_transform(struct kube_store *s, kube_transform_fn fn);
 /* The store key of obj ("ns/name" or "name") into buf; -EINVAL without a name. */
 int kube_store_key(const struct kube_store *s, const cJSON *obj, char *buf, size_t n);
 /*
  * Apply one watch event (ADDED, MODIFIED, DELETED; others are ignored) and call the handler.
  * ADDED of a known key is an update, MODIFIED of an unknown key an add, DELETED of an unknown key
- * does nothing. Takes ev->object for ADDED/MODIFIED. 0 or -errno. Only one thread may mutate.
+ * does nothing. Takes ev->object for ADDED/MODIFIED (ev->object is NULL after); the object is
+ * transformed in place first, for every type. 0 or -errno. Only one thread may mutate.
  */
 int kube_store_apply(struct kube_store *s, struct kube_event *ev,
                      const struct kube_informer_handlers *h);
@@ -60,6 +83,8 @@ cJSON *kube_store_list(struct kube_store *s);
  * back into the store. Copies one object instead of the whole store. */
 cJSON *kube_store_find(struct kube_store *s, bool (*match)(const cJSON *obj, void *ud), void *ud);
 size_t kube_store_count(struct kube_store *s);
+/* Bytes of JSON text the store holds (tests and benchmarks). */
+size_t kube_store_bytes(struct kube_store *s);
 
 /* ---- the informer ---- */
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "csi.h"
+#include "cache.h"
 #include "httpd.h"
 #include "dir/dir.h"
 #include "kube_client.h"
@@ -373,6 +374,10 @@ int main(int argc, char **argv)
     o.kube.workers = 4;
     if (kube_global_init() < 0) {
         log_error("libcurl initialisation failed");
+        return 1;
+    }
+    if (cache_install() < 0) {
+        log_error("cannot register the cache transforms");
         return 1;
     }
 

@@ -16,11 +16,12 @@ from conftest import NAMESPACE, OVERLAYS, SOURCE, objects, one
 # component -> {(apiGroup, resource): verbs}; namespaced rules noted in NAMESPACED.
 REQUESTS = {
     # provisioner/provision.c: informers on classes, volumes and claims (list + watch); claim
-    # finalizers and selected-node (get + update, kube_update_retry*); PVs: get, create, update
-    # (finalizers, claimRef re-pointing), delete; Events on claims (create, kube_recorder.c).
+    # finalizers and selected-node (get + patch, kube_update_retry*: a merge patch with a
+    # resourceVersion precondition); PVs: get, create, patch (finalizers, claimRef re-pointing),
+    # delete; Events on claims (create, kube_recorder.c).
     "node": {
-        ("", "persistentvolumeclaims"): {"get", "list", "watch", "update"},
-        ("", "persistentvolumes"): {"get", "list", "watch", "create", "update", "delete"},
+        ("", "persistentvolumeclaims"): {"get", "list", "watch", "patch"},
+        ("", "persistentvolumes"): {"get", "list", "watch", "create", "patch", "delete"},
         ("storage.k8s.io", "storageclasses"): {"list", "watch"},
         ("", "events"): {"create"},
         # provisioner/inventory.c: the OrdinalVolume inventory (informer; create, spec and
@@ -57,13 +58,13 @@ WORKLOAD = {"node": ("DaemonSet", "ordinal-node"), "controller": ("Deployment", 
 VERBS_OF_CALL = {
     "kube_get": {"get"}, "kube_list": {"list"}, "kube_list_all": {"list"},
     "kube_create": {"create"}, "kube_update": {"update"}, "kube_patch": {"patch"},
-    "kube_delete": {"delete"}, "kube_update_retry": {"get", "update"},
-    "kube_update_retry_from": {"get", "update"}, "kube_informer_new": {"list", "watch"},
+    "kube_delete": {"delete"}, "kube_update_retry": {"get", "patch"},
+    "kube_update_retry_from": {"get", "patch"}, "kube_informer_new": {"list", "watch"},
     "kube_watch_start": {"watch"},
     # the bounded forms (a deadline, a retry cap, a stop flag): the same requests.
     "kube_get_opts": {"get"}, "kube_create_opts": {"create"}, "kube_update_opts": {"update"},
     # provision.c's wrapper: kube_update_retry_from on the resource it is given.
-    "set_finalizer": {"get", "update"},
+    "set_finalizer": {"get", "patch"},
 }
 # Calls whose subresource argument may be "status".
 WRITES = {"kube_patch", "kube_update", "kube_update_opts", "kube_update_retry",

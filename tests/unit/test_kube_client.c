@@ -341,13 +341,54 @@ static void test_recorder_drops(void **state)
     kube_global_cleanup();
 }
 
+/* The merge patch of an edit holds what changed and nothing else: a field the edited copy never
+ * had (trimmed from a cache) is not in it, so the server keeps it. */
+static void test_merge_patch_diff(void **state)
+{
+    (void)state;
+    cJSON *from = cJSON_Parse("{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\","
+                              "\"annotations\":{\"x\":\"1\",\"gone\":\"2\"},"
+                              "\"finalizers\":[\"f1\"]},\"spec\":{\"n\":1},\"nul\":null}");
+    cJSON *to = cJSON_Duplicate(from, true), *patch = NULL;
+    char *txt;
+
+    assert_non_null(from);
+    /* no change: an empty patch */
+    assert_int_equal(kube_merge_patch_diff(from, to, &patch), 0);
+    txt = cJSON_PrintUnformatted(patch);
+    assert_string_equal(txt, "{}");
+    free(txt);
+    cJSON_Delete(patch);
+    /* add a finalizer (arrays go whole), remove an annotation, set one to null, add one */
+    cJSON *md = cJSON_GetObjectItem(to, "metadata"), *ann = cJSON_GetObjectItem(md, "annotations");
+    cJSON_AddItemToArray(cJSON_GetObjectItem(md, "finalizers"), cJSON_CreateString("f2"));
+    cJSON_DeleteItemFromObject(ann, "gone");
+    cJSON_ReplaceItemInObject(ann, "x", cJSON_CreateNull());
+    cJSON_AddStringToObject(ann, "new", "3");
+    cJSON_AddTrueToObject(to, "top");
+    assert_int_equal(kube_merge_patch_diff(from, to, &patch), 0);
+    txt = cJSON_PrintUnformatted(patch);
+    assert_string_equal(txt, "{\"metadata\":{\"annotations\":{\"x\":null,\"new\":\"3\","
+                             "\"gone\":null},\"finalizers\":[\"f1\",\"f2\"]},\"top\":true}");
+    free(txt);
+    cJSON_Delete(patch);
+    assert_int_equal(kube_merge_patch_diff(from, cJSON_GetObjectItem(to, "top"), &patch), -EINVAL);
+    cJSON_Delete(from);
+    cJSON_Delete(to);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths),         cmocka_unit_test(test_query),
-        cmocka_unit_test(test_status_decode), cmocka_unit_test(test_obj_fields),
-        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_client_offline),
-        cmocka_unit_test(test_client_bounds), cmocka_unit_test(test_recorder_drops),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_status_decode),
+        cmocka_unit_test(test_obj_fields),
+        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_client_offline),
+        cmocka_unit_test(test_client_bounds),
+        cmocka_unit_test(test_recorder_drops),
+        cmocka_unit_test(test_merge_patch_diff),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
