@@ -127,6 +127,11 @@ def test_stale_claim_waited_for_on_quick_scale_up(sbx, ns):
         "the new web-1 was created only after the stale claim was gone"
     assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n"
+    # The old web-1 turned Succeeded while being deleted, back in range: the controller must
+    # not delete it again (that removes it before its kubelet unmounted its volume, and its
+    # claim and volume go while still mounted; kubernetes.md 3.2, v1.32 processReplica).
+    assert not sbx.events(ns, "RecreatingTerminatedPod") + \
+        sbx.events(ns, "RecreatingFailedPod"), "a pod being deleted was deleted again"
 
 
 def test_conflicting_controller_keeps_its_claim(sbx, ns):
