@@ -1390,10 +1390,9 @@ class Kubelet:
             old.close()
 
     def _plugin(self, driver=None):
-        if self.csi is None:
-            raise RuntimeError("kubernetes.io/csi: failed to get CSI client: driver name %s not "
-                               "found in the list of registered CSI drivers" % (
-                                   driver or "(any)"))
+        if self.csi is None:    # not (yet) registered: mount and unmount retry with back-off
+            raise _Failed("kubernetes.io/csi: failed to get CSI client: driver name %s not "
+                          "found in the list of registered CSI drivers" % (driver or "(any)"))
         if self.driver is None:
             info = self.csi.GetPluginInfo(wait_for_ready=True)
             caps = self.csi.NodeGetCapabilities(wait_for_ready=True)

@@ -46,7 +46,10 @@ OV_API = "/apis/ordinal.csi.dev/v1alpha1/ordinalvolumes"
 
 
 def _start(tmp_path, name):
-    return FakeApiServer.start(str(tmp_path / name), extra_args=["--controllers", CONTROLLERS])
+    # 60 s: this test starts 36 servers one after the other; under a load of 15-20 one took
+    # more than the default 15 s to write its kubeconfig
+    return FakeApiServer.start(str(tmp_path / name), extra_args=["--controllers", CONTROLLERS],
+                               timeout=60.0)
 
 
 def _post(api, path, obj):

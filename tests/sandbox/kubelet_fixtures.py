@@ -34,7 +34,7 @@ SLOW = 10.0 if VALGRIND else 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
 DRIVER = "ordinal.csi.dev"
 TOPOLOGY_KEY = "topology.ordinal.csi.dev/node"
 SELECTED = "volume.kubernetes.io/selected-node"
-NODE_GRACE = 3.0 * SLOW     # --node-monitor-grace-period and the kubelets' Lease duration
+NODE_GRACE = 5.0 * SLOW     # --node-monitor-grace-period and the kubelets' Lease duration
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts and sandboxes need root")
 needs_bwrap = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"),

@@ -424,7 +424,7 @@ def test_statefulset_provisioned_by_ordinal_with_kubectl(sbx_factory):
 
 @needs_csi
 def test_node_stop_and_start(sbx_factory):
-    s = sbx_factory(nodes=1, node_grace=3)
+    s = sbx_factory(nodes=1, node_grace=5)
     c = s.client
     assert "node-1 stopped" in sandbox("node", "--dir", s.dir, "stop", "node-1").stdout
 
