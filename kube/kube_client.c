@@ -55,6 +55,7 @@ struct kube_client {
     atomic_ulong requests;
     atomic_int link;  /* enum link: what the last finished request saw */
     char *user_agent; /* owned, NULL = the default */
+    bool quiet_link;  /* link changes at debug level (kube_client_set_quiet_link) */
     struct kube_ratelimit rl;
     struct kube_auth *auth;         /* owned exec plugin runner, or NULL */
     char *base_url;                 /* owned: cfg.server, its host replaced by tls-server-name */
@@ -471,6 +472,11 @@ int kube_client_set_user_agent(struct kube_client *c, const char *ua)
     return 0;
 }
 
+void kube_client_set_quiet_link(struct kube_client *c, bool quiet)
+{
+    c->quiet_link = quiet;
+}
+
 /* Record what a finished transfer saw; the one thread that changes the state logs it, so a
  * server that stays away costs one line, not one per retry. */
 static void link_note(struct kube_client *c, bool answered, const char *why)
@@ -480,7 +486,10 @@ static void link_note(struct kube_client *c, bool answered, const char *why)
 
     if (was == now)
         return;
-    if (answered)
+    if (c->quiet_link)
+        log_debug("kube: link to %s %s (client %s)", c->cfg.server, answered ? "up" : "down",
+                  c->user_agent ? c->user_agent : "");
+    else if (answered)
         log_info("kube: API server %s answers", c->cfg.server);
     else
         log_warn("kube: API server %s not reachable (%s); retrying in the background",

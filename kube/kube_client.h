@@ -146,6 +146,10 @@ bool kube_client_connected(const struct kube_client *c);
 /* The User-Agent sent, e.g. "ordinal/0.1 (node node-1)" (copied; lets an API server's audit log
  * tell instances apart). Call before the client is shared with other threads. 0 or -ENOMEM. */
 int kube_client_set_user_agent(struct kube_client *c, const char *ua);
+/* Log this client's connection changes at debug level only: a second client to the same server
+ * (the Events') must not repeat the first one's "answers" / "not reachable" lines. Call before
+ * the client is shared. */
+void kube_client_set_quiet_link(struct kube_client *c, bool quiet);
 
 /*
  * A raw request: method ("GET", ...), path from kube_path() (plus "?query", already escaped),

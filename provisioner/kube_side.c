@@ -138,6 +138,7 @@ struct kube_side *kube_side_start(const struct kube_side_config *cfg, struct csi
                      svc->node_id);
             if (kube_client_set_user_agent(k->events_client, ua) < 0)
                 goto fail;
+            kube_client_set_quiet_link(k->events_client, true);
         }
         struct prov_config pc = {.client = k->client,
                                  .events_client = k->events_client,

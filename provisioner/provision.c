@@ -473,9 +473,9 @@ static int orphan_check(struct prov *p, const char *ns, const char *name, const 
     live = NULL;
     if (alive)
         return 0; /* the cache is behind: the claim's own sync follows */
-    r = kube_name_valid(store.name) ? kube_get(p->cfg.client, &kube_persistentvolumes, NULL,
-                                               store.name, &live, NULL)
-                                    : -ENOENT;
+    r = kube_name_valid(store.name)
+            ? kube_get(p->cfg.client, &kube_persistentvolumes, NULL, store.name, &live, NULL)
+            : -ENOENT;
     cJSON_Delete(live);
     if (r == 0)
         return settle_store(p, &store); /* its PV exists: the PV decides from now on */
@@ -1175,10 +1175,9 @@ static int sync_claim(struct prov *p, const char *ns, const char *name)
          * sweep, decides later. */
         cJSON *fresh = NULL;
         r = kube_get(p->cfg.client, &kube_persistentvolumeclaims, ns, name, &fresh, NULL);
-        bool gone = r == -ENOENT ||
-                    (r == 0 && (!JSTR(fresh, "metadata", "uid") ||
-                                strcmp(JSTR(fresh, "metadata", "uid"), uid) != 0 ||
-                                JGET(fresh, "metadata", "deletionTimestamp")));
+        bool gone = r == -ENOENT || (r == 0 && (!JSTR(fresh, "metadata", "uid") ||
+                                                strcmp(JSTR(fresh, "metadata", "uid"), uid) != 0 ||
+                                                JGET(fresh, "metadata", "deletionTimestamp")));
         cJSON_Delete(fresh);
         if (gone && retain) {
             log_info("claim %s/%s deleted during provisioning: volume %s kept (reclaim policy "

@@ -52,8 +52,8 @@ struct prov_config {
     /* borrowed, may be NULL (= client): Events go through it, so that their rate limit is
      * not the provisioning path's */
     struct kube_client *events_client;
-    struct csi_service *svc;    /* borrowed: backends, locks, node id, driver name */
-    int workers;                /* >= 1 */
+    struct csi_service *svc; /* borrowed: backends, locks, node id, driver name */
+    int workers;             /* >= 1 */
     /* Called on the PV informer thread after any PV change (may be NULL): the inventory's
      * kick. Must be cheap and must not block. */
     void (*pv_changed)(void *ud);

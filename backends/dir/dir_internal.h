@@ -30,15 +30,15 @@ struct dir_vol {
     char full_id[BE_ID_MAX + 1]; /* the id issued: id[] (the generation-0 id) plus "/<gen>" */
     uint8_t source_kind;         /* enum be_source_kind */
     bool key_is_claim;
-    bool damaged;          /* meta missing or garbled: only id/key/condition are meaningful */
-    uint32_t projid;       /* project quota id, 0 = none (dir_quota.c) */
-    int64_t inode_limit;   /* project quota inode hard limit, 0 = none */
+    bool damaged;        /* meta missing or garbled: only id/key/condition are meaningful */
+    uint32_t projid;     /* project quota id, 0 = none (dir_quota.c) */
+    int64_t inode_limit; /* project quota inode hard limit, 0 = none */
     char prov_uid[BE_UID_MAX + 1]; /* provisioning mark (be_ops.settle), "" = none */
-    const char *key;       /* into id[] */
-    const char *name;      /* into id[] */
-    const char *source_id; /* into id[] */
-    const char *condition; /* into id[]: why damaged, "" otherwise */
-    char id[];             /* generation-0 id (the index key), then the strings above */
+    const char *key;               /* into id[] */
+    const char *name;              /* into id[] */
+    const char *source_id;         /* into id[] */
+    const char *condition;         /* into id[]: why damaged, "" otherwise */
+    char id[];                     /* generation-0 id (the index key), then the strings above */
 };
 
 /* A snapshot in the index, same shape. */

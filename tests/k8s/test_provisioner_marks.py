@@ -95,6 +95,34 @@ def test_one_api_write_per_claim_before_bound(apiserver, nodes):
             get_claim(apiserver, n)["metadata"].get("finalizers", [])
 
 
+def test_release_api_cost(apiserver, nodes):
+    """Releasing a claim of a Delete class: the PV's DELETE and its finalizer's removal, and
+    nothing of ours on the claim. Prints the requests by kind (docs/API_LOAD.md)."""
+    n1 = nodes("node-1")
+    storage_class(apiserver)
+    names = ["rel-%d" % i for i in range(4)]
+    for n in names:
+        claim(apiserver, n, node="node-1")
+    for n in names:
+        wait_bound(apiserver, n)
+    wait_for(lambda: all("provisioning" not in meta(n1, n) for n in names), timeout=20 * SLOW,
+             what="marks cleared")
+    since = log_lines(apiserver)
+    for n in names:
+        delete_claim(apiserver, n)
+    wait_for(lambda: pvs(apiserver) == [] and n1.volume_dirs() == [], timeout=30 * SLOW,
+             what="PVs and stores gone")
+    reqs = requests(apiserver, since)
+    mine = [r for r in reqs if not (r[0] == "DELETE" and r[1] == "persistentvolumeclaims")
+            and not (r[0] == "GET" and r[1] == "persistentvolumes" and r[2] is None)]
+    kinds = {}
+    for r in mine:
+        kinds["%s %s" % (r[0], r[1])] = kinds.get("%s %s" % (r[0], r[1]), 0) + 1
+    print("release of %d claims: %s" % (len(names), kinds))
+    assert kinds.get("DELETE persistentvolumes") == len(names), kinds
+    assert not [r for r in mine if r[1] == "persistentvolumeclaims"], mine
+
+
 def hold_pv_create(api):
     """Every PV POST fails (500): the daemon stops between the store and its PV, retrying."""
     api.fault(error_rate=100, error_code=500, match="/persistentvolumes", methods=["POST"])
