@@ -470,7 +470,8 @@ static int relist(struct kube_informer *inf, int failures)
     struct kube_status st;
     char rv[sizeof(inf->rv)] = "", *token = NULL;
     bool restarted = false;
-    int r;
+    double t0 = kube__now();
+    int pages = 0, r;
 
     kube__map_init(&fresh);
     for (;;) {
@@ -500,8 +501,10 @@ static int relist(struct kube_informer *inf, int failures)
             }
             snprintf(rv, sizeof(rv), "%s", prv);
         }
-        if (r == 0)
+        if (r == 0) {
             r = take_page(inf, page, &fresh);
+            pages++;
+        }
         if (r == 0 && page_continue(page) && !(token = strdup(page_continue(page))))
             r = -ENOMEM;
         cJSON_Delete(page);
@@ -518,8 +521,11 @@ static int relist(struct kube_informer *inf, int failures)
         log_debug("kube: list %s succeeded after %d failures", inf->res->plural, failures);
     atomic_fetch_add(&inf->lists, 1);
     memcpy(inf->rv, rv, sizeof(rv));
+    size_t n = fresh.count;
     store_swap(inf->store, &fresh, &inf->h);
     malloc_trim(0); /* give the pages' memory back: a relist is rare, the peak was large */
+    log_info("kube: listed %zu %s in %.3f s (%d pages)", n, inf->res->plural, kube__now() - t0,
+             pages);
     pthread_mutex_lock(&inf->mu);
     inf->synced = true;
     pthread_cond_broadcast(&inf->cond);

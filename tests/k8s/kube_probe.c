@@ -2,8 +2,8 @@
  * A driver for tests/k8s/test_kube_client.py: runs one scenario of the Kubernetes client
  * (kube/kube_*.c) against the fake API server and exits 0 when every check held.
  *
- *     kube_probe KUBECONFIG SCENARIO     (crud conflict paging retry ratelimit informer leader
- *                                         get404 exec)
+ *     kube_probe KUBECONFIG SCENARIO     (crud conflict trimmed paging retry ratelimit informer
+ * leader get404 exec)
  *
  * The fake server's fault injection (POST /_fault) is driven from here through the client.
  */
@@ -190,6 +190,90 @@ static int scenario_conflict(void)
     CHECK_R(kube_update_retry(c, &kube_leases, "default", "nope", NULL, skip, NULL, NULL, &st),
             -ENOENT);
     cJSON_Delete(l);
+    kube_client_free(c);
+    return 0;
+}
+
+static int add_test_finalizer(cJSON *obj, void *ud)
+{
+    cJSON *md = cJSON_GetObjectItem(obj, "metadata");
+    cJSON *f = cJSON_GetObjectItem(md, "finalizers");
+
+    (void)ud;
+    if (!f)
+        f = cJSON_AddArrayToObject(md, "finalizers");
+    cJSON_AddItemToArray(f, cJSON_CreateString("ordinal.csi.dev/probe"));
+    return 0;
+}
+
+static const char *ann(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "annotations"), k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* A write made from a trimmed, stale cached copy (as the informers keep them): it is refused
+ * once (409: the copy's resourceVersion is a precondition), re-read, and written as a patch of
+ * its change only, so every field the copy lacked or someone else wrote survives. */
+static int scenario_trimmed(void)
+{
+    struct kube_client *c = client(0, 1);
+    struct kube_status st;
+    static const char *const top[] = {"metadata", NULL};
+    static const char *const meta[] = {"name", "namespace", "resourceVersion", "finalizers", NULL};
+    cJSON *claim = cJSON_Parse(
+        "{\"apiVersion\":\"v1\",\"kind\":\"PersistentVolumeClaim\",\"metadata\":{\"name\":"
+        "\"probe-t\",\"labels\":{\"app\":\"web\"},\"annotations\":{\"other\":\"x\"},"
+        "\"finalizers\":[\"example.com/keep\"]},\"spec\":{\"accessModes\":[\"ReadWriteOnce\"],"
+        "\"resources\":{\"requests\":{\"storage\":\"1Gi\"}}}}");
+    cJSON *status = cJSON_Parse("{\"status\":{\"phase\":\"Pending\",\"conditions\":[{\"type\":"
+                                "\"Resizing\",\"status\":\"True\"}]}}");
+    cJSON *late = cJSON_Parse("{\"metadata\":{\"annotations\":{\"late\":\"y\"}}}");
+    cJSON *full = NULL, *out = NULL, *after = NULL;
+    unsigned long n0;
+
+    CHECK_R(kube_create(c, &kube_persistentvolumeclaims, "default", claim, NULL, &st), 0);
+    CHECK_R(kube_patch(c, &kube_persistentvolumeclaims, "default", "probe-t", "status", status,
+                       NULL, &st),
+            0);
+    CHECK_R(kube_get(c, &kube_persistentvolumeclaims, "default", "probe-t", &full, &st), 0);
+    /* the cached copy: trimmed to metadata's name, namespace, resourceVersion, finalizers */
+    kube_keep_only(full, top);
+    kube_keep_only(cJSON_GetObjectItem(full, "metadata"), meta);
+    /* someone else writes after the copy was taken: the copy is stale */
+    CHECK_R(
+        kube_patch(c, &kube_persistentvolumeclaims, "default", "probe-t", NULL, late, NULL, &st),
+        0);
+    n0 = kube_client_request_count(c);
+    CHECK_R(kube_update_retry_from(c, &kube_persistentvolumeclaims, "default", "probe-t", NULL,
+                                   full, add_test_finalizer, NULL, &out, &st),
+            0);
+    CHECK(kube_client_request_count(c) - n0 == 3); /* PATCH 409, GET, PATCH */
+    CHECK_R(kube_get(c, &kube_persistentvolumeclaims, "default", "probe-t", &after, &st), 0);
+    char *txt = cJSON_PrintUnformatted(after);
+    CHECK(txt && strstr(txt, "\"labels\":{\"app\":\"web\"}"));
+    CHECK(strcmp(ann(after, "other"), "x") == 0 && strcmp(ann(after, "late"), "y") == 0);
+    /* every finalizer kept (the server's admission adds pvc-protection), ours added once */
+    CHECK(txt &&
+          strstr(txt, "\"finalizers\":[\"example.com/keep\",\"kubernetes.io/pvc-protection\","
+                      "\"ordinal.csi.dev/probe\"]"));
+    CHECK(txt && strstr(txt, "\"phase\":\"Pending\"") && strstr(txt, "\"Resizing\""));
+    CHECK(txt && strstr(txt, "\"managedFields\"") && strstr(txt, "\"storage\":\"1Gi\""));
+    if (failures)
+        fprintf(stderr, "after: %s\n", txt ? txt : "?");
+    free(txt);
+    /* a stale copy with no retry left: the precondition alone refuses it */
+    CHECK_R(fault(c, "{\"conflict_next_update\": 10}"), 0);
+    CHECK_R(kube_update_retry_from(c, &kube_persistentvolumeclaims, "default", "probe-t", NULL,
+                                   full, add_test_finalizer, NULL, NULL, &st),
+            KUBE_ECONFLICT);
+    cJSON_Delete(claim);
+    cJSON_Delete(status);
+    cJSON_Delete(late);
+    cJSON_Delete(full);
+    cJSON_Delete(out);
+    cJSON_Delete(after);
     kube_client_free(c);
     return 0;
 }
@@ -612,11 +696,11 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(void);
     } scenarios[] = {
-        {"crud", scenario_crud},           {"conflict", scenario_conflict},
-        {"paging", scenario_paging},       {"retry", scenario_retry},
-        {"ratelimit", scenario_ratelimit}, {"informer", scenario_informer},
-        {"leader", scenario_leader},       {"get404", scenario_get404},
-        {"exec", scenario_exec},
+        {"crud", scenario_crud},         {"conflict", scenario_conflict},
+        {"trimmed", scenario_trimmed},   {"paging", scenario_paging},
+        {"retry", scenario_retry},       {"ratelimit", scenario_ratelimit},
+        {"informer", scenario_informer}, {"leader", scenario_leader},
+        {"get404", scenario_get404},     {"exec", scenario_exec},
     };
     int r;
 

@@ -45,7 +45,7 @@ def probe(tmp_path_factory):
     return out
 
 
-SCENARIOS = {"crud": 30, "conflict": 30, "paging": 30, "retry": 60, "ratelimit": 30,
+SCENARIOS = {"crud": 30, "conflict": 30, "trimmed": 30, "paging": 30, "retry": 60, "ratelimit": 30,
              "informer": 60, "leader": 90}
 
 
