@@ -382,6 +382,8 @@ int bfs_mount(const char *dev, const char *path, const char *fstype, const char 
         if (mro != ro)
             return be_error(-EEXIST, "%s is already mounted %s", path,
                             mro ? "read-only" : "read-write");
+        if (!mnt_flags_match(path, NULL, msflags, ro))
+            return be_error(-EEXIST, "%s is already mounted with other mount flags", path);
         return 0;
     }
     /* The data options are never echoed: one of them may carry a secret. */
@@ -478,6 +480,9 @@ int bfs_publish_fs(const char *src, const char *target, const char *const *flags
             if (statvfs(target, &sv) == 0 && !!(sv.f_flag & ST_RDONLY) != ro)
                 return be_error(-EEXIST, "%s is already published %s", target,
                                 ro ? "read-write" : "read-only");
+            if (!mnt_flags_match(target, src, msflags, ro))
+                return be_error(-EEXIST, "%s is already published with other mount flags",
+                                target);
             return 0;
         }
     }

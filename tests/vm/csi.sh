@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The CSI conformance suite (tests/csi) inside the test VM, on a real kernel:
-#   tests/vm/csi.sh [--backend dir-xfs|lvm] [PYTEST ARGS...]
+#   tests/vm/csi.sh [--backend dir-xfs|lvm|lvm-thin] [PYTEST ARGS...]
 # dir-xfs (default): the directory backend with its roots on an xfs mounted with prjquota, so
 #   that every volume is under a project quota (ORDINAL_CSI_WORKDIR).
 # lvm: the LVM backend on a volume group on a sparse 24 GiB virtio disk with activation on
-#   (ORDINAL_CSI_LVM_VG); tests about the directory backend skip.
+#   (ORDINAL_CSI_LVM_VG); tests about the directory backend skip, and so do snapshots and clones
+#   (thick LVs refuse them by design).
+# lvm-thin: the same group with a 16 GiB thin pool; every volume of the suite is made in it
+#   (parameters.thinPool, ORDINAL_CSI_LVM_THINPOOL), so snapshots and clones run.
 # Without PYTEST ARGS the whole suite runs; the test command runs a subset (vm.csi_lvm).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,10 +27,17 @@ if [ "${1:-}" = --inside ]; then
         mount -t xfs -o prjquota /dev/vda /tmp/ordinal-xfs
         export ORDINAL_CSI_WORKDIR=/tmp/ordinal-xfs
         ;;
-    lvm)
+    lvm | lvm-thin)
+        # the node plugin's own lvm.conf of the deploy manifests (a udev-less container, a
+        # read-only ConfigMap): every lvm command of the daemon and of the suite reads it
+        export LVM_SYSTEM_DIR=$PWD/deploy/kubernetes/overlays/lvm
         pvcreate -q /dev/vda
         vgcreate -q ordinalcsi /dev/vda
         export ORDINAL_CSI_LVM_VG=ordinalcsi
+        if [ "$backend" = lvm-thin ]; then
+            lvcreate -q -y --type thin-pool --zero y -L 16g -n pool0 ordinalcsi
+            export ORDINAL_CSI_LVM_THINPOOL=pool0
+        fi
         ;;
     esac
     (($#)) || set -- tests/csi
@@ -35,8 +45,8 @@ if [ "${1:-}" = --inside ]; then
 fi
 case "$backend" in
 dir-xfs) disk=2G ;;
-lvm) disk=24G ;;
-*) echo "csi.sh: --backend wants dir-xfs or lvm" >&2; exit 2 ;;
+lvm | lvm-thin) disk=24G ;;
+*) echo "csi.sh: --backend wants dir-xfs, lvm or lvm-thin" >&2; exit 2 ;;
 esac
 exec bash "$here/run.sh" --disk "$disk" --mem 2048 --timeout "${ORDINAL_VM_CSI_TIMEOUT:-5400}" -- \
     bash "$here/csi.sh" --backend "$backend" --inside "$@"
