@@ -44,11 +44,15 @@ SANITIZE = os.environ.get("ORDINAL_SANITIZE", "")
 VALGRIND = os.environ.get("ORDINAL_VALGRIND") == "1"
 SLOW = 10.0 if VALGRIND else 3.0 if SANITIZE else 1.0
 
+LVM_VG = os.environ.get("ORDINAL_CSI_LVM_VG") or None
 START_TIMEOUT = 10.0 * SLOW
+if LVM_VG:
+    # the LVM backend's start-up runs lvm's reports (recovery): seconds each in the test VM
+    # under TCG on a loaded machine (seen: 10 s)
+    START_TIMEOUT = max(START_TIMEOUT, 60.0)
 STOP_TIMEOUT = 10.0 * SLOW
 NODE_ID = "test-node"
 WORKDIR_PARENT = os.environ.get("ORDINAL_CSI_WORKDIR") or "/tmp"
-LVM_VG = os.environ.get("ORDINAL_CSI_LVM_VG") or None
 LVM_THINPOOL = (os.environ.get("ORDINAL_CSI_LVM_THINPOOL") or None) if LVM_VG else None
 BACKEND = "lvm-thin" if LVM_THINPOOL else "lvm" if LVM_VG else "dir"
 if LVM_THINPOOL:
