@@ -503,8 +503,7 @@ int bfs_publish_fs(const char *src, const char *target, const char *const *flags
                 return be_error(-EEXIST, "%s is already published %s", target,
                                 ro ? "read-write" : "read-only");
             if (!mnt_flags_match(target, src, msflags, ro))
-                return be_error(-EEXIST, "%s is already published with other mount flags",
-                                target);
+                return be_error(-EEXIST, "%s is already published with other mount flags", target);
             return 0;
         }
     }
