@@ -348,6 +348,23 @@ int bfs_is_mount_of(const char *path, const char *dev)
     return mdev == rdev && root ? 1 : 0;
 }
 
+/* The names of the comma-separated options in data (each up to its '='), comma-separated. */
+static void option_names(const char *data, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool skip = false;
+
+    for (const char *c = data; *c && o + 1 < cap; c++) {
+        if (*c == ',')
+            skip = false;
+        else if (*c == '=')
+            skip = true;
+        if (!skip)
+            out[o++] = *c;
+    }
+    out[o] = '\0';
+}
+
 int bfs_mount(const char *dev, const char *path, const char *fstype, const char *const *flags,
               size_t n_flags, bool ro)
 {
@@ -382,12 +399,19 @@ int bfs_mount(const char *dev, const char *path, const char *fstype, const char 
         if (mro != ro)
             return be_error(-EEXIST, "%s is already mounted %s", path,
                             mro ? "read-only" : "read-write");
+        if (!mnt_flags_match(path, NULL, msflags, ro))
+            return be_error(-EEXIST, "%s is already mounted with other mount flags", path);
         return 0;
     }
-    /* The data options are never echoed: one of them may carry a secret. */
-    if (mount(dev, path, fstype, msflags | (ro ? MS_RDONLY : 0), data[0] ? data : NULL) < 0)
-        return be_error(-errno, "mount %s on %s (%s%s): %s", dev, path, fstype,
-                        data[0] ? ", with filesystem options" : "", strerror(errno));
+    /* The data options' values are never echoed (one of them may carry a secret): only their
+     * names, so that a refused option can be found. */
+    if (mount(dev, path, fstype, msflags | (ro ? MS_RDONLY : 0), data[0] ? data : NULL) < 0) {
+        char names[BFS_DATA_MAX + 1];
+
+        option_names(data, names, sizeof(names));
+        return be_error(-errno, "mount %s on %s (%s%s%s): %s", dev, path, fstype,
+                        data[0] ? ", with filesystem options " : "", names, strerror(errno));
+    }
     return 0;
 }
 
@@ -478,6 +502,8 @@ int bfs_publish_fs(const char *src, const char *target, const char *const *flags
             if (statvfs(target, &sv) == 0 && !!(sv.f_flag & ST_RDONLY) != ro)
                 return be_error(-EEXIST, "%s is already published %s", target,
                                 ro ? "read-write" : "read-only");
+            if (!mnt_flags_match(target, src, msflags, ro))
+                return be_error(-EEXIST, "%s is already published with other mount flags", target);
             return 0;
         }
     }

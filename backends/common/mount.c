@@ -432,9 +432,9 @@ bool mnt_flags_match(const char *path, const char *src, unsigned long flags, boo
         {MS_NODEV, ST_NODEV},
         {MS_NOEXEC, ST_NOEXEC},
     };
-    struct statvfs have, from;
+    struct statvfs have, from = {0};
 
-    if (statvfs(path, &have) < 0 || statvfs(src, &from) < 0)
+    if (statvfs(path, &have) < 0 || (src && statvfs(src, &from) < 0))
         return false;
     if (!!(have.f_flag & ST_RDONLY) != readonly)
         return false;

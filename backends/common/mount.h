@@ -90,7 +90,8 @@ int mnt_unmount(const char *path);
 /*
  * Whether the mount at path carries what mnt_bind(src, path, flags, readonly) would have given
  * it: the same read-only state, and nosuid/nodev/noexec exactly as requested (or inherited from
- * src), noatime/nodiratime when requested. Used to tell "already done" from "done differently".
+ * src; src NULL: a mount of a device, nothing inherited), noatime/nodiratime when requested.
+ * Used to tell "already done" from "done differently".
  */
 bool mnt_flags_match(const char *path, const char *src, unsigned long flags, bool readonly);
 

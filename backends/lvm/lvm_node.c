@@ -124,6 +124,18 @@ static int unmount_device(struct lvm_backend *l, const char *id, char *dev, size
     return 0;
 }
 
+/* A refusal to take down a mount that is not volume_id's names the volume, as the directory
+ * backend's does (the path alone does not say whose request it was). */
+static int refused_for(int r, const char *volume_id)
+{
+    char msg[512];
+
+    if (r != -EBUSY)
+        return r;
+    snprintf(msg, sizeof(msg), "%s", be_last_error());
+    return be_error(r, "volume %s: %s", volume_id, msg);
+}
+
 int lvm__unstage(struct backend *b, const char *volume_id, const char *staging_path)
 {
     char dev[PATH_MAX];
@@ -136,7 +148,7 @@ int lvm__unstage(struct backend *b, const char *volume_id, const char *staging_p
     r = unmount_device(lvm__of(b), volume_id, dev, sizeof(dev), &d);
     if (r < 0)
         return r;
-    return bfs_unmount_of(staging_path, d, false);
+    return refused_for(bfs_unmount_of(staging_path, d, false), volume_id);
 }
 
 int lvm__publish(struct backend *b, const struct be_mount_req *req)
@@ -184,7 +196,7 @@ int lvm__unpublish(struct backend *b, const char *volume_id, const char *target_
     r = unmount_device(lvm__of(b), volume_id, dev, sizeof(dev), &d);
     if (r < 0)
         return r;
-    return bfs_unmount_of(target_path, d, true);
+    return refused_for(bfs_unmount_of(target_path, d, true), volume_id);
 }
 
 int lvm__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret)
