@@ -219,6 +219,36 @@ def corpus_quantity():
         write("fuzz_quantity", "%02d" % i, q)
 
 
+def corpus_kubectl_args():
+    """kubectl-ordinal invocations as tests/k8s/test_kubectl_ordinal.py and the README make
+    them (argv[1..], NUL-separated), good and bad."""
+    clean("fuzz_kubectl_args")
+    argvs = [
+        ["status", "web", "-n", "default", "-o", "json"],
+        ["status", "-n", "default"],
+        ["status", "web", "-o", "wide"],
+        ["status", "-A"],
+        ["plan", "scale", "web", "--replicas", "1", "-n", "default", "-o", "json"],
+        ["plan", "scale", "web", "--replicas=8", "-ndefault"],
+        ["plan", "delete", "web", "--cascade=orphan", "-n", "default"],
+        ["plan", "delete", "web", "--namespace=default", "--context", "kind-kind"],
+        ["volumes", "--node", "node-2"],
+        ["volumes", "--orphaned", "--node", "node-1", "-o", "json"],
+        ["reclaim", "ov-orphan", "--timeout", "60s"],
+        ["reclaim", "ov-slow", "--timeout=2m"],
+        ["--kubeconfig", "/tmp/kubeconfig", "status", "--", "web"],
+        ["help", "plan", "delete"],
+        ["status", "--help"],
+        ["version"],
+        ["plan", "scale", "web", "--replicas", "-1"],
+        ["status", "web", "-A"],
+        ["statuss"],
+        ["reclaim", "OV_BAD", "-n", "x"],
+    ]
+    for i, argv in enumerate(argvs):
+        write("fuzz_kubectl_args", "%02d" % i, "\0".join(argv))
+
+
 def corpus_mountinfo():
     clean("fuzz_mountinfo")
     try:
@@ -426,6 +456,7 @@ def main():
     corpus_status()
     corpus_provision()
     corpus_quantity()
+    corpus_kubectl_args()
     corpus_mountinfo()
     corpus_lvm()
     corpus_kubeconfig()
