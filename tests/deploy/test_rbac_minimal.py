@@ -179,19 +179,21 @@ class Denied(Exception):
 
 
 def _node_scenario(api, expect_ok):
-    """A claim on node-1 provisioned (PV created, claim bound, an event), then deleted (PV
-    deleted by the plugin)."""
+    """A claim provisioned by node-1 (an Immediate class: the node takes the claim by updating
+    its selected-node, the one claim write left since the store's provisioning mark replaced the
+    claim finalizer; PV created, claim bound, an event), then deleted (PV deleted by the
+    plugin)."""
     c = api.client
     sc = one("kind", "StorageClass", "ordinal")
     c.create("storageclasses", {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                                 "metadata": {"name": "ordinal"}, "provisioner": DRIVER,
                                 "reclaimPolicy": "Delete",
-                                "volumeBindingMode": "WaitForFirstConsumer",
+                                "volumeBindingMode": "Immediate",
                                 "parameters": sc.get("parameters") or {}}, ns=None)
-    c.create("persistentvolumeclaims", {"metadata": {"name": "data", "annotations": {
-        SELECTED: "node-1"}}, "spec": {"accessModes": ["ReadWriteOnce"],
-                                       "storageClassName": "ordinal",
-                                       "resources": {"requests": {"storage": "16Mi"}}}})
+    c.create("persistentvolumeclaims", {"metadata": {"name": "data"},
+                                        "spec": {"accessModes": ["ReadWriteOnce"],
+                                                 "storageClassName": "ordinal",
+                                                 "resources": {"requests": {"storage": "16Mi"}}}})
 
     def bound():
         p = c.get("persistentvolumeclaims", "data")
