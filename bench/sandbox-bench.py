@@ -6,7 +6,8 @@ containers (the nginx stand-in web server), every claim provisioned and mounted 
     /usr/bin/python3 bench/sandbox-bench.py [path/to/ordinal-csi] [--runs N]
 
 It prints, as percentiles over runs (and over pods for the split):
-* `ordinal-sandbox up` to DIR/ready, 3 nodes;
+* `ordinal-sandbox up` to DIR/ready, 3 nodes, and its stages (API server answering, Ordinal's
+  own pods Running, Ready, then DIR/ready), each from the end of the one before;
 * idle CPU of the sandbox process (API server, controllers, kubelets) and of each node plugin
   over 10 s, empty and with the founding note's 3 pods running (containers included);
 * `kubectl apply` of the founding note's StatefulSet to every replica Running and Ready:
@@ -225,6 +226,34 @@ def apply_run(sbx, c, ns, n, pmp):
     return dt, parts
 
 
+def watch_up(d, t0, marks, stop):
+    """The stages of one `ordinal-sandbox up`, in seconds after t0, polled every 20 ms: the
+    API server answering (DIR/kubeconfig, token and CA written, a list answered), every pod of
+    ordinal-system (the node DaemonSet's, the controller Deployment's) Running, every one
+    Ready (their probes passed). DIR/ready follows (CSINodes, classes)."""
+    c = None
+    while not stop.wait(0.02):
+        now = time.monotonic() - t0
+        try:
+            if c is None:
+                with open(os.path.join(d, "kubeconfig")) as f:
+                    server = [ln.split("server:", 1)[1].strip() for ln in f
+                              if "server:" in ln][0]
+                with open(os.path.join(d, "token")) as f:
+                    token = f.read().strip()
+                c = Client(server, token, os.path.join(d, "pki", "ca.crt"))
+            pods = c.list("pods", ns="ordinal-system")["items"]
+        except Exception:  # noqa: BLE001 - not up yet (no file, no answer, not valid)
+            continue
+        marks.setdefault("api server answering", now)
+        if pods and all((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            marks.setdefault("Ordinal's pods Running", now)
+        if pods and all(any(x.get("type") == "Ready" and x.get("status") == "True"
+                            for x in (p.get("status") or {}).get("conditions") or [])
+                        for p in pods):
+            marks.setdefault("Ordinal's pods Ready", now)
+
+
 def main():
     args = sys.argv[1:]
     runs = 5
@@ -236,16 +265,29 @@ def main():
     base = tempfile.mkdtemp(prefix="ordinal-sbx-bench-")
     with open("/proc/loadavg") as f:
         print("load average at start: %s" % " ".join(f.read().split()[:3]), flush=True)
-    ups = []
+    ups, stages = [], {}
     d = None
     for i in range(2 * runs):
         d = os.path.join(base, "up%d" % i)
         t = time.monotonic()
+        marks, stop = {}, threading.Event()
+        th = threading.Thread(target=watch_up, args=(d, t, marks, stop), daemon=True)
+        th.start()
         sbx = sbxctl.up(d, nodes=3, csi=csi)
         ups.append(time.monotonic() - t)
+        stop.set()
+        th.join()
+        prev = 0.0
+        for k in ("api server answering", "Ordinal's pods Running", "Ordinal's pods Ready"):
+            if k in marks:
+                stages.setdefault(k, []).append(marks[k] - prev)
+                prev = marks[k]
+        stages.setdefault("then DIR/ready", []).append(ups[-1] - prev)
         if i < 2 * runs - 1:
             sbxctl.down(d, check=True)
     row("ordinal-sandbox up to ready, 3 nodes", ups)
+    for k, xs in stages.items():
+        row("  up stage: " + k, xs)
     try:
         c = Client(sbx.server, sbx.token, sbx.ca)
         time.sleep(2)    # let the start-up's own work settle before measuring idle

@@ -8,7 +8,7 @@
 #    machine's apt sources, cached as a tarball in $ORDINAL_IMAGE_CACHE (/var/cache/ordinal/image)
 #    and imported into buildah's local storage: no registry is needed.
 # 2. buildah builds deploy/Dockerfile (vfs storage, chroot isolation: no daemon, no overlayfs).
-# 3. The check runs `ordinal-csi --version` and `--help` in the image, fails if ldd reports a
+# 3. The check runs `ordinal-csi --version` and `--help` and `kubectl-ordinal --help` in the image, fails if ldd reports a
 #    missing library, and prints the image size.
 # 4. `buildah push` writes the docker-archive.
 set -euo pipefail
@@ -97,7 +97,8 @@ ctr=$("${bah[@]}" from --pull=false "$tag")
 trap '"${bah[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 "${bah[@]}" run --isolation chroot "$ctr" -- ordinal-csi --version
 "${bah[@]}" run --isolation chroot "$ctr" -- ordinal-csi --help >/dev/null
-for b in ordinal-csi lvm mkfs.ext4 mkfs.xfs mount blkid; do
+"${bah[@]}" run --isolation chroot "$ctr" -- kubectl-ordinal --help >/dev/null
+for b in ordinal-csi kubectl-ordinal lvm mkfs.ext4 mkfs.xfs mount blkid; do
     # shellcheck disable=SC2016 # expanded by the image's sh, not here
     libs=$("${bah[@]}" run --isolation chroot "$ctr" -- sh -c 'ldd "$(command -v "$1")"' sh "$b")
     if grep -q 'not found' <<<"$libs"; then
@@ -106,7 +107,7 @@ for b in ordinal-csi lvm mkfs.ext4 mkfs.xfs mount blkid; do
         exit 1
     fi
 done
-echo "image: ordinal-csi, lvm, mkfs.ext4, mkfs.xfs, mount, blkid: all libraries found"
+echo "image: ordinal-csi, kubectl-ordinal, lvm, mkfs.ext4, mkfs.xfs, mount, blkid: all libraries found"
 "${bah[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -F "${tag%%:*}" || true
 
 if ((!check_only)); then

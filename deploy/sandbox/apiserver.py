@@ -938,6 +938,8 @@ class App:
         self.args = args
         self.token = args.token or secrets.token_hex(24)
         self.store = st.Store(window=args.watch_window)
+        self.store.default_tolerations = (args.default_not_ready_toleration_seconds,
+                                          args.default_unreachable_toleration_seconds)
         crd.install(self.store)
         self.faults = Faults()
         self.auth = rbac.Auth(self.store, self.token)   # tokens of ServiceAccounts, RBAC
@@ -958,8 +960,9 @@ class App:
         if "all" in enabled:
             enabled = (enabled - {"all"}) | set(ctrl.KNOWN)
         try:
-            self.controllers = ctrl.Manager.build(self.store, enabled, self.log,
-                                                  resync=args.controller_resync)
+            self.controllers = ctrl.Manager.build(
+                self.store, enabled, self.log, resync=args.controller_resync,
+                node_monitor_grace_period=args.node_monitor_grace_period)
         except ValueError as e:
             raise SystemExit(str(e))
 
@@ -1030,6 +1033,15 @@ def parse_args(argv):
     p.add_argument("--no-controllers", action="store_true",
                    help="run no controllers: a bare API server (admission still adds the "
                         "protection finalizers)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="S",
+                   help="seconds without a kubelet heartbeat (Lease or Ready) before the "
+                   "node-lifecycle controller marks a node Unknown (default 40, as "
+                   "kube-controller-manager)")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                   metavar="S", help="DefaultTolerationSeconds admission: tolerationSeconds "
+                   "of the not-ready NoExecute toleration added to pods (default 300)")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                   metavar="S", help="the same for the unreachable taint (default 300)")
     p.add_argument("--kubelet", action="append", default=[], metavar="SPEC",
                    help=argparse.SUPPRESS)   # node=NAME,csi=unix:///sock,dir=DIR[,logs=DIR]
     p.add_argument("--error-rate", type=float, default=0.0,

@@ -32,7 +32,7 @@ from resources import RESOURCES, resource
 # others it can host (`--controllers`, e.g. for the sandbox cluster).
 ALL = ("pv-binder", "pvc-protection", "pv-protection", "garbage-collector", "namespace")
 OPTIONAL = ("statefulset", "scheduler", "serviceaccount-token", "daemonset",
-            "deployment")
+            "deployment", "node-lifecycle")
 KNOWN = ALL + OPTIONAL
 
 
@@ -45,7 +45,8 @@ FACTORIES = {"pv-binder": "pvbinder.PVBinder", "pvc-protection": "pvc_protection
              "scheduler": "scheduler.Scheduler",
              "serviceaccount-token": "rbac.ServiceAccountTokens",
              "daemonset": "daemonset.DaemonSetController",
-             "deployment": "deployment.DeploymentController"}
+             "deployment": "deployment.DeploymentController",
+             "node-lifecycle": "nodelifecycle.NodeLifecycleController"}
 
 
 def factory(name):

@@ -68,11 +68,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SOURCE, "tests", "csi"))
 import csi_client  # noqa: E402  (the CSI client of the conformance suite: stubs from proto/)
+import pluginreg  # noqa: E402
 
-PODS, PVCS, PVS, NODES = (resource(n) for n in (
-    "pods", "persistentvolumeclaims", "persistentvolumes", "nodes"))
+PODS, PVCS, PVS, NODES, LEASES = (resource(n) for n in (
+    "pods", "persistentvolumeclaims", "persistentvolumes", "nodes", "leases"))
+LEASE_NS = "kube-node-lease"
+LEASE_DURATION = 40.0          # kubelet's nodeLeaseDurationSeconds; renewed every quarter
 SERVICES, CSIDRIVERS, CONFIGMAPS, SECRETS = (resource(n) for n in (
     "services", "csidrivers", "configmaps", "secrets"))
+CSINODES = resource("csinodes")
+NODE_ID_ANN = "csi.volume.kubernetes.io/nodeid"
+KUBELET_ROOT = "/var/lib/kubelet"
 COMPONENT = "kubelet"
 CSI_TIMEOUT = 120.0            # kubelet's csiTimeout
 MOUNT_BACKOFF = (0.5, 120.0)   # kubelet's exponential back-off for volume operations
@@ -1034,8 +1040,13 @@ def _rpc_text(e):
 
 class Kubelet:
     def __init__(self, store, node_name, csi_endpoint, node_dir, log_dir, backoff=(10.0, 300.0),
-                 log=None):
+                 log=None, kubelet_root=None, lease_duration=LEASE_DURATION):
         self.store = store
+        self.lease_duration = float(lease_duration)
+        self.heartbeat = None
+        # where the node's /var/lib/kubelet is for plugin sockets (plugins_registry, endpoints)
+        self.kubelet_root = os.path.abspath(kubelet_root or os.path.join(
+            node_dir, KUBELET_ROOT.lstrip("/")))
         self.node_name = node_name
         self.csi_endpoint = csi_endpoint
         self.node_dir = os.path.abspath(node_dir)
@@ -1052,6 +1063,8 @@ class Kubelet:
         self.csi = None
         self.pb = None
         self.driver = None
+        self.watcher = None           # without csi_endpoint: plugins_registry (CsiHandler)
+        self.registered = {}          # CSI driver name -> endpoint, from plugin registration
         self.stage_unstage = True
         self._host_ip = None
         self._hosts_dirty = False
@@ -1065,18 +1078,22 @@ class Kubelet:
         os.makedirs(os.path.join(self.node_dir, "var/lib/kubelet/pods"), exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
         self.pb = csi_client.load_pb(SOURCE)
-        self.channel = grpc.insecure_channel(self.csi_endpoint, options=[
-            ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-            ("grpc.enable_retries", 0)])
-        self.csi = csi_client.CsiClient(self.channel, self.pb, timeout=CSI_TIMEOUT)
+        if self.csi_endpoint:
+            self._connect(self.csi_endpoint)
+        else:
+            self.watcher = pluginreg.PluginWatcher(
+                os.path.join(self.kubelet_root, "plugins_registry"), {
+                    pluginreg.CSI_PLUGIN: CsiHandler(self)},
+                log=lambda m: self.log("kubelet %s: %s" % (self.node_name, m)))
+            self.watcher.start()
         with self.store.lock:
             self.store.listeners.append(self._notify)
         self.thread = threading.Thread(target=self._run, name="kubelet-%s" % self.node_name,
                                        daemon=True)
         self.thread.start()
+        self.heartbeat = threading.Thread(target=self._heartbeat,
+                                          name="lease-%s" % self.node_name, daemon=True)
+        self.heartbeat.start()
 
     def stop(self):
         self.stopping.set()
@@ -1088,13 +1105,18 @@ class Kubelet:
             workers = list(self.workers.values())
         for w in workers:
             w.wake.set()
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.channel is not None:
             self.channel.close()    # cancels CSI calls in flight
         for w in workers:
             w.thread.join(15)
         if self.thread is not None:
             self.thread.join(5)
-        self._set_node_ready(False)
+        if self.heartbeat is not None:
+            self.heartbeat.join(5)
+        # Nothing is posted: a node that goes away says nothing; the node lifecycle controller
+        # sees its Lease expire (nodelifecycle.py).
 
     # ---- events from the store (called with its lock held: only queue) ----
 
@@ -1231,6 +1253,48 @@ class Kubelet:
             self._host_ip = ip
         return self._host_ip
 
+    def _heartbeat(self):
+        """The node Lease renewed every lease_duration/4 (kubelet's nodelease controller), and
+        the Ready condition posted again when someone else changed it (the node lifecycle
+        controller's Unknown while this kubelet was slow)."""
+        while not self.stopping.is_set():
+            try:
+                self._renew_lease()
+                node = self.store.get(NODES, "", self.node_name)
+                ready = [c for c in (node.get("status") or {}).get("conditions") or []
+                         if c.get("type") == "Ready"]
+                if ready and ready[0].get("status") != "True":
+                    self._set_node_ready(True)
+            except ApiError:
+                pass                # no Node (yet): the lease waits for it
+            except Exception:  # noqa: BLE001
+                self.log("kubelet %s: heartbeat:\n%s" % (self.node_name,
+                                                         traceback.format_exc()))
+            self.stopping.wait(self.lease_duration / 4.0)
+
+    def _renew_lease(self):
+        t = time.time()
+        renew = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % (
+            int(t * 1e6) % 1000000)
+        try:
+            lease = self.store.get(LEASES, LEASE_NS, self.node_name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            node = self.store.get(NODES, "", self.node_name)
+            self.store.create(LEASES, LEASE_NS, {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.node_name, "namespace": LEASE_NS, "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "Node", "name": self.node_name,
+                    "uid": node["metadata"]["uid"]}]},
+                "spec": {"holderIdentity": self.node_name,
+                         "leaseDurationSeconds": int(round(self.lease_duration)) or 1,
+                         "renewTime": renew}})
+            return
+        lease["spec"].update(holderIdentity=self.node_name, renewTime=renew,
+                             leaseDurationSeconds=int(round(self.lease_duration)) or 1)
+        self.store.update(LEASES, LEASE_NS, self.node_name, lease)
+
     def _set_node_ready(self, ready):
         try:
             node = self.store.get(NODES, "", self.node_name)
@@ -1312,7 +1376,23 @@ class Kubelet:
 
     # ---- CSI ----
 
-    def _plugin(self):
+    def _connect(self, endpoint):
+        old = self.channel
+        self.channel = grpc.insecure_channel(endpoint, options=[
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+            ("grpc.enable_retries", 0)])
+        self.csi = csi_client.CsiClient(self.channel, self.pb, timeout=CSI_TIMEOUT)
+        self.driver = None
+        if old is not None:
+            old.close()
+
+    def _plugin(self, driver=None):
+        if self.csi is None:    # not (yet) registered: mount and unmount retry with back-off
+            raise _Failed("kubernetes.io/csi: failed to get CSI client: driver name %s not "
+                          "found in the list of registered CSI drivers" % (driver or "(any)"))
         if self.driver is None:
             info = self.csi.GetPluginInfo(wait_for_ready=True)
             caps = self.csi.NodeGetCapabilities(wait_for_ready=True)
@@ -1357,7 +1437,7 @@ class Kubelet:
         csi = pv["spec"]["csi"]
         driver, handle = csi.get("driver", ""), csi.get("volumeHandle", "")
         pv_name = pv["metadata"]["name"]
-        if self._plugin() != driver:
+        if self._plugin(driver) != driver:
             raise RuntimeError("kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: "
                                "driver name %s not found in the list of registered CSI "
                                "drivers" % driver)
@@ -1431,7 +1511,7 @@ class Kubelet:
             handle, driver = data.get("volumeHandle", ""), data.get("driverName", "")
             target = os.path.join(csi_dir, pv, "mount")
             with self._vlock(handle):
-                self._plugin()
+                self._plugin(driver)
                 self.log("kubelet %s: NodeUnpublishVolume %s target=%s" % (self.node_name,
                                                                            handle, target))
                 try:
@@ -1501,10 +1581,122 @@ def _mounts_under(path):
     return out
 
 
+class CsiHandler:
+    """What kubelet's CSI plugin handler does with a registered plugin: the versions checked
+    (a 1.x one), NodeGetInfo on the endpoint it names, then the driver installed on the node
+    (its CSINode entry, the node-id annotation, the topology labels) and the endpoint used for
+    every CSI call after; a plugin whose socket goes away is uninstalled again."""
+
+    def __init__(self, kubelet):
+        self.k = kubelet
+
+    def host_path(self, endpoint):
+        p = endpoint[len("unix://"):] if endpoint.startswith("unix://") else endpoint
+        p = os.path.normpath(p)
+        if p != KUBELET_ROOT and not p.startswith(KUBELET_ROOT + "/"):
+            raise RuntimeError("endpoint %s is not under %s (the only node folder the sandbox "
+                               "maps)" % (endpoint, KUBELET_ROOT))
+        return pluginreg.dial_path(self.k.kubelet_root + p[len(KUBELET_ROOT):])
+
+    def validate(self, name, endpoint, versions):
+        if not name:
+            raise RuntimeError("the plugin has no name")
+        if not any(v.split(".")[0] in ("1", "v1") for v in versions):
+            raise RuntimeError("none of the versions specified %s are supported. Supported "
+                               "versions are [1.0.0]" % versions)
+
+    def register(self, name, endpoint, versions):
+        k = self.k
+        path = self.host_path(endpoint)
+        with grpc.insecure_channel("unix://" + path) as ch:
+            try:
+                info = csi_client.CsiClient(ch, k.pb).NodeGetInfo(timeout=10)
+            except grpc.RpcError as e:
+                raise RuntimeError("error updating CSI node info with driver %s: failed to get "
+                                   "node info: %s" % (name, _rpc_text(e)))
+        topo = dict(info.accessible_topology.segments)
+        drv = {"name": name, "nodeID": info.node_id, "topologyKeys": sorted(topo)}
+        if info.max_volumes_per_node:
+            drv["allocatable"] = {"count": int(info.max_volumes_per_node)}
+        self._node(lambda md: (md.setdefault("labels", {}).update(topo),
+                               self._ann(md, lambda m: m.__setitem__(name, info.node_id))))
+        self._csinode(lambda ds: [d for d in ds if d.get("name") != name] + [drv])
+        k.registered[name] = endpoint
+        k._connect("unix://" + path)
+        k.log("kubelet %s: CSI driver %s registered (node id %s, endpoint %s)" % (
+            k.node_name, name, info.node_id, endpoint))
+
+    def deregister(self, name):
+        k = self.k
+        k.registered.pop(name, None)
+        self._node(lambda md: self._ann(md, lambda m: m.pop(name, None)))
+        self._csinode(lambda ds: [d for d in ds if d.get("name") != name])
+        if not k.registered and k.channel is not None:
+            k.channel.close()
+            k.channel = k.csi = k.driver = None
+
+    @staticmethod
+    def _ann(md, change):
+        ann = md.setdefault("annotations", {})
+        try:
+            m = json.loads(ann.get(NODE_ID_ANN) or "{}")
+        except ValueError:
+            m = {}
+        change(m)
+        if m:
+            ann[NODE_ID_ANN] = json.dumps(m, separators=(",", ":"), sort_keys=True)
+        else:
+            ann.pop(NODE_ID_ANN, None)
+
+    def _node(self, change):
+        k = self.k
+        for _ in range(5):
+            n = k.store.get(NODES, "", k.node_name)
+            change(n["metadata"])
+            try:
+                k.store.update(NODES, "", k.node_name, n)
+                return
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+
+    def _csinode(self, drivers):
+        k = self.k
+        for _ in range(5):
+            try:
+                cur = k.store.get(CSINODES, "", k.node_name)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                node = k.store.get(NODES, "", k.node_name)
+                try:
+                    k.store.create(CSINODES, "", {
+                        "apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+                        "metadata": {"name": k.node_name, "ownerReferences": [{
+                            "apiVersion": "v1", "kind": "Node", "name": k.node_name,
+                            "uid": node["metadata"]["uid"]}]},
+                        "spec": {"drivers": drivers([])}})
+                    return
+                except ApiError as e2:
+                    if e2.code != 409:
+                        raise
+                    continue
+            cur.setdefault("spec", {})["drivers"] = drivers(cur["spec"].get("drivers") or [])
+            try:
+                k.store.update(CSINODES, "", k.node_name, cur)
+                return
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+
+
 def parse_spec(text):
-    """--kubelet node=NAME,csi=unix:///path,dir=DIR[,logs=DIR][,backoff=S]"""
+    """--kubelet node=NAME,dir=DIR[,csi=unix:///path][,logs=DIR][,backoff=S][,kubeletroot=D]
+    [,lease=S] (the node Lease's duration, default 40 s, renewed every quarter of it);
+    without csi the kubelet learns its CSI driver by plugin registration: the plugins_registry
+    of the node's /var/lib/kubelet, which is D (default DIR/var/lib/kubelet)."""
     kv = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
-    missing = [k for k in ("node", "csi", "dir") if not kv.get(k)]
+    missing = [k for k in ("node", "dir") if not kv.get(k)]
     if missing:
         raise ValueError("--kubelet %s: missing %s" % (text, ", ".join(missing)))
     return kv
@@ -1513,9 +1705,11 @@ def parse_spec(text):
 def from_spec(store, text, log=None):
     kv = parse_spec(text)
     base = float(kv.get("backoff", 10))
-    return Kubelet(store, kv["node"], kv["csi"], kv["dir"],
+    return Kubelet(store, kv["node"], kv.get("csi"), kv["dir"],
                    kv.get("logs") or os.path.join(kv["dir"], "logs"),
-                   backoff=(base, max(base, 300.0 * base / 10.0)), log=log)
+                   backoff=(base, max(base, 300.0 * base / 10.0)), log=log,
+                   kubelet_root=kv.get("kubeletroot"),
+                   lease_duration=float(kv.get("lease", LEASE_DURATION)))
 
 
 class Kubelets:

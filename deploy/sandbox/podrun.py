@@ -8,9 +8,11 @@ Effect: a sidecar image the sandbox cannot run, stood in for by its effect in a 
 kubelet's process, again with containers.Process's interface. Its flags are parsed as the Go
 binary parses them (an unknown flag exits 2 with Go's message), so a typo in the manifests
 shows as a crashing container. Two bodies:
-- registrar (csi-node-driver-registrar): once the plugin socket answers NodeGetInfo, what the
-  kubelet's plugin watcher does with the registration (CSINode, the node-id annotation and the
-  topology labels); /healthz on --http-endpoint answers 200 once registered.
+- registrar (csi-node-driver-registrar): the driver's name from GetPluginInfo, then the kubelet
+  plugin registration API on the registration socket (pluginreg.py); the sandbox kubelet's
+  plugin watcher dials it, calls NodeGetInfo on the endpoint it names and writes CSINode, the
+  node-id annotation and the topology labels; /healthz on --http-endpoint answers 200 once
+  kubelet reported the registration.
 - livenessprobe: /healthz on --health-port calls the CSI Probe on the socket (--probe-timeout):
   200 when the plugin is ready, 500 with the error otherwise, as the real sidecar answers.
 """
@@ -203,10 +205,15 @@ LIVENESS_FLAGS = {"csi-address": "str", "health-port": "str", "probe-timeout": "
                   "metrics-path": "str"}
 
 
-def registrar(args, sock_of, expected_registration, ip, register):
-    """The body of node-driver-registrar's stand-in. sock_of(container path) is the host
-    socket; expected_registration(container path) the node path kubelet would dial."""
+def registrar(args, sock_of, host_of, ip):
+    """The body of node-driver-registrar's stand-in. sock_of(container path) is the CSI socket
+    on the host; host_of(container path) where a container folder is on the host. As the real
+    sidecar: GetPluginInfo on --csi-address for the driver's name, then the kubelet
+    registration API (pluginreg.serve) on <--plugin-registration-path>/<driver>-reg.sock with
+    endpoint --kubelet-registration-path; kubelet's NotifyRegistrationStatus with
+    plugin_registered false ends the container (exit 1: it is restarted)."""
     def body(e):
+        import pluginreg
         try:
             f = parse_go_flags(args, REGISTRAR_FLAGS)
             timeout = go_duration(f.get("timeout", "1s"))
@@ -216,38 +223,50 @@ def registrar(args, sock_of, expected_registration, ip, register):
         if not f.get("csi-address") or not f.get("kubelet-registration-path"):
             e.log("--csi-address and --kubelet-registration-path are required")
             return 1
-        want = expected_registration(f["csi-address"])
-        if want != os.path.normpath(f["kubelet-registration-path"]):
-            e.log("--kubelet-registration-path %s is not where --csi-address %s is on the node "
-                  "(%s): kubelet could not reach the plugin" % (
-                      f["kubelet-registration-path"], f["csi-address"], want))
-            return 1
         sock = sock_of(f["csi-address"])
+        reg_dir = host_of(f.get("plugin-registration-path") or "/registration")
         state = {"registered": False}
-        srv = None
+        failed = threading.Event()
+        srv = http = None
         if f.get("http-endpoint"):
-            srv = serve_http(e, *host_port(f["http-endpoint"], ip), lambda p: (
+            http = serve_http(e, *host_port(f["http-endpoint"], ip), lambda p: (
                 (200, "ok\n") if p == "/healthz" and state["registered"] else
                 (404, "not found\n") if p != "/healthz" else (500, "not registered\n")))
         try:
-            while not e.stopping.is_set():
-                if not state["registered"] and os.path.exists(sock):
-                    try:
-                        info = csi_call(sock, "NodeGetInfo", max(timeout, 5.0))
-                        register({"node_id": info.node_id,
-                                  "max_volumes": info.max_volumes_per_node,
-                                  "topology": dict(info.accessible_topology.segments)})
-                        state["registered"] = True
-                        e.log("Received NotifyRegistrationStatus call: &RegistrationStatus{"
-                              "PluginRegistered:true,Error:,}")
-                    except Exception as err:  # noqa: BLE001 - retried
-                        e.log("NodeGetInfo on %s: %s" % (sock, str(err).splitlines()[0]))
-                e.stopping.wait(1.0 if not state["registered"] else 5.0)
+            name = None
+            while name is None and not e.stopping.is_set():
+                try:
+                    name = csi_call(sock, "GetPluginInfo", max(timeout, 5.0)).name
+                except Exception as err:  # noqa: BLE001 - retried, as the sidecar waits
+                    e.log("GetPluginInfo on %s: %s" % (sock, str(err).splitlines()[0]))
+                    e.stopping.wait(1.0)
+            if name is None:
+                return 0
+            e.log("CSI driver name: \"%s\"" % name)
+
+            def on_status(ok, error):
+                if ok:
+                    state["registered"] = True
+                    e.log("Received NotifyRegistrationStatus call: &RegistrationStatus{"
+                          "PluginRegistered:true,Error:,}")
+                else:
+                    e.log("Registration process failed with error: %s, restarting "
+                          "registration container." % error)
+                    failed.set()
+            path = os.path.join(reg_dir, name + "-reg.sock")
+            srv = pluginreg.serve(path, {"type": pluginreg.CSI_PLUGIN, "name": name,
+                                         "endpoint": f["kubelet-registration-path"],
+                                         "supported_versions": ["1.0.0"]}, on_status)
+            e.log("Registration Server started at: %s" % path)
+            while not e.stopping.is_set() and not failed.is_set():
+                e.stopping.wait(0.5)
+            return 1 if failed.is_set() else 0
         finally:
             if srv is not None:
-                srv.shutdown()
-                srv.server_close()
-        return 0
+                srv.stop()
+            if http is not None:
+                http.shutdown()
+                http.server_close()
     return body
 
 

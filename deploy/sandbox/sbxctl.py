@@ -73,11 +73,14 @@ class Sandbox:
         return p
 
 
-def up(directory, nodes=3, csi=None, timeout=120):
-    """`ordinal-sandbox up` (which returns once DIR/ready is written); the Sandbox."""
+def up(directory, nodes=3, csi=None, timeout=120, node_grace=None):
+    """`ordinal-sandbox up` (which returns once DIR/ready is written); the Sandbox.
+    node_grace: its --node-monitor-grace-period (seconds; default 40)."""
     args = ["up", "--dir", directory, "--nodes", str(nodes)]
     if csi:
         args += ["--csi", os.path.abspath(csi)]
+    if node_grace is not None:
+        args += ["--node-monitor-grace-period", str(node_grace)]
     p = cli(*args, timeout=timeout)
     return Sandbox(directory, p.stdout)
 

@@ -9,7 +9,8 @@ One sync of a set (key (namespace, name)), in the real controller's order:
 2. replicas (ordinals [start, start+replicas)) and condemned pods (other ordinals, highest
    first); missing replicas are made at the current revision below the partition, at the
    update revision otherwise;
-3. each replica in ascending order: failed/succeeded pods are deleted and made again, missing
+3. each replica in ascending order: failed/succeeded pods are deleted (unless being deleted
+   already) and made again once gone, missing
    ones are created (their claims first, `<template>-<set>-<ordinal>`); OrderedReady stops at
    the first pod created, terminating, not Running and Ready, or not Available; Parallel goes on;
    identity, storage and the claims' retention ownerRefs are repaired;
@@ -778,18 +779,25 @@ class StatefulSetController(controllers.Controller):
         def process_replica(i):
             p = replicas[i]
             if phase(p) in ("Failed", "Succeeded") and is_created(p):
-                if phase(p) == "Failed":
-                    self.event(SETS, s, "Warning", "RecreatingFailedPod", "StatefulSet %s/%s "
-                               "is recreating failed Pod %s" % (
-                                   s["metadata"]["namespace"], s["metadata"]["name"],
-                                   p["metadata"]["name"]), COMPONENT)
-                else:
-                    self.event(SETS, s, "Normal", "RecreatingTerminatedPod", "StatefulSet "
-                               "%s/%s is recreating terminated Pod %s" % (
-                                   s["metadata"]["namespace"], s["metadata"]["name"],
-                                   p["metadata"]["name"]), COMPONENT)
-                self._delete_pod(s, p)
-                p = replicas[i] = versioned(start + i)
+                # processReplica (v1.32): a finished pod is deleted unless it is being deleted
+                # already, and its replacement is made on a later sync, once it is gone. A pod
+                # being deleted turns Succeeded/Failed when its kubelet stops its containers,
+                # before it unmounts its volumes; deleting it again then (a finished pod's
+                # grace period is 0) would remove the object at once, so its claims could go
+                # (whenScaled Delete) while still mounted.
+                if not is_terminating(p):
+                    if phase(p) == "Failed":
+                        self.event(SETS, s, "Warning", "RecreatingFailedPod", "StatefulSet "
+                                   "%s/%s is recreating failed Pod %s" % (
+                                       s["metadata"]["namespace"], s["metadata"]["name"],
+                                       p["metadata"]["name"]), COMPONENT)
+                    else:
+                        self.event(SETS, s, "Normal", "RecreatingTerminatedPod", "StatefulSet "
+                                   "%s/%s is recreating terminated Pod %s" % (
+                                       s["metadata"]["namespace"], s["metadata"]["name"],
+                                       p["metadata"]["name"]), COMPONENT)
+                    self._delete_pod(s, p)
+                return True
             if not is_created(p):
                 if self._claim_is_stale(s, p):
                     return True   # its claim is still being deleted: wait for it

@@ -57,6 +57,7 @@ class Store:
         # Graceful pod deletion (a kubelet finishes it); off for a bare server, where nothing
         # would ever confirm the deletion of a scheduled pod. kubelet.Kubelet turns it on.
         self.graceful_pods = False
+        self.default_tolerations = None   # (not-ready, unreachable) seconds: apiserver.py
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(NAMESPACES, "", {"metadata": {"name": ns}})
         self.compact()
@@ -198,6 +199,20 @@ class Store:
         elif res is PVS:
             if PV_PROTECTION not in (md.get("finalizers") or []):
                 md.setdefault("finalizers", []).append(PV_PROTECTION)
+        elif res is PODS and self.default_tolerations is not None:
+            # DefaultTolerationSeconds: NoExecute tolerations of not-ready and unreachable
+            # nodes for pods that have none for them (taint eviction, nodelifecycle.py)
+            spec = obj.setdefault("spec", {})
+            tols = spec.get("tolerations") or []
+            for key, secs in zip(("node.kubernetes.io/not-ready",
+                                  "node.kubernetes.io/unreachable"), self.default_tolerations):
+                if not any(t.get("effect") in (None, "", "NoExecute") and
+                           (t.get("operator") == "Exists" and not t.get("key") or
+                            t.get("key") == key) for t in tols):
+                    tols.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                 "tolerationSeconds": secs})
+            if tols:
+                spec["tolerations"] = tols
 
     # ---- update / patch ----
 

@@ -12,12 +12,22 @@ import os
 import struct
 import subprocess
 import threading
+import time
 
 from apierrors import ApiError
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+# client-go's WebSocket executor (kubectl v1.32) reads the connection in one goroutine and
+# creates its streams in another, both started after the upgrade; a message that arrives for a
+# stream it has not created yet is dropped ("Unknown stream id 3, discarding message"), and the
+# close that follows fails the exec ("error: closed all streams"). A real API server is never
+# that fast (it dials the kubelet, which asks the runtime to start the process); a command that
+# ends at once here could answer within a millisecond and, on a loaded machine, lose its exit
+# status. So the first frame goes no sooner than this long after the upgrade (the command
+# itself starts at once; only its first output waits).
+FIRST_FRAME_HOLD = 0.1
 
 
 def _read_exact(f, n):
@@ -99,9 +109,13 @@ def serve(handler, proc, argv, want_stdin, want_stdout, want_stderr):
     handler.status_code = 101
     handler.close_connection = True
     wlock = threading.Lock()
+    hold_until = [time.monotonic() + FIRST_FRAME_HOLD]
 
     def send(op, payload):
         with wlock:
+            if hold_until[0]:
+                time.sleep(max(0.0, hold_until[0] - time.monotonic()))
+                hold_until[0] = 0.0
             try:
                 handler.wfile.write(frame(op, payload))
                 handler.wfile.flush()

@@ -4,6 +4,11 @@ and minimal for the real ordinal-csi:
 * with the node ClusterRole and the controller Role exactly as rendered (overlay kind), a node
   plugin provisions a claim and deletes its volume, and a controller takes and renews its
   leader Lease, with no request denied;
+* with the controller's ClusterRole as rendered, its reconciler (informers on sets, claims, PVs,
+  classes, nodes and OrdinalVolumes) admits the claims of an ordered set in order, writes the
+  ordinal fields of their OrdinalVolumes, approves a release and, on node loss with opt-in,
+  deletes the ordinal's claim and PV, with no request of it denied (the node plugin beside it
+  runs on the admin token, so only the controller's requests meet the cut role);
 * with any one verb of any one rule removed, ordinal-csi makes a request that the API server
   denies (a 403 in its request log, whose RBAC attributes are that verb on that rule's
   resource): every verb of every rule is used.
@@ -41,7 +46,10 @@ OV_API = "/apis/ordinal.csi.dev/v1alpha1/ordinalvolumes"
 
 
 def _start(tmp_path, name):
-    return FakeApiServer.start(str(tmp_path / name), extra_args=["--controllers", CONTROLLERS])
+    # 60 s: this test starts 36 servers one after the other; under a load of 15-20 one took
+    # more than the default 15 s to write its kubeconfig
+    return FakeApiServer.start(str(tmp_path / name), extra_args=["--controllers", CONTROLLERS],
+                               timeout=60.0)
 
 
 def _post(api, path, obj):
@@ -49,12 +57,23 @@ def _post(api, path, obj):
 
 
 def _install(api, role_kind, role):
-    """Namespace, both ServiceAccounts, and one role (with its binding) as rendered."""
+    """Namespace, both ServiceAccounts, and one role (with its binding) as given (cut or
+    whole); for the controller's ClusterRole also its Role (Lease) whole."""
     _post(api, "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
     for sa in ("ordinal-node", "ordinal-controller"):
         _post(api, "/api/v1/namespaces/%s/serviceaccounts" % NAMESPACE,
               one("kind", "ServiceAccount", sa))
-    if role_kind == "ClusterRole":
+    if role_kind == "ClusterRole" and role["metadata"]["name"] == "ordinal-controller":
+        _post(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+              one("kind", "CustomResourceDefinition", "ordinalvolumes.ordinal.csi.dev"))
+        _post(api, RBAC_API + "/namespaces/%s/roles" % NAMESPACE,
+              one("kind", "Role", "ordinal-controller"))
+        _post(api, RBAC_API + "/namespaces/%s/rolebindings" % NAMESPACE,
+              one("kind", "RoleBinding", "ordinal-controller"))
+        _post(api, RBAC_API + "/clusterroles", role)
+        _post(api, RBAC_API + "/clusterrolebindings",
+              one("kind", "ClusterRoleBinding", "ordinal-controller"))
+    elif role_kind == "ClusterRole":
         # the node plugin's inventory keeps OrdinalVolume objects: the manifests' CRD
         _post(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
               one("kind", "CustomResourceDefinition", "ordinalvolumes.ordinal.csi.dev"))
@@ -65,10 +84,8 @@ def _install(api, role_kind, role):
         _post(api, RBAC_API + "/namespaces/%s/roles" % NAMESPACE, role)
         _post(api, RBAC_API + "/namespaces/%s/rolebindings" % NAMESPACE,
               one("kind", "RoleBinding", role["metadata"]["name"]))
-        # The controller's reconciler (informers on sets, claims, PVs, classes, nodes and
-        # OrdinalVolumes) runs on its ClusterRole, installed whole: the Lease scenario below
-        # cuts only the Role (the ClusterRole's minimality is not exercised by this test;
-        # tests/deploy/test_rbac.py derives its rules from the code).
+        # The controller's reconciler runs on its ClusterRole, installed whole here: the Lease
+        # scenario cuts only the Role (the "reconciler" case below cuts the ClusterRole).
         _post(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
               one("kind", "CustomResourceDefinition", "ordinalvolumes.ordinal.csi.dev"))
         _post(api, RBAC_API + "/clusterroles", one("kind", "ClusterRole", "ordinal-controller"))
@@ -227,6 +244,100 @@ def _controller_scenario(api, expect_ok):
           30, "the Lease renewed")
 
 
+ADMITTED = "ordinal.csi.dev/admitted"
+
+
+class Reconciler:
+    """The controller on its ServiceAccount, and beside it a node plugin for node n1 on the
+    admin token (it provisions, keeps the inventory and deletes released volumes: its requests
+    are never denied, so every 403 is the controller's)."""
+
+    def __init__(self, api, binary, tmp_path):
+        root = tmp_path / "root"
+        root.mkdir()
+        self.node = Daemon(binary, ["--mode=node", "--endpoint=unix://%s" % (tmp_path / "n.sock"),
+                                    "--node-id=n1", "--dir-root=%s" % root,
+                                    "--kubeconfig=" + api.kubeconfig, "--log-level=debug"],
+                           str(tmp_path / "node.log"))
+        self.ctrl = _controller(api, binary, tmp_path)
+
+    def stop(self):
+        self.ctrl.stop()
+        self.node.stop()
+
+    def text(self):
+        return self.ctrl.text()
+
+
+def _reconciler_scenario(api, expect_ok):
+    """An ordered class and a two-replica set that opts in to recreate on node loss: ordinal 1's
+    claim first (the controller says OrdinalWaiting: events), then ordinal 0's; both admitted in
+    order (claims patched) and Bound; their OrdinalVolumes get set/ordinal (ordinalvolumes/status
+    patched); ordinal 1 released (its PV's release approved: PV patched, then deleted by the
+    node); node n1 deleted (nodes watched): ordinal 0's claim and PV deleted by the controller."""
+    c = api.client
+    c.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}, ns=None)
+    c.create("storageclasses", {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                "metadata": {"name": "ord"}, "provisioner": DRIVER,
+                                "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+                                "parameters": {"ordinal.csi.dev/ordering": "ordered"}}, ns=None)
+    c.call("POST", "/apis/apps/v1/namespaces/default/statefulsets", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web", "annotations": {"ordinal.csi.dev/on-node-loss": "recreate"}},
+        "spec": {"replicas": 2, "serviceName": "web", "podManagementPolicy": "Parallel",
+                 "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"], "storageClassName": "ord",
+                     "resources": {"requests": {"storage": "16Mi"}}}}]}})
+
+    def claim(name):
+        c.create("persistentvolumeclaims", {"metadata": {"name": name, "labels": {"app": "web"}},
+                                            "spec": {"accessModes": ["ReadWriteOnce"],
+                                                     "storageClassName": "ord",
+                                                     "resources": {"requests": {
+                                                         "storage": "16Mi"}}}})
+
+    def events(reason, name):
+        return [e for e in c.list("events")["items"] if e["reason"] == reason and
+                e["involvedObject"]["name"] == name and
+                e["source"].get("component") == "ordinal-controller"]
+
+    def bound(name):
+        p = c.get("persistentvolumeclaims", name)
+        return p if (p.get("status") or {}).get("phase") == "Bound" else None
+
+    claim("www-web-1")
+    _step(api, expect_ok, lambda: events("OrdinalWaiting", "www-web-1"), 30,
+          "OrdinalWaiting from the controller")
+    claim("www-web-0")
+    c0 = _step(api, expect_ok, lambda: bound("www-web-0"), 40, "www-web-0 Bound")
+    c1 = _step(api, expect_ok, lambda: bound("www-web-1"), 40, "www-web-1 Bound")
+    assert (c0["metadata"].get("annotations") or {}).get(ADMITTED) == "true"
+    pv0, pv1 = c0["spec"]["volumeName"], c1["spec"]["volumeName"]
+
+    def ordinals():
+        r = c.request("GET", OV_API)
+        got = {o["spec"]["key"]: (o.get("status") or {}) for o in r.body.get("items") or []} \
+            if r.status == 200 else {}
+        return all((got.get("default/www-web-%d" % n) or {}).get("ordinal") == n
+                   for n in (0, 1))
+    _step(api, expect_ok, ordinals, 30, "the ordinals in the OrdinalVolumes")
+    c.delete("persistentvolumeclaims", "www-web-1")
+    _step(api, expect_ok, lambda: not c.exists("persistentvolumes", pv1, ns=None), 40,
+          "ordinal 1's PV released and deleted")
+    c.delete("nodes", "n1", ns=None)
+    _step(api, expect_ok, lambda: not c.exists("persistentvolumeclaims", "www-web-0"), 30,
+          "ordinal 0's claim deleted on node loss")
+
+    def pv_deleted():
+        r = c.request("GET", "/api/v1/persistentvolumes/" + pv0)
+        return r.status == 404 or (r.status == 200 and r.body["metadata"].get(
+            "deletionTimestamp"))
+    _step(api, expect_ok, pv_deleted, 30, "ordinal 0's PV deleted on node loss")
+
+
 def _variants(role):
     """(label, rules, removed verb, rule) for every verb of every rule, removed in turn."""
     out = []
@@ -243,7 +354,8 @@ def _variants(role):
 
 
 CASES = [("node", "ClusterRole", "ordinal-node", _node_plugin, _node_scenario),
-         ("controller", "Role", "ordinal-controller", _controller, _controller_scenario)]
+         ("controller", "Role", "ordinal-controller", _controller, _controller_scenario),
+         ("reconciler", "ClusterRole", "ordinal-controller", Reconciler, _reconciler_scenario)]
 
 
 @pytest.mark.parametrize("component,kind,name,daemon,scenario", CASES,

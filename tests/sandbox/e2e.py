@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -27,11 +28,12 @@ needs_csi = pytest.mark.skipif(not CSI or not os.path.exists(CSI),
                                reason="ORDINAL_CSI (the built ordinal-csi) not given")
 HTML = "/usr/share/nginx/html"
 WAIT = 60
+NODE_GRACE = 10     # --node-monitor-grace-period: a stopped node is Unknown after this
 
 
 def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None,
         image="registry.k8s.io/nginx-slim:0.8", grace=5, labels=None, selector=None,
-        claim=None):
+        claim=None, min_ready=None, node=None):
     """The founding note's StatefulSet (storageClassName: ordinal) with the knobs the tests
     turn; its headless Service comes with it in manifest()."""
     labels = labels or {"app": name}
@@ -54,6 +56,10 @@ def web(name="web", replicas=3, policy=None, pmp=None, strategy=None, start=None
         spec["updateStrategy"] = strategy
     if start is not None:
         spec["ordinals"] = {"start": start}
+    if min_ready is not None:
+        spec["minReadySeconds"] = min_ready
+    if node:
+        spec["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
             "spec": spec}
 
@@ -74,21 +80,23 @@ def ready(p):
 
 
 class Recorder:
-    """Watch events of pods, claims and PVs from a list's resourceVersion on: (rv, kind,
-    type, name, object). One resourceVersion counter for the whole server (as etcd's
-    revision) orders the events of the three streams."""
+    """Watch events of pods, claims and PVs (and of `extra` namespaced kinds, e.g.
+    statefulsets) from a list's resourceVersion on: (rv, kind, type, name, object). One
+    resourceVersion counter for the whole server (as etcd's revision) orders the events of all
+    the streams."""
 
     KINDS = (("pods", True), ("persistentvolumeclaims", True), ("persistentvolumes", False))
 
-    def __init__(self, client, ns):
+    def __init__(self, client, ns, extra=()):
         self.client = client
         self.ns = ns
         self.events = []
+        self.received = {}      # resourceVersion -> time.time() when its event arrived
         self.cond = threading.Condition()
         self.stopped = False
         self.watches = []
         self.threads = []
-        for res, namespaced in self.KINDS:
+        for res, namespaced in self.KINDS + tuple((k, True) for k in extra):
             n = ns if namespaced else None
             rv = client.list(res, ns=n)["metadata"]["resourceVersion"]
             w = client.watch(res, ns=n, timeout=600, resourceVersion=rv, timeoutSeconds=1800)
@@ -111,6 +119,7 @@ class Recorder:
             md = o["metadata"]
             with self.cond:
                 self.events.append((int(md["resourceVersion"]), res, ev["type"], md["name"], o))
+                self.received[int(md["resourceVersion"])] = time.time()
                 self.cond.notify_all()
 
     def mark(self):
@@ -178,7 +187,7 @@ class Sandbox(sbxctl.Sandbox):
 
     @classmethod
     def up(cls, d, nodes=3):
-        sbxctl.up(d, nodes=nodes, csi=CSI)
+        sbxctl.up(d, nodes=nodes, csi=CSI, node_grace=NODE_GRACE)
         return cls(d)
 
     def close(self):
@@ -213,8 +222,8 @@ class Sandbox(sbxctl.Sandbox):
         self.client.create("namespaces", {"metadata": {"name": name}}, ns=None)
         return name
 
-    def record(self, ns):
-        r = Recorder(self.client, ns)
+    def record(self, ns, extra=()):
+        r = Recorder(self.client, ns, extra)
         self.recorders.append(r)
         return r
 
@@ -251,6 +260,12 @@ class Sandbox(sbxctl.Sandbox):
         return {p["metadata"]["name"]: p for p in
                 self.client.list("persistentvolumeclaims", ns=ns)["items"]}
 
+    def events(self, ns, reason):
+        """The namespace's Events with that reason, oldest first."""
+        return sorted((e for e in self.client.list("events", ns=ns)["items"]
+                       if e.get("reason") == reason),
+                      key=lambda e: int(e["metadata"]["resourceVersion"]))
+
     def pv_names(self):
         return {p["metadata"]["name"] for p in
                 self.client.list("persistentvolumes", ns=None)["items"]}
@@ -270,8 +285,54 @@ class Sandbox(sbxctl.Sandbox):
                     st.get("readyReplicas", 0) != len(names):
                 return None
             return (ps,)
-        return wait_for(ok, timeout=timeout, interval=0.1,
-                        what="%s/%s: exactly %s Running and Ready" % (ns, name, names))[0]
+        try:
+            return wait_for(ok, timeout=timeout, interval=0.1,
+                            what="%s/%s: exactly %s Running and Ready" % (ns, name, names))[0]
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.describe_state(ns))) from None
+
+    def describe_state(self, ns):
+        """What a failed wait needs to be understood: the namespace's pods, claims, their PVs
+        and its events, one line each (the sandbox's logs stay under its folder)."""
+        out = []
+        try:
+            for n, p in sorted(self.pods(ns).items()):
+                st = p.get("status") or {}
+                out.append("pod %s uid=%s node=%s phase=%s deleting=%s conditions=%s" % (
+                    n, p["metadata"]["uid"][:8], p["spec"].get("nodeName"), st.get("phase"),
+                    bool(p["metadata"].get("deletionTimestamp")),
+                    ",".join("%s=%s" % (c["type"], c["status"])
+                             for c in st.get("conditions") or [])))
+            for n, c in sorted(self.claims(ns).items()):
+                md = c["metadata"]
+                out.append("pvc %s uid=%s phase=%s volume=%s deleting=%s finalizers=%s "
+                           "owners=%s selected-node=%s" % (
+                               n, md["uid"][:8], (c.get("status") or {}).get("phase"),
+                               c["spec"].get("volumeName"), bool(md.get("deletionTimestamp")),
+                               md.get("finalizers"),
+                               [(r["kind"], r["name"], r["uid"][:8])
+                                for r in md.get("ownerReferences") or []],
+                               (md.get("annotations") or {}).get(
+                                   "volume.kubernetes.io/selected-node")))
+            for pv in self.client.list("persistentvolumes", ns=None)["items"]:
+                cr = pv["spec"].get("claimRef") or {}
+                if cr.get("namespace") == ns:
+                    out.append("pv %s claim=%s/%s phase=%s deleting=%s finalizers=%s" % (
+                        pv["metadata"]["name"], cr.get("name"), (cr.get("uid") or "")[:8],
+                        (pv.get("status") or {}).get("phase"),
+                        bool(pv["metadata"].get("deletionTimestamp")),
+                        pv["metadata"].get("finalizers")))
+            evs = sorted(self.client.list("events", ns=ns)["items"],
+                         key=lambda e: int(e["metadata"]["resourceVersion"]))
+            for e in evs[-25:]:
+                out.append("event %s %s/%s %s x%s: %s" % (
+                    e.get("lastTimestamp"), e["involvedObject"].get("kind"),
+                    e["involvedObject"].get("name"), e.get("reason"), e.get("count"),
+                    e.get("message")))
+        except Exception as e:  # noqa: BLE001 - a diagnosis must not hide the failure
+            out.append("(state incomplete: %r)" % e)
+        out.append("logs: %s" % os.path.join(self.dir, "logs"))
+        return "\n".join(out)
 
     # --- data on disk ---
 

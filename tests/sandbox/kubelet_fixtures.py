@@ -34,6 +34,7 @@ SLOW = 10.0 if VALGRIND else 3.0 if os.environ.get("ORDINAL_SANITIZE") else 1.0
 DRIVER = "ordinal.csi.dev"
 TOPOLOGY_KEY = "topology.ordinal.csi.dev/node"
 SELECTED = "volume.kubernetes.io/selected-node"
+NODE_GRACE = 5.0 * SLOW     # --node-monitor-grace-period and the kubelets' Lease duration
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts and sandboxes need root")
 needs_bwrap = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"),
@@ -67,8 +68,8 @@ class Node:
         return os.path.join(self.dir, "var", "lib", "kubelet")
 
     def spec(self):
-        return "node=%s,csi=unix://%s,dir=%s,logs=%s,backoff=1" % (self.name, self.sock,
-                                                                   self.dir, self.logs)
+        return "node=%s,csi=unix://%s,dir=%s,logs=%s,backoff=1,lease=%s" % (
+            self.name, self.sock, self.dir, self.logs, NODE_GRACE)
 
     def start_csi(self, kubeconfig):
         argv = [BINARY, "--endpoint", "unix://" + self.sock, "--node-id", self.name,
@@ -106,7 +107,10 @@ class Cluster:
     def __init__(self, base, node_names=("node-1",)):
         self.base = base
         self.nodes = {n: Node(base, n) for n in node_names}
+        import controllers
         self.api = FakeApiServer.start(os.path.join(base, "api"), extra_args=[
+            "--controllers", ",".join(controllers.ALL + ("node-lifecycle",)),
+            "--node-monitor-grace-period", str(NODE_GRACE)] + [
             a for n in self.nodes.values() for a in ("--kubelet", n.spec())])
         self.client = self.api.client
         for n in self.nodes.values():

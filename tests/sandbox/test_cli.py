@@ -49,9 +49,10 @@ class Sbx(sbxctl.Sandbox):
 def sbx_factory(tmp_path):
     dirs = []
 
-    def up(nodes=3, name="sbx"):
+    def up(nodes=3, name="sbx", node_grace=None):
         d = os.path.join(str(tmp_path), name)
-        sandbox("up", "--dir", d, "--nodes", str(nodes), "--csi", CSI)
+        sandbox("up", "--dir", d, "--nodes", str(nodes), "--csi", CSI,
+                *(("--node-monitor-grace-period", str(node_grace)) if node_grace else ()))
         dirs.append(d)
         return Sbx(d)
     yield up
@@ -423,17 +424,24 @@ def test_statefulset_provisioned_by_ordinal_with_kubectl(sbx_factory):
 
 @needs_csi
 def test_node_stop_and_start(sbx_factory):
-    s = sbx_factory(nodes=1)
+    s = sbx_factory(nodes=1, node_grace=5)
     c = s.client
     assert "node-1 stopped" in sandbox("node", "--dir", s.dir, "stop", "node-1").stdout
-    ready = [x for x in c.get("nodes", "node-1", ns=None)["status"]["conditions"]
-             if x["type"] == "Ready"][0]
-    assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
+
+    def ready():
+        return [x for x in c.get("nodes", "node-1", ns=None)["status"]["conditions"]
+                if x["type"] == "Ready"][0]
+    wait_for(lambda: ready()["status"] == "Unknown", timeout=30,
+             what="node-1 Unknown once its Lease is older than the grace period")
+    assert ready()["reason"] == "NodeStatusUnknown"
+    wait_for(lambda: {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"} in (
+        c.get("nodes", "node-1", ns=None)["spec"].get("taints") or []), timeout=10,
+        what="node-1 tainted unreachable")
     assert s.state()["nodes"][0]["stopped"] is True
     c.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": [
         {"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}})
     wait_for(lambda: [e for e in s.cluster.events("FailedScheduling")
-                      if "untolerated taint {node.kubernetes.io/not-ready: }" in e["message"]],
+                      if "untolerated taint {node.kubernetes.io/unreachable: }" in e["message"]],
              what="not scheduled on a stopped node")
     assert "node-1 started" in sandbox("node", "--dir", s.dir, "start", "node-1").stdout
     wait_for(lambda: c.get("pods", "p")["spec"].get("nodeName") == "node-1",

@@ -48,7 +48,8 @@ def test_kubelet_stopped_and_started_under_a_running_set(sbx, ns):
     try:
         out = sbxctl.cli("node", "--dir", sbx.dir, "stop", node).stdout
         assert "%s stopped" % node in out
-        assert node_ready(sbx, node) == "Unknown"
+        wait_for(lambda: node_ready(sbx, node) == "Unknown", timeout=e2e.WAIT,
+                 what="the node Unknown once its Lease expired (node lifecycle)")
         wait_for(lambda: serves(before["web-1"]) is None, timeout=e2e.WAIT,
                  what="web-1's container gone with its node")
         for p in others:

@@ -5,6 +5,7 @@ events (resourceVersions), data from inside the containers and from Ordinal's st
 
 import e2e
 from e2e import needs_csi, service, wait_for, web
+from resources import parse_rfc3339
 
 pytestmark = needs_csi
 
@@ -129,3 +130,50 @@ def test_the_demo_scenario_with_kubectl(sbx, ns):
     wait_for(lambda: not sbx.pods(ns), timeout=e2e.WAIT, what="pods gone with the set")
     assert sorted(sbx.claims(ns)) == ["www-web-0", "www-web-1", "www-web-2"], \
         "whenDeleted Retain (the default) keeps the claims"
+
+
+MIN_READY = 5
+
+
+def _ready_since(pod):
+    """When the pod's Ready condition last became True (RFC 3339, whole seconds)."""
+    c = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert c["status"] == "True"
+    return parse_rfc3339(c["lastTransitionTime"])
+
+
+def test_min_ready_seconds_from_watch_events(sbx, ns):
+    """minReadySeconds: availableReplicas counts a pod only once it has been Ready that long,
+    and OrderedReady creates ordinal N+1 only once N is Available (kubernetes.md 3.2), taken
+    from the set's and the pods' watch events and from the objects' timestamps."""
+    rec = sbx.record(ns, extra=("statefulsets",))
+    sbx.apply(ns, service(), web(replicas=2, min_ready=MIN_READY))
+    pods = sbx.wait_ready(ns, ["web-0", "web-1"], timeout=e2e.WAIT + 2 * MIN_READY)
+
+    def status(st, ready, available):
+        return st.get("readyReplicas", 0) == ready and st.get("availableReplicas", 0) == available
+
+    def first_status(pred):
+        for rv, _, typ, n, o in rec.history("statefulsets"):
+            if n == "web" and typ != "DELETED" and pred(o.get("status") or {}):
+                return rv
+        return None
+    r0, c1, r1, ready1, ready2, avail2 = rec.need(
+        lambda r: r.became_ready("web-0"), lambda r: r.created("web-1"),
+        lambda r: r.became_ready("web-1"),
+        lambda r: first_status(lambda st: status(st, 1, 0)),
+        lambda r: first_status(lambda st: status(st, 2, 1)),
+        lambda r: first_status(lambda st: st.get("availableReplicas", 0) == 2),
+        timeout=e2e.WAIT + 2 * MIN_READY, what="the set Available")
+    assert r0 < ready1 < c1, "web-0 counted Ready but not Available before web-1 was made"
+    assert c1 < r1 < ready2 < avail2, "web-1 counted Ready but not Available first"
+    web1 = sbx.pods(ns)["web-1"]
+    assert web1["metadata"]["uid"] == pods["web-1"]["metadata"]["uid"]
+    t0, t1 = _ready_since(pods["web-0"]), _ready_since(web1)
+    assert parse_rfc3339(web1["metadata"]["creationTimestamp"]) >= t0 + MIN_READY, \
+        "web-1 created %s s after web-0 became Ready (minReadySeconds %d)" % (
+            parse_rfc3339(web1["metadata"]["creationTimestamp"]) - t0, MIN_READY)
+    assert rec.received[avail2] >= t1 + MIN_READY, "web-1 Available before minReadySeconds"
+    for rv, _, typ, n, o in rec.history("statefulsets"):
+        if n == "web" and rec.received[rv] < t1 + MIN_READY:
+            assert (o.get("status") or {}).get("availableReplicas", 0) <= 1, o["status"]

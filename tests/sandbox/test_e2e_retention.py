@@ -3,6 +3,8 @@
 their data, and the stale-claim wait on a quick scale-up. Claims, volumes and stores going
 away are taken from watch events and from the nodes' Ordinal roots."""
 
+import time
+
 import pytest
 
 import e2e
@@ -46,9 +48,21 @@ def test_retention_table(sbx, ns, deleted, scaled):
             last = [e[4] for e in rec.history("persistentvolumeclaims", m) if e[3] == claim][-1]
             assert refs(last) == [("Pod", claim[4:], True)], \
                 "%s owned by its condemned pod only: %s" % (claim, last["metadata"])
-        pv2, pv1 = rec.need(lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
-                            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
-        assert pv2 < pv1, "volumes deleted highest ordinal first"
+        # What is guaranteed (docs/DECISIONS.md "Scale-down order of claims and volumes"):
+        # the pods go highest ordinal first, one at a time; each claim is deleted only after
+        # its own pod is gone (garbage collector) and each volume only after its claim. The
+        # order of the two volumes is not: each node deletes its own, on a class without
+        # ordinal.csi.dev/ordering (tests/k8s/test_reconciler.py covers an ordered class).
+        g2, s1, g1, c2, c1, pv2, pv1 = rec.need(
+            lambda r: r.gone("pods", "web-2", m), lambda r: r.stopping("web-1", m),
+            lambda r: r.gone("pods", "web-1", m),
+            lambda r: r.gone("persistentvolumeclaims", "www-web-2", m),
+            lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+            lambda r: r.gone("persistentvolumes", vols["www-web-2"], m),
+            lambda r: r.gone("persistentvolumes", vols["www-web-1"], m))
+        assert g2 < s1, "web-1 began stopping only after web-2 was gone"
+        assert g2 < c2 < pv2 and g1 < c1 < pv1, \
+            "each claim deleted after its pod was gone, each volume after its claim"
     else:
         s = sbx.client.get("statefulsets", "web", ns=ns)
         assert s["status"]["observedGeneration"] == s["metadata"]["generation"]
@@ -113,3 +127,102 @@ def test_stale_claim_waited_for_on_quick_scale_up(sbx, ns):
         "the new web-1 was created only after the stale claim was gone"
     assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n"
+    # The old web-1 turned Succeeded while being deleted, back in range: the controller must
+    # not delete it again (that removes it before its kubelet unmounted its volume, and its
+    # claim and volume go while still mounted; kubernetes.md 3.2, v1.32 processReplica).
+    assert not sbx.events(ns, "RecreatingTerminatedPod") + \
+        sbx.events(ns, "RecreatingFailedPod"), "a pod being deleted was deleted again"
+
+
+def test_conflicting_controller_keeps_its_claim(sbx, ns):
+    """A claim another controller owns (controller: true): the set uses it, warns
+    ConflictingController, and never touches its ownerReferences, so that neither a scale-down
+    with whenScaled Delete nor the set's deletion with whenDeleted Delete deletes it."""
+    rec = sbx.record(ns)
+    owner = sbx.client.create("configmaps", {"metadata": {"name": "other-controller"}}, ns=ns)
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "other-controller",
+           "uid": owner["metadata"]["uid"], "controller": True}
+    sbx.client.create("persistentvolumeclaims", {
+        "metadata": {"name": "www-web-0", "labels": {"app": "web"}, "ownerReferences": [ref]},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "ordinal",
+                 "resources": {"requests": {"storage": "1Gi"}}}}, ns=ns)
+    sbx.apply(ns, service(), web(replicas=2, policy=("Delete", "Delete")))
+    sbx.wait_ready(ns, ["web-0", "web-1"])
+    sbx.write_hostnames(ns, ["web-0", "web-1"])
+    ev = wait_for(lambda: sbx.events(ns, "ConflictingController"), timeout=e2e.WAIT,
+                  what="a ConflictingController event")[0]
+    assert ev["type"] == "Warning" and ev["involvedObject"]["kind"] == "StatefulSet" and \
+        ev["involvedObject"]["name"] == "web"
+    assert ev["message"] == (
+        "PersistentVolumeClaim www-web-0 has a conflicting OwnerReference that acts as a "
+        "manging controller, the retention policy is ignored for this claim")
+    assert refs(sbx.claims(ns)["www-web-1"]) == [("StatefulSet", "web", True)], \
+        "the set's own claim follows the policy"
+
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=0")
+    sbx.wait_ready(ns, [])
+    rec.need(lambda r: r.gone("pods", "web-0", m),
+             lambda r: r.gone("persistentvolumeclaims", "www-web-1", m),
+             what="web-0 gone and www-web-1 deleted (whenScaled Delete)")
+    left = sbx.claims(ns)
+    assert sorted(left) == ["www-web-0"], "the other controller's claim stays"
+    assert left["www-web-0"]["metadata"]["ownerReferences"] == [ref]
+    assert left["www-web-0"]["status"]["phase"] == "Bound"
+    assert sbx.on_disk(ns, "www-web-0") == "web-0\n", "with its data"
+    sbx.k(ns, "delete", "sts", "web")
+    wait_for(lambda: not sbx.client.list("statefulsets", ns=ns)["items"], timeout=e2e.WAIT,
+             what="the set gone")
+    assert sbx.claims(ns)["www-web-0"]["metadata"]["ownerReferences"] == [ref]
+    # Proof that neither policy reached it: its only owner (the ConfigMap) is alive and no
+    # version of the claim ever carried another reference, so the garbage collector has
+    # nothing to act on.
+    changes = [o["metadata"].get("ownerReferences") for _, _, typ, n, o in
+               rec.history("persistentvolumeclaims") if n == "www-web-0"]
+    assert changes and all(c == [ref] for c in changes), \
+        "the claim's ownerReferences never changed: %s" % changes
+
+
+def test_stale_claim_woken_by_the_held_pv_events(sbx, ns):
+    """The quick scale-up above with the API server holding every PV watch (fault
+    hold_watches): the node plugin sees neither the old volume Released nor gone, so the fresh
+    claim waits for it (WaitingForVolume, repeated) and its retries back off (1 s, 2 s, 4 s,
+    ...). When the watches flow again it is the PV events that wake it, not its back-off: the
+    fresh claim is Bound within seconds of the release although its next retry is at least 8 s
+    away. Both pods on one node, so that the fresh claim is provisioned where the old volume
+    is."""
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), web(replicas=2, policy=("Retain", "Delete"), node="node-1"))
+    sbx.wait_ready(ns, ["web-0", "web-1"])
+    sbx.write_hostnames(ns, ["web-1"])
+    old = sbx.claims(ns)["www-web-1"]
+    m = rec.mark()
+    fault = lambda **spec: sbx.client.call("POST", "/_fault", spec)  # noqa: E731
+    fault(hold_watches=["persistentvolumes"])
+    try:
+        sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+        rec.wait(lambda r: r.stopping("web-1", m), what="web-1 stopping")
+        sbx.k(ns, "scale", "sts", "web", "--replicas=2")
+
+        def waiting():
+            evs = [e for e in sbx.events(ns, "WaitingForVolume")
+                   if e["involvedObject"]["uid"] != old["metadata"]["uid"]]
+            return sum(e.get("count") or 1 for e in evs) >= 4 and evs[-1]
+        ev = wait_for(waiting, timeout=e2e.WAIT, what="the fresh claim waiting (4 retries)")
+        assert old["spec"]["volumeName"] in ev["message"], ev["message"]
+        assert sbx.claims(ns)["www-web-1"]["status"]["phase"] == "Pending"
+    finally:
+        released = time.time()
+        fault(hold_watches=[])
+    pods = sbx.wait_ready(ns, ["web-0", "web-1"])
+    claim = sbx.claims(ns)["www-web-1"]
+    assert claim["metadata"]["uid"] != old["metadata"]["uid"]
+    assert claim["spec"]["volumeName"] != old["spec"]["volumeName"]
+    bound = rec.need(lambda r: r.first("persistentvolumeclaims", "www-web-1", lambda t, o: (
+        o["metadata"]["uid"] == claim["metadata"]["uid"] and
+        (o.get("status") or {}).get("phase") == "Bound"), m))[0]
+    assert rec.received[bound] - released < 4.0, \
+        "the fresh claim Bound %.1f s after the PV events flowed again: woken by its back-off, " \
+        "not by the events" % (rec.received[bound] - released)
+    assert pods["web-1"]["spec"]["nodeName"] == "node-1"
+    assert sbx.read_in_pod(ns, "web-1") == "", "never the condemned data"

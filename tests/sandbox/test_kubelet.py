@@ -13,8 +13,8 @@ import shutil
 
 import pytest
 
-from kubelet_fixtures import (KUBECTL, SLOW, condition, cstatus, mounts_under, needs_bwrap,
-                              needs_root, running_ready, wait_for)
+from kubelet_fixtures import (KUBECTL, NODE_GRACE, SLOW, condition, cstatus, mounts_under,
+                              needs_bwrap, needs_root, running_ready, wait_for)
 from kubelet_fixtures import kcluster  # noqa: F401  (the fixture)
 
 pytestmark = [needs_root, needs_bwrap]
@@ -362,9 +362,18 @@ def pid_alive(pid):
         return False
 
 
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def taints(cl, node="node-1"):
+    return (cl.client.get("nodes", node, ns=None).get("spec") or {}).get("taints") or []
+
+
 def test_kubelet_stopped_and_started_again(kcluster):
-    """A node going away kills its containers and leaves its mounts; when it comes back its
-    pods run again (restartCount + 1, same pod IP, same data)."""
+    """A node going away kills its containers and leaves its mounts; its Lease is no longer
+    renewed, so after the grace period the node lifecycle controller marks the Node Unknown,
+    its pods' Ready condition False and taints it unreachable; when it comes back its pods run
+    again (restartCount + 1, same pod IP, same data) and the taints go."""
     cl = kcluster
     node = cl.nodes["node-1"]
     cl.claim("www-web-0")
@@ -375,10 +384,34 @@ def test_kubelet_stopped_and_started_again(kcluster):
     starts = os.path.join(node.data_dir("default", "www-web-0"), "starts")
     wait_for(lambda: os.path.exists(starts) and open(starts).read() == "start\n",
              timeout=10 * SLOW, what="the first start")
+    lease = wait_for(lambda: cl.client.exists("leases", "node-1", ns="kube-node-lease") and
+                     cl.client.get("leases", "node-1", ns="kube-node-lease"),
+                     timeout=NODE_GRACE * 2, what="the node Lease")
+    assert lease["spec"]["holderIdentity"] == "node-1"
+    assert lease["spec"]["leaseDurationSeconds"] == round(NODE_GRACE)
+    wait_for(lambda: cl.client.get("leases", "node-1", ns="kube-node-lease")["spec"][
+        "renewTime"] != lease["spec"]["renewTime"], timeout=NODE_GRACE * 2,
+        what="the Lease renewed")
     assert kubelet_admin(cl, "node-1", "stop") == {"node-1": False}
+    stopped = cl.client.get("leases", "node-1", ns="kube-node-lease")["spec"]["renewTime"]
     wait_for(lambda: not pid_alive(pid), timeout=10 * SLOW, what="container killed")
-    n = cl.client.get("nodes", "node-1", ns=None)
-    assert condition(n, "Ready")["status"] == "Unknown"
+    n = wait_for(lambda: (lambda n: n if condition(n, "Ready")["status"] == "Unknown" else None)(
+        cl.client.get("nodes", "node-1", ns=None)), timeout=NODE_GRACE + 10 * SLOW,
+        what="node-1 Unknown after the grace period")
+    assert condition(n, "Ready")["reason"] == "NodeStatusUnknown"
+    assert condition(n, "Ready")["message"] == "Kubelet stopped posting node status."
+    assert cl.client.get("leases", "node-1", ns="kube-node-lease")["spec"]["renewTime"] == \
+        stopped, "nobody renews the Lease of a stopped kubelet"
+    wait_for(lambda: {"key": UNREACHABLE, "effect": "NoSchedule"} in taints(cl) and
+             [t for t in taints(cl) if t["key"] == UNREACHABLE and t["effect"] == "NoExecute"
+              and t.get("timeAdded")], timeout=10 * SLOW, what="the unreachable taints")
+    gone = wait_for(lambda: (lambda p: p if condition(p, "Ready")["status"] == "False" else None)(
+        cl.get_pod("web-0")), timeout=10 * SLOW, what="web-0's Ready condition False")
+    assert gone["status"]["phase"] == "Running", "phase is the kubelet's: unchanged"
+    assert cstatus(gone)["ready"] is True, "container statuses are the kubelet's: unchanged"
+    assert {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+            "tolerationSeconds": 300} in gone["spec"]["tolerations"], \
+        "DefaultTolerationSeconds: not evicted for 300 s"
     pv = bound_pv(cl, "www-web-0")
     assert is_mounted(target(node, pod["metadata"]["uid"], pv["metadata"]["name"]))
     assert kubelet_admin(cl, "node-1", "start") == {"node-1": True}
@@ -391,6 +424,48 @@ def test_kubelet_stopped_and_started_again(kcluster):
     assert open(starts).read().split() == ["start", "start"]
     n = cl.client.get("nodes", "node-1", ns=None)
     assert condition(n, "Ready")["status"] == "True"
+    wait_for(lambda: not [t for t in taints(cl) if t["key"] == UNREACHABLE], timeout=10 * SLOW,
+             what="the unreachable taints removed")
+
+
+def test_pods_of_a_lost_node_are_evicted_after_their_toleration(kcluster):
+    """Taint eviction: on a node tainted unreachable, a pod tolerating it for 2 s is deleted
+    2 s after the taint (Terminating: no kubelet finishes it), one with the default 300 s and one
+    tolerating it forever (as DaemonSet pods do) stay; the kubelet back finishes the deletion."""
+    cl = kcluster
+    short = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 2}
+    forever = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}
+    for name, tols in (("short", [short]), ("default", None), ("forever", [forever])):
+        p = {"metadata": {"name": name}, "spec": {
+            "nodeName": "node-1", "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "1000"]}]}}
+        if tols:
+            p["spec"]["tolerations"] = tols
+        cl.client.create("pods", p)
+    for name in ("short", "default", "forever"):
+        cl.wait_pod(name, running_ready)
+    assert kubelet_admin(cl, "node-1", "stop") == {"node-1": False}
+    noexec = wait_for(lambda: [t for t in taints(cl) if t["key"] == UNREACHABLE and
+                               t["effect"] == "NoExecute"], timeout=NODE_GRACE + 10 * SLOW,
+                      what="the unreachable NoExecute taint")[0]
+    ev = wait_for(lambda: [e for e in cl.client.list("events")["items"]
+                           if e["reason"] == "TaintManagerEviction" and
+                           e["involvedObject"]["name"] == "short"], timeout=10 * SLOW,
+                  what="the short-tolerating pod evicted")
+    assert ev[0]["message"] == "Marking for deletion Pod default/short"
+    p = cl.get_pod("short")
+    assert p is not None and p["metadata"].get("deletionTimestamp"), \
+        "Terminating: no kubelet finishes the deletion"
+    import nodelifecycle
+    assert nodelifecycle.parse_time(p["metadata"]["deletionTimestamp"]) >= \
+        nodelifecycle.parse_time(noexec["timeAdded"]) + 2
+    for name in ("default", "forever"):
+        assert not cl.get_pod(name)["metadata"].get("deletionTimestamp"), name
+    assert kubelet_admin(cl, "node-1", "start") == {"node-1": True}
+    cl.wait_gone("short")
+    for name in ("default", "forever"):
+        cl.wait_pod(name, running_ready, what="%s Running and Ready again" % name)
 
 
 def test_kubelet_away_deletions_finish_when_it_is_back(kcluster):

@@ -379,6 +379,31 @@ def test_failed_pod_is_recreated(cluster):
     kube.close()
 
 
+def test_finished_pod_being_deleted_is_not_deleted_again(cluster):
+    """A pod being deleted turns Succeeded/Failed when its kubelet stops its containers, before
+    it unmounts its volumes. The controller (v1.32 processReplica) leaves such a pod alone and
+    makes its replacement only once it is gone: deleting it again would remove it at once (a
+    finished pod's grace period is 0) with its volumes still mounted. A finalizer stands in for
+    the kubelet that has not finished."""
+    c = cluster.client
+    kube = AutoReady(cluster)
+    c.create("statefulsets", sts("web", 1))
+    wait_ready(cluster, n=1)
+    uid = c.get("pods", "web-0")["metadata"]["uid"]
+    c.patch("pods", "web-0", {"metadata": {"finalizers": ["test/unmounting"]}})
+    c.delete("pods", "web-0")
+    cluster.fail_pod("web-0")
+    cluster.srv.controllers_caught_up()
+    p = c.get("pods", "web-0")
+    assert p["metadata"]["uid"] == uid and p["metadata"].get("deletionTimestamp")
+    assert not cluster.events("RecreatingFailedPod"), "a pod being deleted deleted again"
+    c.patch("pods", "web-0", {"metadata": {"finalizers": None}})
+    wait_for(lambda: (lambda q: q and q["metadata"]["uid"] != uid)(
+        cluster.pods().get("web-0")), what="a new web-0 once the old one is gone")
+    wait_ready(cluster, n=1)
+    kube.close()
+
+
 def _refused(c, obj):
     with pytest.raises(ApiError) as ei:
         c.create("statefulsets", obj)
