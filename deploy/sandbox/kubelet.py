@@ -118,14 +118,34 @@ class _IPs:
             s.close()
             return None
 
+    @staticmethod
+    def _listening(ip):
+        """Whether any process listens on a TCP port of ip (/proc/net/tcp, state 0A): a pod
+        of another sandbox whose reservation is gone (its pod object deleted while a process
+        of it, or of a crashed test, still serves) would make our pod's servers fail with
+        "Address already in use" on a port other than 80 (a probe's 9808, say)."""
+        want = "%08X" % int.from_bytes(socket.inet_aton(ip), "little")
+        try:
+            with open("/proc/net/tcp") as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 3 and cols[3] == "0A" and cols[1].split(":")[0] == want:
+                        return True
+        except OSError:
+            return False
+        return False
+
     def _reserve(self, ip):
         """ip's reservation sockets; None when another process has the address."""
         r = self._bind(ip, self.RESERVE)
         if r is None:
             return None
         s80 = self._bind(ip, 80, reuse=True)
-        if s80 is None:
+        if s80 is None or self._listening(ip):
             r.close()
+            if s80 is not None:
+                s80.close()
             return None
         return (r, s80)
 

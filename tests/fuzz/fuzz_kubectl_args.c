@@ -120,11 +120,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("replicas out of range", NULL);
     if (a.timeout_seconds < 1 || a.timeout_seconds > 86400)
         fail("timeout out of range", NULL);
-    if (a.all_namespaces && a.namespace)
-        fail("--namespace and --all-namespaces both accepted", NULL);
     if (a.output != KCTL_OUT_TABLE && a.output != KCTL_OUT_WIDE && a.output != KCTL_OUT_JSON)
         fail("an unknown output format", NULL);
-    if (!a.help) {
+    if (!a.help) { /* with --help (or "help") only help is printed: the rest need not hold */
+        if (a.all_namespaces && a.namespace)
+            fail("--namespace and --all-namespaces both accepted", NULL);
         if (a.verb == KCTL_PLAN_SCALE && (a.replicas < 0 || !a.name))
             fail("plan scale without SET or --replicas", NULL);
         if ((a.verb == KCTL_PLAN_DELETE || a.verb == KCTL_RECLAIM) && !a.name)

@@ -752,3 +752,27 @@ def test_stand_in_images_see_their_script_wherever_the_checkout_is():
              if argv[i] == "--ro-bind" and argv[i + 1] == here and argv[i + 2] == here]
     assert binds and binds[0] > tmpfs, argv
     assert containers.SELF in spec.argv
+
+
+def test_pod_ip_pool_skips_an_address_another_process_serves_on():
+    """A pod IP is never handed out while some process listens on any port of it (a process
+    of another sandbox's pod that outlived its reservation): the pod's own servers (a probe
+    on 9808) would fail with EADDRINUSE. Free addresses are still taken and held."""
+    import socket
+    import kubelet
+    pool = kubelet._IPs()
+    first = pool.take()
+    pool.release(first)
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind((first, 9808))
+    squatter.listen()
+    try:
+        pool = kubelet._IPs()
+        ip = pool.take()
+        assert ip != first
+        # the address taken is held: a second pool (another sandbox) cannot take it
+        other = kubelet._IPs()
+        assert other.take() not in (ip, first)
+    finally:
+        squatter.close()
