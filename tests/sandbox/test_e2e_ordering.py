@@ -1,0 +1,279 @@
+"""Ordering at the storage layer, end to end on one real sandbox (its StatefulSet controller,
+scheduler, garbage collector and PV binder, kubelets running bubblewrap containers, real
+ordinal-csi node plugins, and Ordinal's controller Deployment of two replicas from deploy/
+running the reconciler while it leads).
+
+The sandbox's own classes (`ordinal`, `ordinal-retain`) leave Kubernetes' ordering alone, so
+this module makes its own class, `ordinal-ordered`: parameter `ordinal.csi.dev/ordering:
+ordered`, reclaim policy Delete (ordered release only concerns stores that are deleted) and
+WaitForFirstConsumer like the sandbox's default class (local storage: the scheduler picks the
+node, the ordering must hold on top of that). Every set here is `Parallel`, the case where the
+StatefulSet controller itself gives no order.
+
+Order is taken from watch events (one resourceVersion counter for the whole server):
+- provisioning: the PV of ordinal N is ADDED only after the claim of N-1 was Bound;
+- release: the controller's approval of ordinal N's release (annotation
+  ordinal.csi.dev/release: approved on its PV) comes only after the PVs of every higher
+  released ordinal are DELETED (the node plugin deletes the store, then the PV), so stores go
+  highest ordinal first.
+Races: scale down then up before the release finished; the leading controller killed -9
+mid-release (the kubelet restarts it); leader failover mid-release (leader killed -9 and its
+pod force-deleted, so a replica of another identity must take the Lease and finish). In each:
+nothing released out of order, the kept ordinals' data intact, no store leaked.
+"""
+
+import json
+import os
+import signal
+
+import pytest
+
+import e2e
+from e2e import needs_csi, service, wait_for, web
+
+pytestmark = needs_csi
+
+CLASS = "ordinal-ordered"
+RELEASE = "ordinal.csi.dev/release"
+ADMITTED = "ordinal.csi.dev/admitted"
+CTRL_NS = "ordinal-system"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ordered_class(sbx):
+    sbx.client.create("storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": CLASS},
+        "provisioner": "ordinal.csi.dev", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "parameters": {"backend": "dir", "ordinal.csi.dev/ordering": "ordered"}}, ns=None)
+    yield CLASS
+
+
+def ordered_web(replicas, policy=None):
+    return web(replicas=replicas, pmp="Parallel", policy=policy, claim={
+        "metadata": {"name": "www"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": CLASS,
+            "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def ordinal_of(claim_name):
+    return int(claim_name.rsplit("-", 1)[1])
+
+
+class PvTimeline:
+    """From a recorder's PV events of ns: per ordinal, the resourceVersions of its PV's ADDED,
+    of the first write carrying the release approval, and of its DELETED."""
+
+    def __init__(self, rec, ns, since=0):
+        self.added, self.approved, self.deleted, self.pv = {}, {}, {}, {}
+        for rv, _, typ, name, o in rec.history("persistentvolumes", since):
+            ref = o["spec"].get("claimRef") or {}
+            if ref.get("namespace") != ns or not (ref.get("name") or "").startswith("www-web-"):
+                continue
+            n = ordinal_of(ref["name"])
+            self.pv.setdefault(n, set()).add(name)
+            key = (n, name)
+            if typ == "ADDED":
+                self.added.setdefault(key, rv)
+            if (o["metadata"].get("annotations") or {}).get(RELEASE) == "approved":
+                self.approved.setdefault(key, rv)
+            if typ == "DELETED":
+                self.deleted.setdefault(key, rv)
+
+    def violations(self, group):
+        """Every approval of an ordinal in `group` (the PV keys released together) that came
+        while a PV of a higher ordinal of the group was not yet deleted."""
+        out = []
+        for key, rv in self.approved.items():
+            if key not in group:
+                continue
+            for hk in group:
+                if hk[0] > key[0] and not (hk in self.deleted and self.deleted[hk] < rv):
+                    out.append("ordinal %d approved at rv %d while ordinal %d's PV %s was "
+                               "still there (deleted at %s)" % (key[0], rv, hk[0], hk[1],
+                                                                self.deleted.get(hk)))
+        return out
+
+
+def bound_pvs(sbx, ns):
+    return {ordinal_of(k): (v["spec"]["volumeName"], v["metadata"]["uid"])
+            for k, v in sbx.claims(ns).items() if v["status"].get("phase") == "Bound"}
+
+
+def assert_no_leak(sbx, ns, names):
+    """The stores on the nodes' roots are exactly those of the claims `names`, each Bound to a
+    PV that exists, and the inventory has one OrdinalVolume per store of ns."""
+    def ok():
+        stores = sbx.stores(ns)
+        if sorted(stores) != sorted(names):
+            return None
+        claims = sbx.claims(ns)
+        pvs = sbx.pv_names()
+        if sorted(claims) != sorted(names) or not all(
+                c["status"].get("phase") == "Bound" and c["spec"]["volumeName"] in pvs
+                for c in claims.values()):
+            return None
+        ovs = json.loads(sbx.kubectl("get", "ordinalvolumes", "-o", "json").stdout)["items"]
+        keys = sorted((o.get("spec") or {}).get("key") for o in ovs
+                      if ((o.get("spec") or {}).get("key") or "").startswith(ns + "/"))
+        if keys != sorted("%s/%s" % (ns, n) for n in names):
+            return None
+        return (stores,)
+    return wait_for(ok, timeout=e2e.WAIT, interval=0.2,
+                    what="%s: stores, claims, PVs and OrdinalVolumes exactly %s" % (ns, names))[0]
+
+
+def wait_released(rec, ns, group, since, timeout=e2e.WAIT * 2):
+    rec.wait(lambda r: all(k in PvTimeline(r, ns, since).deleted for k in group), timeout,
+             "PVs %s deleted" % sorted(group))
+    return PvTimeline(rec, ns, since)
+
+
+def up(sbx, ns, n, policy):
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), ordered_web(n, policy))
+    names = ["web-%d" % i for i in range(n)]
+    sbx.wait_ready(ns, names)
+    sbx.write_hostnames(ns, names)
+    if policy[0] == "Delete":
+        # whenDeleted Delete works through the claims' owner references (the set), set by the
+        # StatefulSet controller once the pods run; whenScaled Delete sets the pod as owner of
+        # a condemned claim at scale-down
+        wait_for(lambda: all(c["metadata"].get("ownerReferences")
+                             for c in sbx.claims(ns).values()),
+                 timeout=30, what="claims owned by the set")
+    return rec
+
+
+def test_ordered_provisioning_of_a_parallel_set(sbx, ns):
+    rec = sbx.record(ns)
+    sbx.apply(ns, service(), ordered_web(4))
+    sbx.wait_ready(ns, ["web-%d" % i for i in range(4)])
+    claims = sbx.claims(ns)
+    tl = PvTimeline(rec, ns)
+    for i in range(4):
+        c = claims["www-web-%d" % i]
+        assert c["metadata"]["annotations"].get(ADMITTED) == "true", "admitted by the controller"
+        assert len(tl.pv[i]) == 1, "one PV per ordinal"
+    for i in range(1, 4):
+        bound_prev = rec.first("persistentvolumeclaims", "www-web-%d" % (i - 1),
+                               lambda t, o: (o.get("status") or {}).get("phase") == "Bound")
+        pv_added = tl.added[(i, next(iter(tl.pv[i])))]
+        assert bound_prev is not None and bound_prev < pv_added, \
+            "PV of ordinal %d created (rv %d) before www-web-%d was Bound (rv %s)" % (
+                i, pv_added, i - 1, bound_prev)
+    # Parallel: the StatefulSet controller made every pod without waiting, so the order above is
+    # the storage layer's: the last pod existed before the first PV.
+    created3 = rec.created("web-3")
+    assert created3 < tl.added[(0, next(iter(tl.pv[0])))], \
+        "web-3 created only after the first PV: the order was not the storage layer's"
+    assert_no_leak(sbx, ns, ["www-web-%d" % i for i in range(4)])
+
+
+def test_ordered_release_on_parallel_scale_down(sbx, ns):
+    rec = up(sbx, ns, 4, ("Retain", "Delete"))
+    pvs = bound_pvs(sbx, ns)
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+    group = {(i, pvs[i][0]) for i in (1, 2, 3)}
+    tl = wait_released(rec, ns, group, m)
+    assert tl.violations(group) == []
+    order = [k[0] for k in sorted(group, key=lambda k: tl.deleted[k])]
+    assert order == [3, 2, 1], "stores deleted highest ordinal first: %r" % order
+    sbx.wait_ready(ns, ["web-0"])
+    assert sbx.read_in_pod(ns, "web-0") == "web-0\n", "the kept ordinal's data"
+    assert_no_leak(sbx, ns, ["www-web-0"])
+
+
+def test_ordered_release_on_set_deletion(sbx, ns):
+    rec = up(sbx, ns, 3, ("Delete", "Retain"))
+    pvs = bound_pvs(sbx, ns)
+    m = rec.mark()
+    sbx.k(ns, "delete", "sts", "web")
+    group = {(i, pvs[i][0]) for i in (0, 1, 2)}
+    tl = wait_released(rec, ns, group, m)
+    assert tl.violations(group) == []
+    order = [k[0] for k in sorted(group, key=lambda k: tl.deleted[k])]
+    assert order == [2, 1, 0], "stores deleted highest ordinal first: %r" % order
+    assert_no_leak(sbx, ns, [])
+
+
+def test_race_scale_down_then_up_before_release_finished(sbx, ns):
+    rec = up(sbx, ns, 4, ("Retain", "Delete"))
+    pvs = bound_pvs(sbx, ns)
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+    # the first release approved (ordinal 3's): scale back up while 2 and 1 are still to go
+    rec.wait(lambda r: PvTimeline(r, ns, m).approved, e2e.WAIT, "a release approved")
+    sbx.k(ns, "scale", "sts", "web", "--replicas=4")
+    names = ["web-%d" % i for i in range(4)]
+    sbx.wait_ready(ns, names, timeout=e2e.WAIT * 2)
+    tl = PvTimeline(rec, ns, m)
+    old = {(i, pvs[i][0]) for i in (1, 2, 3)}
+    released = {k for k in old if k in tl.approved or k in tl.deleted}
+    assert tl.violations(old) == []
+    assert (3, pvs[3][0]) in released
+    # every old PV is either released (and gone) or still the one its claim is Bound to (the
+    # release never reached it: the claim was not deleted yet when the set grew again)
+    now = bound_pvs(sbx, ns)
+    for k in old:
+        if k in released:
+            rec.wait(lambda r: k in PvTimeline(r, ns, m).deleted, e2e.WAIT, "%s deleted" % (k,))
+            assert now[k[0]][0] != k[1], "a released PV is not bound again"
+        else:
+            assert now[k[0]][0] == k[1], "ordinal %d kept its PV" % k[0]
+    assert now[0] == pvs[0], "ordinal 0 untouched"
+    assert sbx.read_in_pod(ns, "web-0") == "web-0\n"
+    for i in (1, 2, 3):
+        want = "web-%d\n" % i if (i, pvs[i][0]) not in released else ""
+        assert sbx.read_in_pod(ns, "web-%d" % i) == want, \
+            "ordinal %d: its data kept when not released, an empty volume when released" % i
+    assert_no_leak(sbx, ns, ["www-" + n for n in names])
+
+
+def leader(sbx):
+    for lease in sbx.client.list("leases", ns=CTRL_NS)["items"]:
+        h = (lease.get("spec") or {}).get("holderIdentity")
+        if h:
+            return h, lease
+    return None, None
+
+
+def controller_pid(sbx, pod):
+    for c in sbx.state().get("controllers") or []:
+        if c.get("pod") == pod or c.get("name") == pod:
+            return c["pid"]
+    return None
+
+
+@pytest.mark.parametrize("failover", [False, True], ids=["kill9", "failover"])
+def test_race_leader_killed_mid_release(sbx, ns, failover):
+    rec = up(sbx, ns, 4, ("Retain", "Delete"))
+    pvs = bound_pvs(sbx, ns)
+    holder, lease = wait_for(lambda: (lambda h: h if h[0] else None)(leader(sbx)), timeout=30,
+                             what="a controller leads")
+    pid = controller_pid(sbx, holder)
+    assert pid, "the leader %s's process in the sandbox state: %r" % (
+        holder, sbx.state().get("controllers"))
+    transitions = lease["spec"].get("leaseTransitions", 0)
+    m = rec.mark()
+    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+    group = {(i, pvs[i][0]) for i in (1, 2, 3)}
+    # mid-release: ordinal 3's store deleted, 2 and 1 not yet
+    rec.wait(lambda r: PvTimeline(r, ns, m).deleted, e2e.WAIT * 2, "the first store deleted")
+    os.kill(pid, signal.SIGKILL)
+    if failover:
+        # no restart under the same identity: the pod goes, so another identity must take over
+        sbx.k(CTRL_NS, "delete", "pod", holder, "--grace-period=0", "--force")
+    tl = wait_released(rec, ns, group, m, timeout=e2e.WAIT * 3)
+    assert tl.violations(group) == []
+    order = [k[0] for k in sorted(group, key=lambda k: tl.deleted[k])]
+    assert order == [3, 2, 1], "stores deleted highest ordinal first: %r" % order
+    h2, lease2 = leader(sbx)
+    if failover:
+        assert h2 and h2 != holder, "another controller leads now (was %s, now %s)" % (holder,
+                                                                                       h2)
+        assert lease2["spec"].get("leaseTransitions", 0) > transitions
+    sbx.wait_ready(ns, ["web-0"])
+    assert sbx.read_in_pod(ns, "web-0") == "web-0\n", "the kept ordinal's data"
+    assert_no_leak(sbx, ns, ["www-web-0"])
