@@ -246,8 +246,17 @@ def controller_pid(sbx, pod):
     return None
 
 
+def fault(sbx, **spec):
+    sbx.client.call("POST", "/_fault", spec)
+
+
 @pytest.mark.parametrize("failover", [False, True], ids=["kill9", "failover"])
 def test_race_leader_killed_mid_release(sbx, ns, failover):
+    """Mid-release made deterministic: PV deletions are refused (500) by the API server, so
+    ordinal 3's store is deleted by its node plugin but its PV stays (approved, in progress);
+    then the leader is killed -9 and only once a controller leads again (restarted under the
+    same identity, or, failover, another identity) are PV deletions let through. Ordinals 2 and
+    1 must then be approved by the new leader, each only after the higher PV is gone."""
     rec = up(sbx, ns, 4, ("Retain", "Delete"))
     pvs = bound_pvs(sbx, ns)
     holder, lease = wait_for(lambda: (lambda h: h if h[0] else None)(leader(sbx)), timeout=30,
@@ -256,24 +265,46 @@ def test_race_leader_killed_mid_release(sbx, ns, failover):
     assert pid, "the leader %s's process in the sandbox state: %r" % (
         holder, sbx.state().get("controllers"))
     transitions = lease["spec"].get("leaseTransitions", 0)
-    m = rec.mark()
-    sbx.k(ns, "scale", "sts", "web", "--replicas=1")
     group = {(i, pvs[i][0]) for i in (1, 2, 3)}
-    # mid-release: ordinal 3's store deleted, 2 and 1 not yet
-    rec.wait(lambda r: PvTimeline(r, ns, m).deleted, e2e.WAIT * 2, "the first store deleted")
-    os.kill(pid, signal.SIGKILL)
-    if failover:
-        # no restart under the same identity: the pod goes, so another identity must take over
-        sbx.k(CTRL_NS, "delete", "pod", holder, "--grace-period=0", "--force")
+    m = rec.mark()
+    fault(sbx, error_rate=100, error_code=500, match="/persistentvolumes/", methods=["DELETE"])
+    try:
+        sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+        rec.wait(lambda r: (3, pvs[3][0]) in PvTimeline(r, ns, m).approved, e2e.WAIT * 2,
+                 "ordinal 3's release approved")
+        wait_for(lambda: "www-web-3" not in sbx.stores(ns), timeout=e2e.WAIT,
+                 what="ordinal 3's store deleted by its node plugin")
+        tl = PvTimeline(rec, ns, m)
+        assert set(tl.approved) == {(3, pvs[3][0])} and not tl.deleted, \
+            "only ordinal 3 approved, its PV still there: %r %r" % (tl.approved, tl.deleted)
+        os.kill(pid, signal.SIGKILL)
+        killed = rec.mark()
+        if failover:
+            # no restart under the same identity: the pod goes, another identity takes over
+            sbx.k(CTRL_NS, "delete", "pod", holder, "--grace-period=0", "--force")
+            wait_for(lambda: (lambda h: h[0] and h[0] != holder)(leader(sbx)), timeout=60,
+                     what="another controller leads (was %s)" % holder)
+        else:
+            wait_for(lambda: (lambda p: p and p != pid)(controller_pid(sbx, holder)),
+                     timeout=60, what="controller %s restarted" % holder)
+            # it leads again once it renewed the Lease after its restart
+            old_renew = leader(sbx)[1]["spec"].get("renewTime")
+            wait_for(lambda: leader(sbx)[1]["spec"].get("renewTime") != old_renew, timeout=60,
+                     what="the Lease renewed after the restart")
+        tl = PvTimeline(rec, ns, m)
+        assert set(tl.approved) == {(3, pvs[3][0])}, \
+            "nothing more approved while ordinal 3's PV is there: %r" % tl.approved
+    finally:
+        fault(sbx, reset=True)
     tl = wait_released(rec, ns, group, m, timeout=e2e.WAIT * 3)
     assert tl.violations(group) == []
     order = [k[0] for k in sorted(group, key=lambda k: tl.deleted[k])]
     assert order == [3, 2, 1], "stores deleted highest ordinal first: %r" % order
+    assert all(tl.approved[k] > killed for k in group if k[0] < 3), \
+        "ordinals 2 and 1 approved after the kill, by the new leader"
     h2, lease2 = leader(sbx)
     if failover:
-        assert h2 and h2 != holder, "another controller leads now (was %s, now %s)" % (holder,
-                                                                                       h2)
-        assert lease2["spec"].get("leaseTransitions", 0) > transitions
+        assert h2 != holder and lease2["spec"].get("leaseTransitions", 0) > transitions
     sbx.wait_ready(ns, ["web-0"])
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n", "the kept ordinal's data"
     assert_no_leak(sbx, ns, ["www-web-0"])
