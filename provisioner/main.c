@@ -468,6 +468,9 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Last publish/unpublish per volume, for the inventory (node mode with Kubernetes). */
+    if (o.mode == CSI_MODE_NODE && kube_side_wanted(&o.kube))
+        svc.uses = csi_uses_new();
     grpc_init();
     struct server_config cfg = {
         .endpoint = o.endpoint,
@@ -486,6 +489,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < svc.n_backends; i++)
             svc.backends[i]->ops->free(svc.backends[i]);
         lock_table_free(svc.locks);
+        csi_uses_free(svc.uses);
         return 1;
     }
     struct kube_side *kube = NULL;
@@ -499,6 +503,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < svc.n_backends; i++)
                 svc.backends[i]->ops->free(svc.backends[i]);
             lock_table_free(svc.locks);
+            csi_uses_free(svc.uses);
             kube_global_cleanup();
             return 1;
         }
@@ -519,6 +524,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < svc.n_backends; i++)
         svc.backends[i]->ops->free(svc.backends[i]);
     lock_table_free(svc.locks);
+    csi_uses_free(svc.uses);
     kube_global_cleanup();
     log_info("stopped");
     return 0;

@@ -1695,6 +1695,7 @@ static const struct be_ops dir_ops = {
     .stats = dir__stats,
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
+    .usage = dir__usage,
     .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };

@@ -308,3 +308,57 @@ def test_race_leader_killed_mid_release(sbx, ns, failover):
     sbx.wait_ready(ns, ["web-0"])
     assert sbx.read_in_pod(ns, "web-0") == "web-0\n", "the kept ordinal's data"
     assert_no_leak(sbx, ns, ["www-web-0"])
+
+
+# ---- the inventory's usage figures (this module's sandbox serves them too) ----
+
+def ov_of(sbx, key):
+    ovs = json.loads(sbx.kubectl("get", "ordinalvolumes", "-o", "json").stdout)["items"]
+    return next((o for o in ovs if (o.get("spec") or {}).get("key") == key), None)
+
+
+def rfc3339_secs(ts):
+    import calendar
+    import time as _t
+    return calendar.timegm(_t.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_inventory_used_bytes_and_last_used(sbx, ns):
+    """usedBytes comes from the store (the directory backend: project quota numbers, else a
+    walk of the tree) and lastUsedAt from the node plugin's own NodePublish/NodeUnpublish; an
+    unpublish brings both up to date at once (no period to wait), off the provisioning path."""
+    import time
+    key = ns + "/www-web-0"
+    t_start = int(time.time())
+    sbx.apply(ns, service(), web(replicas=1))
+    sbx.wait_ready(ns, ["web-0"])
+    published = wait_for(lambda: (lambda o: o if o and (o.get("status") or {}).get(
+        "lastUsedAt") else None)(ov_of(sbx, key)), timeout=e2e.WAIT, what="lastUsedAt of " + key)
+    assert rfc3339_secs(published["status"]["lastUsedAt"]) >= t_start, "the publish's time"
+    base = published["status"].get("usedBytes", 0)
+    assert base < 1 << 20, "a new volume uses next to nothing: %r" % base
+    sbx.exec(ns, "web-0", "dd if=/dev/zero of=%s/blob bs=1048576 count=3 2>/dev/null && sync"
+             % e2e.HTML)
+    time.sleep(1.1)  # lastUsedAt has whole seconds: the unpublish must be a later second
+    t_stop = int(time.time())
+    sbx.k(ns, "scale", "sts", "web", "--replicas=0")
+    sbx.wait_ready(ns, [])
+
+    def updated():
+        o = ov_of(sbx, key)
+        st = (o or {}).get("status") or {}
+        if not st.get("lastUsedAt") or rfc3339_secs(st["lastUsedAt"]) < t_stop or \
+                st.get("usedBytes", 0) < 3 << 20:
+            return None
+        return o
+    # well within the inventory's 30 s period: the unpublish itself updated it
+    o = wait_for(updated, timeout=15, what="usedBytes >= 3 MiB and lastUsedAt of the unpublish")
+    assert o["status"]["usedBytes"] < 4 << 20
+    assert o["status"]["state"] == "Bound"
+    # the printer columns: Used (priority 0) and Last-Used (-o wide)
+    out = sbx.kubectl("get", "ov", o["metadata"]["name"]).stdout.splitlines()
+    hdr = out[0].split()
+    assert "USED" in hdr, out
+    assert out[1].split()[hdr.index("USED")] == str(o["status"]["usedBytes"]), out
+    wide = sbx.kubectl("get", "ov", o["metadata"]["name"], "-o", "wide").stdout.splitlines()
+    assert "LAST-USED" in wide[0].split(), wide
