@@ -195,8 +195,7 @@ enum inv_reclaim inv_reclaim_decide(const cJSON *ov, enum inv_state state)
     return state == INV_ORPHANED ? INV_RECLAIM_DELETE : INV_RECLAIM_REFUSE;
 }
 
-void inv_add_usage(cJSON *desired, const cJSON *ov, bool used_known, int64_t used,
-                   int64_t last_use)
+void inv_add_usage(cJSON *desired, const cJSON *ov, bool used_known, int64_t used, int64_t last_use)
 {
     cJSON *status = cJSON_GetObjectItemCaseSensitive(desired, "status");
     const cJSON *have_used = JGET(ov, "status", "usedBytes");
@@ -373,8 +372,8 @@ static int reclaim(struct inv *inv, const struct be_volume *v, const char *ovnam
 }
 
 /* One store: create, update or reclaim its OrdinalVolume. Returns the OV name in seen. */
-static void sync_store(struct inv *inv, struct backend *be, const struct be_volume *v,
-                       bool refresh, const cJSON *pvs, const cJSON *ovs, cJSON *seen)
+static void sync_store(struct inv *inv, struct backend *be, const struct be_volume *v, bool refresh,
+                       const cJSON *pvs, const cJSON *ovs, cJSON *seen)
 {
     const char *backend = be->ops->name;
     const char *node = inv->cfg.svc->node_id, *driver = inv->cfg.svc->driver_name;

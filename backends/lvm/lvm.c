@@ -492,8 +492,7 @@ static int lvm_usage(struct backend *b, const char *id, int64_t *ret_used)
     r = run_lvm(l, args, &res);
     if (r < 0)
         return r;
-    r = lvm__report_parse(res.out, res.out_len, "lv", usage_fields, ARRAY_SIZE(usage_fields),
-                          &rep);
+    r = lvm__report_parse(res.out, res.out_len, "lv", usage_fields, ARRAY_SIZE(usage_fields), &rep);
     exec_result_release(&res);
     if (r < 0)
         return r == -ENOMEM ? r : be_error(-EIO, "lvs: %s", be_last_error());
