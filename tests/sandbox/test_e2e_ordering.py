@@ -362,3 +362,54 @@ def test_inventory_used_bytes_and_last_used(sbx, ns):
     assert out[1].split()[hdr.index("USED")] == str(o["status"]["usedBytes"]), out
     wide = sbx.kubectl("get", "ov", o["metadata"]["name"], "-o", "wide").stdout.splitlines()
     assert "LAST-USED" in wide[0].split(), wide
+
+
+def test_store_never_deleted_while_mounted(sbx, ns):
+    """The controller approves a release once the PV is Released (its claim is gone, which
+    pvc-protection allows only once no running pod uses it); the last word is the node
+    plugin's: DeleteVolume refuses (EBUSY) while the store's data is mounted anywhere in the
+    node's mount table, and the release stays in progress, holding the lower ordinals back.
+    Here ordinal 2's data is bind-mounted by hand (a kubelet that has not unmounted yet) before
+    a Parallel scale-down 3 -> 1 with whenScaled Delete."""
+    import subprocess
+    rec = up(sbx, ns, 3, ("Retain", "Delete"))
+    pvs = bound_pvs(sbx, ns)
+    node = sbx.stores(ns)["www-web-2"]
+    root = next(n["root"] for n in sbx.state()["nodes"] if n["name"] == node)
+    data = os.path.join(root, ns, "www-web-2", "data")
+    # inside the node's kubelet tree, where kubelet's own mounts are: the node plugin's
+    # container sees mounts there (Bidirectional propagation of /var/lib/kubelet, as deploy/
+    # asks for); a mount in some other host mount namespace or tree it cannot see, in a real
+    # cluster as here
+    target = os.path.join(sbx.dir, "nodes", node, "kubelet", "var", "lib", "kubelet",
+                          "held-" + ns[-6:])
+    os.makedirs(target)
+    log = os.path.join(sbx.dir, "logs", "ordinal-csi-%s.log" % node)
+    subprocess.run(["mount", "--bind", data, target], check=True)
+    mounted = True
+    try:
+        m = rec.mark()
+        sbx.k(ns, "scale", "sts", "web", "--replicas=1")
+        rec.wait(lambda r: (2, pvs[2][0]) in PvTimeline(r, ns, m).approved, e2e.WAIT,
+                 "ordinal 2's release approved")
+        # the node plugin tried and was refused: its log says so (an observable, not a sleep)
+        wait_for(lambda: any(pvs[2][0] in ln and "released: DeleteVolume" in ln
+                             for ln in open(log, errors="replace")),
+                 timeout=e2e.WAIT, what="DeleteVolume of %s refused in %s" % (pvs[2][0], log))
+        assert os.path.exists(os.path.join(data, "index.html")), "the mounted store is whole"
+        with open(os.path.join(target, "index.html")) as f:
+            assert f.read() == "web-2\n"
+        tl = PvTimeline(rec, ns, m)
+        assert set(tl.approved) == {(2, pvs[2][0])} and not tl.deleted, \
+            "ordinal 1 waits while 2's store is mounted: %r %r" % (tl.approved, tl.deleted)
+        subprocess.run(["umount", target], check=True)
+        mounted = False
+        group = {(i, pvs[i][0]) for i in (1, 2)}
+        tl = wait_released(rec, ns, group, m, timeout=e2e.WAIT * 3)
+        assert tl.violations(group) == []
+        assert [k[0] for k in sorted(group, key=lambda k: tl.deleted[k])] == [2, 1]
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", target])
+        os.rmdir(target)
+    assert_no_leak(sbx, ns, ["www-web-0"])
