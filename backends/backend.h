@@ -198,6 +198,11 @@ struct be_ops {
      * 0, or -ENOENT. Lets the provisioner ask who owns a claim's store before CreateVolume. */
     int (*lookup_key)(struct backend *b, const char *key, struct be_volume *ret);
 
+    /* Optional (NULL: not reported): bytes the store of volume id takes now, mounted or not
+     * (for the inventory, off every request path; may walk the store): 0 and *ret_used, or
+     * -ENOTSUP when the backend cannot tell for this volume. */
+    int (*usage)(struct backend *b, const char *volume_id, int64_t *ret_used);
+
     /* Optional (NULL: not reported): since the backend was made, how many operations waited
      * for their changes to become durable, and how many device flushes served them. */
     void (*durability_stats)(struct backend *b, uint64_t *ret_waits, uint64_t *ret_flushes);

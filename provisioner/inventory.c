@@ -41,6 +41,7 @@ struct inv {
     atomic_ulong syncs;
     bool crd_warned; /* sync thread only */
     bool retry_soon; /* sync thread only: a reclaim failed, look again in INV_RETRY_S */
+    double usage_at; /* sync thread only: kube__now() of the last usedBytes refresh, 0 = never */
 };
 
 /* ---- decisions ---- */
@@ -192,6 +193,28 @@ enum inv_reclaim inv_reclaim_decide(const cJSON *ov, enum inv_state state)
     if (!streq(JSTR(ov, "metadata", "annotations", INV_ANN_RECLAIM), INV_RECLAIM_REQUESTED))
         return INV_RECLAIM_NONE;
     return state == INV_ORPHANED ? INV_RECLAIM_DELETE : INV_RECLAIM_REFUSE;
+}
+
+void inv_add_usage(cJSON *desired, const cJSON *ov, bool used_known, int64_t used, int64_t last_use)
+{
+    cJSON *status = cJSON_GetObjectItemCaseSensitive(desired, "status");
+    const cJSON *have_used = JGET(ov, "status", "usedBytes");
+    const char *have_last = JSTR(ov, "status", "lastUsedAt");
+    double had = 0;
+    char ts[32];
+
+    if (!status)
+        return;
+    if (used_known && used >= 0)
+        cJSON_AddNumberToObject(status, "usedBytes", (double)used);
+    else if (cJSON_IsNumber(have_used) && have_used->valuedouble >= 0)
+        cJSON_AddNumberToObject(status, "usedBytes", have_used->valuedouble);
+    if (have_last && kube__parse_time(have_last, &had) == 0 && (int64_t)had > last_use)
+        last_use = (int64_t)had;
+    if (last_use > 0) {
+        rfc3339(last_use, ts, sizeof(ts));
+        cJSON_AddStringToObject(status, "lastUsedAt", ts);
+    }
 }
 
 /* The status fields this node owns (inventory.h). */
@@ -349,9 +372,10 @@ static int reclaim(struct inv *inv, const struct be_volume *v, const char *ovnam
 }
 
 /* One store: create, update or reclaim its OrdinalVolume. Returns the OV name in seen. */
-static void sync_store(struct inv *inv, const struct be_volume *v, const char *backend,
+static void sync_store(struct inv *inv, struct backend *be, const struct be_volume *v, bool refresh,
                        const cJSON *pvs, const cJSON *ovs, cJSON *seen)
 {
+    const char *backend = be->ops->name;
     const char *node = inv->cfg.svc->node_id, *driver = inv->cfg.svc->driver_name;
     const cJSON *pv = find_pv(pvs, driver, v->id);
     _cleanup_json_ cJSON *want = inv_desired(v, backend, node, pv);
@@ -371,6 +395,22 @@ static void sync_store(struct inv *inv, const struct be_volume *v, const char *b
                   JSTR(cur, "spec", "node") ? JSTR(cur, "spec", "node") : "?");
         return;
     }
+    /* usedBytes: measured once per period (it may walk the store), and when the store was
+     * published or unpublished since the OV's lastUsedAt (its data changes while in use: an
+     * unpublish gives the final figure at once); else the last value */
+    int64_t used = -1, last_use = csi_uses_get(inv->cfg.svc->uses, v->id);
+    double shown = 0;
+    bool used_known = false;
+    const char *shown_ts = JSTR(cur, "status", "lastUsedAt");
+    bool used_since = last_use > 0 && (!shown_ts || kube__parse_time(shown_ts, &shown) < 0 ||
+                                       (double)last_use > shown);
+    if ((refresh || used_since || !JGET(cur, "status", "usedBytes")) && be->ops->usage) {
+        be_error_clear();
+        used_known = be->ops->usage(be, v->id, &used) == 0;
+        if (!used_known)
+            log_debug("inventory: usage of %s: %s", v->id, be_last_error());
+    }
+    inv_add_usage(want, cur, used_known, used, last_use);
     switch (cur ? inv_reclaim_decide(cur, state) : INV_RECLAIM_NONE) {
     case INV_RECLAIM_DELETE:
         reclaim(inv, v, name);
@@ -435,9 +475,13 @@ static void sync_once(struct inv *inv)
     _cleanup_json_ cJSON *seen = cJSON_CreateObject();
     bool complete = true;
     const cJSON *ov;
+    double period = inv->cfg.period_s > 0 ? inv->cfg.period_s : 30.0;
+    bool refresh = inv->usage_at == 0 || kube__now() - inv->usage_at >= period;
 
     if (!pvs || !ovs || !seen)
         return;
+    if (refresh)
+        inv->usage_at = kube__now();
     for (size_t i = 0; i < svc->n_backends && !atomic_load(&inv->stop); i++) {
         struct backend *be = svc->backends[i];
         char after[BE_ID_MAX + 1] = "";
@@ -451,7 +495,7 @@ static void sync_once(struct inv *inv)
                 break;
             }
             for (size_t k = 0; k < page.n && !atomic_load(&inv->stop); k++)
-                sync_store(inv, &page.items[k], be->ops->name, pvs, ovs, seen);
+                sync_store(inv, be, &page.items[k], refresh, pvs, ovs, seen);
             bool more = page.more && page.n > 0;
             if (more)
                 snprintf(after, sizeof(after), "%s", page.items[page.n - 1].id);
@@ -471,6 +515,7 @@ static void sync_once(struct inv *inv)
 
         if (!name || !ours(inv, ov) || cJSON_GetObjectItemCaseSensitive(seen, name))
             continue;
+        csi_uses_forget(svc->uses, JSTR(ov, "spec", "volumeHandle"));
         kube_delete(inv->cfg.client, &kube_ordinalvolumes, NULL, name, NULL, &out, &st);
         cJSON_Delete(out);
     }
@@ -540,6 +585,11 @@ static void *inv_thread(void *arg)
     return NULL;
 }
 
+static void use_noted(void *ud)
+{
+    inv_kick(ud);
+}
+
 void inv_kick(struct inv *inv)
 {
     if (!inv)
@@ -559,6 +609,7 @@ void inv_stop(struct inv *inv)
 {
     if (!inv)
         return;
+    csi_uses_set_notify(inv->cfg.svc->uses, NULL, NULL);
     atomic_store(&inv->stop, true);
     inv_kick(inv);
     if (inv->running)
@@ -594,5 +645,7 @@ struct inv *inv_start(const struct inv_config *cfg)
         return NULL;
     }
     inv->running = true;
+    /* a publish or unpublish updates lastUsedAt soon (coalesced), not a period later */
+    csi_uses_set_notify(cfg->svc->uses, use_noted, inv);
     return inv;
 }

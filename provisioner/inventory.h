@@ -87,6 +87,15 @@ int inv_ov_name(const struct be_volume *v, const char *node, char *buf, size_t n
 cJSON *inv_desired(const struct be_volume *v, const char *backend, const char *node,
                    const cJSON *pv);
 
+/*
+ * Adds usedBytes and lastUsedAt to desired's status (desired from inv_desired; ov, the current
+ * object, borrowed, may be NULL): usedBytes = used when used_known, else ov's last value (none
+ * when it has none); lastUsedAt = the later of last_use (seconds since the epoch, 0 = unknown)
+ * and ov's lastUsedAt (kept over a restart, which forgets the in-memory times).
+ */
+void inv_add_usage(cJSON *desired, const cJSON *ov, bool used_known, int64_t used,
+                   int64_t last_use);
+
 /* What to do about a reclaim request on an OrdinalVolume. */
 enum inv_reclaim {
     INV_RECLAIM_NONE = 0, /* not requested */

@@ -473,6 +473,9 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Last publish/unpublish per volume, for the inventory (node mode with Kubernetes). */
+    if (o.mode == CSI_MODE_NODE && kube_side_wanted(&o.kube))
+        svc.uses = csi_uses_new();
     grpc_init();
     struct server_config cfg = {
         .endpoint = o.endpoint,
@@ -491,6 +494,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < svc.n_backends; i++)
             svc.backends[i]->ops->free(svc.backends[i]);
         lock_table_free(svc.locks);
+        csi_uses_free(svc.uses);
         return 1;
     }
     struct kube_side *kube = NULL;
@@ -504,6 +508,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < svc.n_backends; i++)
                 svc.backends[i]->ops->free(svc.backends[i]);
             lock_table_free(svc.locks);
+            csi_uses_free(svc.uses);
             kube_global_cleanup();
             return 1;
         }
@@ -524,6 +529,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < svc.n_backends; i++)
         svc.backends[i]->ops->free(svc.backends[i]);
     lock_table_free(svc.locks);
+    csi_uses_free(svc.uses);
     kube_global_cleanup();
     log_info("stopped");
     return 0;

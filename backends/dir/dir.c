@@ -1756,6 +1756,7 @@ static const struct be_ops dir_ops = {
     .node_expand = dir__node_expand,
     .lookup_key = dir_lookup_key,
     .settle = dir_settle,
+    .usage = dir__usage,
     .durability_stats = be_dir_commit_stats,
     .content_sources = true,
 };

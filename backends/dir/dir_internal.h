@@ -163,6 +163,8 @@ int dir__unstage(struct backend *b, const char *volume_id, const char *staging_p
 int dir__publish(struct backend *b, const struct be_mount_req *req);
 int dir__unpublish(struct backend *b, const char *volume_id, const char *target_path);
 int dir__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret);
+/* be_ops.usage: the project quota's numbers when quotas are enforced, else a walk of the tree. */
+int dir__usage(struct backend *b, const char *volume_id, int64_t *ret_used);
 int dir__node_expand(struct backend *b, const char *volume_id, const char *path,
                      int64_t *ret_capacity);
 

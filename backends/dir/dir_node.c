@@ -264,6 +264,28 @@ int dir__unpublish(struct backend *b, const char *volume_id, const char *target_
     return 0;
 }
 
+int dir__usage(struct backend *b, const char *volume_id, int64_t *ret_used)
+{
+    struct dir_backend *d = dir__of(b);
+    struct dir_quota_usage qu = {0};
+    char data[PATH_MAX];
+    struct be_volume v;
+    struct stat st;
+    int64_t inodes;
+    int r;
+
+    r = dir__vol_get(d, volume_id, &v, data, sizeof(data));
+    if (r < 0)
+        return r;
+    if (lstat(data, &st) < 0 || !S_ISDIR(st.st_mode))
+        return be_error(-ENOENT, "volume %s: data directory missing", v.id);
+    if (dir__quota_usage(d, volume_id, &qu) == 0) {
+        *ret_used = qu.bytes_used;
+        return 0;
+    }
+    return fsu_usage(data, ret_used, &inodes);
+}
+
 int dir__stats(struct backend *b, const char *volume_id, const char *path, struct be_stats *ret)
 {
     struct dir_backend *d = dir__of(b);

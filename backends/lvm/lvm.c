@@ -465,6 +465,56 @@ static int lvm_lookup(struct backend *b, const char *id, struct be_volume *ret)
     return lvm__lookup(lvm__of(b), id, ret, NULL);
 }
 
+/* be_ops.usage from LVM's own data: a thick LV has all its extents allocated (its size); a
+ * thin LV uses data_percent of its size in its pool. */
+static const char *const usage_fields[] = {"lv_name", "data_percent"};
+
+static int lvm_usage(struct backend *b, const char *id, int64_t *ret_used)
+{
+    struct lvm_backend *l = lvm__of(b);
+    char path[2 * LVM_LV_NAME_MAX + 2];
+    struct exec_result res;
+    struct lvm__report rep;
+    struct be_volume v;
+    struct lvm__lv lv;
+    int r;
+
+    r = lvm__lookup(l, id, &v, &lv);
+    if (r < 0)
+        return r;
+    if (!lvm__is_thin(&lv)) {
+        *ret_used = lv.size;
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/%s", lv.vg, lv.name);
+    const char *args[] = {"lvs", "--reportformat", "json", "-o", "lv_name,data_percent", path,
+                          NULL};
+    r = run_lvm(l, args, &res);
+    if (r < 0)
+        return r;
+    r = lvm__report_parse(res.out, res.out_len, "lv", usage_fields, ARRAY_SIZE(usage_fields), &rep);
+    exec_result_release(&res);
+    if (r < 0)
+        return r == -ENOMEM ? r : be_error(-EIO, "lvs: %s", be_last_error());
+    r = be_error(-ENOTSUP, "lvs reports no data_percent for %s (not active)", path);
+    for (size_t i = 0; i < rep.n_rows; i++) {
+        const char *pct = lvm__cell(&rep, i, 1);
+        double used = 0;
+
+        if (strcmp(lvm__cell(&rep, i, 0), lv.name) != 0 || !pct[0])
+            continue;
+        if (sscanf(pct, "%lf", &used) != 1 || used < 0 || used > 100) {
+            r = be_error(-EIO, "lvs reported an invalid data_percent for %s", path);
+            break;
+        }
+        *ret_used = (int64_t)((double)lv.size * used / 100.0);
+        r = 0;
+        break;
+    }
+    lvm__report_release(&rep);
+    return r;
+}
+
 /* ---- create ---- */
 
 struct create_params {
@@ -1508,6 +1558,7 @@ static const struct be_ops lvm_ops = {
     .stats = lvm__stats,
     .node_expand = lvm__node_expand,
     .lookup_key = lvm_lookup_key,
+    .usage = lvm_usage,
     /* thin volumes: restores and clones (a thick source is refused per request) */
     .content_sources = true,
 };

@@ -40,7 +40,24 @@ struct csi_service {
     struct backend *backends[CSI_MAX_BACKENDS]; /* owned, sorted by ops->name */
     size_t n_backends;
     struct lock_table *locks; /* owned */
+    struct csi_uses *uses;    /* owned, may be NULL: last publish/unpublish per volume */
 };
+
+/*
+ * When this plugin last published or unpublished a volume (uses.c), for the inventory's
+ * lastUsedAt. Thread-safe, one leaf lock, never blocks on I/O. Times are seconds since the
+ * epoch; 0 = not seen since start-up. Every function accepts NULL.
+ */
+struct csi_uses *csi_uses_new(void);
+void csi_uses_free(struct csi_uses *u);
+void csi_uses_note(struct csi_uses *u, const char *volume_id, int64_t at);
+int64_t csi_uses_get(struct csi_uses *u, const char *volume_id);
+void csi_uses_forget(struct csi_uses *u, const char *volume_id);
+/* fn(ud) after every note (under the table's lock: fn must be quick and take only leaf locks;
+ * NULL unregisters, and once this returns fn is not running). */
+void csi_uses_set_notify(struct csi_uses *u, void (*fn)(void *ud), void *ud);
+/* Note "now" for volume_id in svc->uses (a successful NodePublish/NodeUnpublish). */
+void csi_note_use(struct csi_service *svc, const char *volume_id);
 
 /*
  * What the configured backends can do, for the capability lists of the three services: a

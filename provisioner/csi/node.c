@@ -194,6 +194,7 @@ CSI_HANDLER(node_publish_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
+    csi_note_use(svc, r->volume_id);
     *ret_resp = csi_empty_msg(call, &csi__v1__node_publish_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }
@@ -230,6 +231,7 @@ CSI_HANDLER(node_unpublish_volume)
     csi_unlock_key(svc, key);
     if (rc < 0)
         return rc;
+    csi_note_use(svc, r->volume_id);
     *ret_resp = csi_empty_msg(call, &csi__v1__node_unpublish_volume_response__descriptor);
     return *ret_resp ? 0 : -ENOMEM;
 }

@@ -184,12 +184,114 @@ static void test_reclaim_decide(void **state)
     cJSON_Delete(other);
 }
 
+static double num(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+    assert_true(cJSON_IsNumber(x));
+    return x->valuedouble;
+}
+
+static bool has(const cJSON *o, const char *a, const char *b)
+{
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b) != NULL;
+}
+
+static void test_add_usage(void **state)
+{
+    (void)state;
+    cJSON *d = J("{\"status\":{\"state\":\"Bound\"}}");
+    cJSON *cur = J("{\"status\":{\"usedBytes\":4096,\"lastUsedAt\":\"2026-01-02T03:04:05Z\"}}");
+    cJSON *bad = J("{\"status\":{\"usedBytes\":-1,\"lastUsedAt\":\"yesterday\"}}");
+
+    /* nothing known, no current object: neither field */
+    inv_add_usage(d, NULL, false, -1, 0);
+    assert_false(has(d, "status", "usedBytes"));
+    assert_false(has(d, "status", "lastUsedAt"));
+    cJSON_Delete(d);
+    /* measured and seen: both, in RFC 3339 */
+    d = J("{\"status\":{}}");
+    inv_add_usage(d, NULL, true, 123456, 1767323045); /* 2026-01-02T03:04:05Z */
+    assert_true(num(d, "status", "usedBytes") == 123456);
+    assert_string_equal(str(d, "status", "lastUsedAt"), "2026-01-02T03:04:05Z");
+    cJSON_Delete(d);
+    /* not measured this time: the last value stays; a restart (no time in memory) keeps the
+     * time the object shows; an older time in memory does not move it back */
+    d = J("{\"status\":{}}");
+    inv_add_usage(d, cur, false, -1, 0);
+    assert_true(num(d, "status", "usedBytes") == 4096);
+    assert_string_equal(str(d, "status", "lastUsedAt"), "2026-01-02T03:04:05Z");
+    cJSON_Delete(d);
+    d = J("{\"status\":{}}");
+    inv_add_usage(d, cur, true, 8192, 1000);
+    assert_true(num(d, "status", "usedBytes") == 8192);
+    assert_string_equal(str(d, "status", "lastUsedAt"), "2026-01-02T03:04:05Z");
+    cJSON_Delete(d);
+    /* a later use wins */
+    d = J("{\"status\":{}}");
+    inv_add_usage(d, cur, true, 8192, 1767323045 + 86400);
+    assert_string_equal(str(d, "status", "lastUsedAt"), "2026-01-03T03:04:05Z");
+    cJSON_Delete(d);
+    /* garbage in the current object is not carried over */
+    d = J("{\"status\":{}}");
+    inv_add_usage(d, bad, false, -1, 0);
+    assert_false(has(d, "status", "usedBytes"));
+    assert_false(has(d, "status", "lastUsedAt"));
+    cJSON_Delete(d);
+    cJSON_Delete(cur);
+    cJSON_Delete(bad);
+}
+
+static int notified;
+
+static void count(void *ud)
+{
+    (void)ud;
+    notified++;
+}
+
+static void test_uses_table(void **state)
+{
+    (void)state;
+    struct csi_uses *u = csi_uses_new();
+    char id[64];
+
+    assert_non_null(u);
+    assert_int_equal(csi_uses_get(u, "dir:a"), 0);
+    csi_uses_note(u, "dir:a", 100);
+    csi_uses_note(u, "dir:a", 50); /* never back in time */
+    assert_int_equal(csi_uses_get(u, "dir:a"), 100);
+    csi_uses_set_notify(u, count, NULL);
+    csi_uses_note(u, "dir:a", 200);
+    assert_int_equal(notified, 1);
+    assert_int_equal(csi_uses_get(u, "dir:a"), 200);
+    csi_uses_set_notify(u, NULL, NULL);
+    for (int i = 0; i < 3000; i++) { /* several per bucket */
+        snprintf(id, sizeof(id), "dir:ns/www-web-%d", i);
+        csi_uses_note(u, id, 1000 + i);
+    }
+    assert_int_equal(notified, 1);
+    for (int i = 0; i < 3000; i += 7) {
+        snprintf(id, sizeof(id), "dir:ns/www-web-%d", i);
+        assert_int_equal(csi_uses_get(u, id), 1000 + i);
+    }
+    csi_uses_forget(u, "dir:ns/www-web-7");
+    assert_int_equal(csi_uses_get(u, "dir:ns/www-web-7"), 0);
+    assert_int_equal(csi_uses_get(u, "dir:ns/www-web-8"), 1008);
+    /* NULL everywhere is harmless */
+    csi_uses_note(NULL, "x", 1);
+    assert_int_equal(csi_uses_get(NULL, "x"), 0);
+    csi_uses_note(u, NULL, 1);
+    csi_uses_free(u);
+    csi_uses_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_of_pv),    cmocka_unit_test(test_pv_refers),
         cmocka_unit_test(test_names),          cmocka_unit_test(test_desired),
-        cmocka_unit_test(test_reclaim_decide),
+        cmocka_unit_test(test_reclaim_decide), cmocka_unit_test(test_add_usage),
+        cmocka_unit_test(test_uses_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
