@@ -59,6 +59,8 @@ KEY_CTX = "ordinal.csi.dev/key"
 class Break(Exception):
     pass
 
+WARMUP_S = 120  # a process's first two minutes are its warm-up in the summary
+
 
 def log(msg):
     print("%s soak: %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
@@ -202,7 +204,10 @@ class Soak:
         elif k == "latency":
             self.fault(latency_ms=300, agent="ordinal/")
         elif k == "kill_csi":
-            node = self.rng.choice(self.state()["nodes"])
+            nodes = [n for n in self.state()["nodes"] if n["name"] not in self.args.spare]
+            if not nodes:
+                return "none"
+            node = self.rng.choice(nodes)
             os.kill(node["pid"], signal.SIGKILL)
             k = "kill_csi(%s)" % node["name"]
         if k != "none":
@@ -359,7 +364,10 @@ class Soak:
                 self.tokens[s] = tok
 
     def sample(self):
-        for n in self.state()["nodes"]:
+        st = self.state()
+        procs = [("node", n) for n in st["nodes"]] + \
+            [("controller", c) for c in st.get("controllers", [])]
+        for role, n in procs:
             pid = n["pid"]
             try:
                 with open("/proc/%d/status" % pid) as f:
@@ -368,7 +376,8 @@ class Soak:
             except (OSError, IndexError):
                 continue
             self.stats["samples"].append({"t": round(time.monotonic() - self.t0, 1),
-                                          "node": n["name"], "pid": pid, "rss_kb": rss,
+                                          "role": role, "node": n["name"], "pid": pid,
+                                          "rss_kb": rss,
                                           "fds": fds})
 
     # ---- the run ----
@@ -407,14 +416,29 @@ class Soak:
             st["steps"], json.dumps(st["faults"], sort_keys=True),
             json.dumps(st["actions"], sort_keys=True), st["checks"], len(st["breaks"])),
             "convergence p50 %.1f s, p90 %.1f s, max %.1f s" % (pct(0.5), pct(0.9), conv[-1])]
+        # One line per process lifetime (a kill -9 fault or a restart starts a new one): RSS and
+        # fds at its first sample, after warm-up (the first sample at least WARMUP_S into its
+        # life, or a fifth of it when it lived less), at its end, and the extremes after warm-up.
         procs = {}
         for s in st["samples"]:
-            procs.setdefault((s["node"], s["pid"]), []).append(s)
-        for (node, pid), ss in sorted(procs.items()):
-            lines.append("ordinal-csi %s pid %d: %d samples over %.0f s, RSS %d -> %d kB, "
-                         "fds %d -> %d" % (node, pid, len(ss), ss[-1]["t"] - ss[0]["t"],
-                                            ss[0]["rss_kb"], ss[-1]["rss_kb"], ss[0]["fds"],
-                                            ss[-1]["fds"]))
+            procs.setdefault((s.get("role", "node"), s["node"], s["pid"]), []).append(s)
+        longest = {}
+        for (role, node, pid), ss in sorted(procs.items(), key=lambda kv: kv[1][0]["t"]):
+            life = ss[-1]["t"] - ss[0]["t"]
+            warm = min(WARMUP_S, life / 5)
+            w = next(s for s in ss if s["t"] - ss[0]["t"] >= warm)
+            after = [s for s in ss if s["t"] >= w["t"]]
+            lines.append("ordinal-csi %s %s pid %d: %d samples over %.0f s, RSS %d kB at start, "
+                         "%d after warm-up (%.0f s), %d at end (min/max after warm-up %d/%d); "
+                         "fds %d / %d / %d (max %d)" % (
+                             role, node, pid, len(ss), life, ss[0]["rss_kb"], w["rss_kb"],
+                             w["t"] - ss[0]["t"], ss[-1]["rss_kb"],
+                             min(s["rss_kb"] for s in after), max(s["rss_kb"] for s in after),
+                             ss[0]["fds"], w["fds"], ss[-1]["fds"], max(s["fds"] for s in after)))
+            if life >= longest.get(role, (-1, ""))[0]:
+                longest[role] = (life, lines[-1])
+        for role, (life, line) in sorted(longest.items()):
+            lines.append("longest-lived %s process: %s" % (role, line.split(": ", 1)[0]))
         return "\n".join(lines)
 
 
@@ -426,6 +450,9 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--dir")
     ap.add_argument("--json")
+    ap.add_argument("--spare", action="append", default=[], metavar="NODE",
+                    help="a node whose plugin the kill faults leave alone (repeatable), so that "
+                    "one plugin process lives through the whole run")
     args = ap.parse_args()
     if args.minutes <= 0 or not os.path.exists(args.csi):
         ap.error("MINUTES must be > 0 and --csi an ordinal-csi binary")

@@ -291,6 +291,25 @@ def corpus_kubeconfig():
 
 # ---- CSI requests ----
 
+def corpus_kubectl_args():
+    # the invocations of README, the demo and tests/sandbox/test_cli.py, one argument per NUL
+    clean("fuzz_kubectl_args")
+    calls = [
+        [], ["help"], ["help", "plan", "delete"], ["version"], ["--help"], ["status", "-h"],
+        ["status"], ["status", "web"], ["status", "web", "-n", "demo"], ["status", "-A", "-o", "wide"],
+        ["status", "web", "--namespace=demo", "-ojson"], ["-n", "demo", "status", "web"],
+        ["plan", "scale", "web", "--replicas", "1"], ["plan", "scale", "web", "--replicas=0", "-n", "demo"],
+        ["plan", "scale", "web", "--replicas", "1", "-o", "json"],
+        ["plan", "delete", "web", "--cascade=orphan"], ["plan", "delete", "web", "--cascade", "background"],
+        ["volumes"], ["volumes", "--node", "node-1"], ["volumes", "--orphaned", "-o", "json"],
+        ["volumes", "--orphaned=true", "--kubeconfig", "/tmp/kubeconfig", "--context", "sandbox"],
+        ["reclaim", "ov-handle"], ["reclaim", "ov-handle", "--timeout", "2m"],
+        ["reclaim", "--timeout=90s", "--", "ov-handle"], ["plan"], ["plan", "resize", "web"],
+    ]
+    for i, c in enumerate(calls):
+        write("fuzz_kubectl_args", "%02d" % i, "\0".join(c))
+
+
 def method_table():
     """csi_methods[] of provisioner/csi/csi.c, in order: [(service, name)]."""
     with open(os.path.join(SRC, "provisioner", "csi", "csi.c")) as f:
@@ -429,6 +448,7 @@ def main():
     corpus_mountinfo()
     corpus_lvm()
     corpus_kubeconfig()
+    corpus_kubectl_args()
     corpus_csi()
     for t in sorted(os.listdir(CORPUS)):
         print("%-18s %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
