@@ -21,9 +21,22 @@ go), release with Retain (the same with class reclaimPolicy Retain: the PV stays
 its store), re-adoption (a set of the same name made again: its new claim gets the retained
 store back, data intact).
 
+Leader hand-over: a set scaled from 1 to 2 (the controller's reconciler admits ordinal 1)
+while the Lease holder among the 2 controller replicas gets SIGTERM (it releases the Lease and
+is restarted): done when the set converged and the Lease is held by a live controller process
+other than the one stopped. Provision covers bind and publish (a cell ends when the pod is
+Ready on its published volume).
+
 Faults: ordinal-csi's API requests answered 500 or 429 at 30%, 500 ms latency on them, every
 watch stream cut, 410 Expired on the next watches (relist), 409 Conflict on the next updates,
-the node's ordinal-csi killed -9 (the sandbox restarts it).
+the node's ordinal-csi killed -9 (its kubelet restarts it), the claim's node's kubelet stopped
+(`ordinal-sandbox node stop`: its pods and its plugin stop, the Node goes Unknown; lifted with
+`node start`), both controller replicas killed -9 (restarted), disk full: every node root is a
+tmpfs of ROOT_MB (mounted after `up`, the plugins restarted onto it, unmounted at the end),
+remounted to the size it uses (no free block), lifted by remounting to ROOT_MB; a provisioning
+cell under it must also leave an event on the claim saying so. The faults that always bite
+(kills, kubelet, disk) stay on HOLD_S. Cells where the operation writes nothing on the node root
+are marked n/a for disk full instead of run.
 """
 
 import argparse

@@ -208,14 +208,30 @@ class Soak:
             if not nodes:
                 return "none"
             node = self.rng.choice(nodes)
-            os.kill(node["pid"], signal.SIGKILL)
+            self.killed = node["pid"]
+            try:
+                os.kill(node["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # gone already: still a plugin to wait for
             k = "kill_csi(%s)" % node["name"]
         if k != "none":
             self.stats["faults"][k.split("(")[0]] = self.stats["faults"].get(k.split("(")[0], 0) + 1
         return k
 
     def lift(self, kind, before):
-        if kind in ("none",) or kind.startswith("kill_csi"):
+        if kind.startswith("kill_csi"):
+            # lifted when the kubelet has started the plugin again: after a few kills that is
+            # its CrashLoopBackOff (10 s doubling to 300 s, as kubelet's), not ours to converge
+            name = kind[len("kill_csi("):-1]
+            t = time.monotonic()
+            while time.monotonic() - t < 330:
+                n = next(n for n in self.state()["nodes"] if n["name"] == name)
+                if n["pid"] != self.killed and os.path.exists("/proc/%d" % n["pid"]):
+                    break
+                time.sleep(0.25)
+            self.stats.setdefault("restart_wait_s", []).append(round(time.monotonic() - t, 1))
+            return
+        if kind in ("none",):
             return
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self.fault_stats() == before:
@@ -393,6 +409,8 @@ class Soak:
             before = self.fault_stats()
             fault = self.inject()
             self.lift(fault, before)
+            if fault.startswith("kill_csi"):
+                t = time.monotonic()  # converging starts once the plugin runs again
             while not self.converged():
                 if time.monotonic() - t > CONVERGE_S:  # from the action's start
                     self.fail("step %d (%s, fault %s) did not converge in %d s" % (
@@ -415,7 +433,9 @@ class Soak:
         lines = ["steps %d, faults %s, actions %s, invariant checks %d, breaks %d" % (
             st["steps"], json.dumps(st["faults"], sort_keys=True),
             json.dumps(st["actions"], sort_keys=True), st["checks"], len(st["breaks"])),
-            "convergence p50 %.1f s, p90 %.1f s, max %.1f s" % (pct(0.5), pct(0.9), conv[-1])]
+            "convergence p50 %.1f s, p90 %.1f s, max %.1f s" % (pct(0.5), pct(0.9), conv[-1]),
+            "waits for a killed plugin's restart (kubelet back-off): %s s" % (
+                st.get("restart_wait_s") or "none")]
         # One line per process lifetime (a kill -9 fault or a restart starts a new one): RSS and
         # fds at its first sample, after warm-up (the first sample at least WARMUP_S into its
         # life, or a fifth of it when it lived less), at its end, and the extremes after warm-up.

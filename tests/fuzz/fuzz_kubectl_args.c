@@ -59,6 +59,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static char argv0[] = "kubectl-ordinal";
     char *buf, *argv[MAX_ARGS + 1], err[256], err1[1];
     struct kctl_args a, b, c;
     int argc = 1, r, r1, r0;
@@ -70,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(buf, data, size);
     buf[size] = '\0';
-    argv[0] = (char *)"kubectl-ordinal";
+    argv[0] = argv0;
     for (size_t off = 0; off <= size && argc < MAX_ARGS;) {
         size_t n = strlen(buf + off);
         argv[argc++] = buf + off;
