@@ -59,6 +59,8 @@ KEY_CTX = "ordinal.csi.dev/key"
 class Break(Exception):
     pass
 
+WARMUP_S = 120  # a process's first two minutes are its warm-up in the summary
+
 
 def log(msg):
     print("%s soak: %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
@@ -202,15 +204,34 @@ class Soak:
         elif k == "latency":
             self.fault(latency_ms=300, agent="ordinal/")
         elif k == "kill_csi":
-            node = self.rng.choice(self.state()["nodes"])
-            os.kill(node["pid"], signal.SIGKILL)
+            nodes = [n for n in self.state()["nodes"] if n["name"] not in self.args.spare]
+            if not nodes:
+                return "none"
+            node = self.rng.choice(nodes)
+            self.killed = node["pid"]
+            try:
+                os.kill(node["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # gone already: still a plugin to wait for
             k = "kill_csi(%s)" % node["name"]
         if k != "none":
             self.stats["faults"][k.split("(")[0]] = self.stats["faults"].get(k.split("(")[0], 0) + 1
         return k
 
     def lift(self, kind, before):
-        if kind in ("none",) or kind.startswith("kill_csi"):
+        if kind.startswith("kill_csi"):
+            # lifted when the kubelet has started the plugin again: after a few kills that is
+            # its CrashLoopBackOff (10 s doubling to 300 s, as kubelet's), not ours to converge
+            name = kind[len("kill_csi("):-1]
+            t = time.monotonic()
+            while time.monotonic() - t < 330:
+                n = next(n for n in self.state()["nodes"] if n["name"] == name)
+                if n["pid"] != self.killed and os.path.exists("/proc/%d" % n["pid"]):
+                    break
+                time.sleep(0.25)
+            self.stats.setdefault("restart_wait_s", []).append(round(time.monotonic() - t, 1))
+            return
+        if kind in ("none",):
             return
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self.fault_stats() == before:
@@ -359,7 +380,10 @@ class Soak:
                 self.tokens[s] = tok
 
     def sample(self):
-        for n in self.state()["nodes"]:
+        st = self.state()
+        procs = [("node", n) for n in st["nodes"]] + \
+            [("controller", c) for c in st.get("controllers", [])]
+        for role, n in procs:
             pid = n["pid"]
             try:
                 with open("/proc/%d/status" % pid) as f:
@@ -368,7 +392,8 @@ class Soak:
             except (OSError, IndexError):
                 continue
             self.stats["samples"].append({"t": round(time.monotonic() - self.t0, 1),
-                                          "node": n["name"], "pid": pid, "rss_kb": rss,
+                                          "role": role, "node": n["name"], "pid": pid,
+                                          "rss_kb": rss,
                                           "fds": fds})
 
     # ---- the run ----
@@ -384,6 +409,8 @@ class Soak:
             before = self.fault_stats()
             fault = self.inject()
             self.lift(fault, before)
+            if fault.startswith("kill_csi"):
+                t = time.monotonic()  # converging starts once the plugin runs again
             while not self.converged():
                 if time.monotonic() - t > CONVERGE_S:  # from the action's start
                     self.fail("step %d (%s, fault %s) did not converge in %d s" % (
@@ -406,15 +433,32 @@ class Soak:
         lines = ["steps %d, faults %s, actions %s, invariant checks %d, breaks %d" % (
             st["steps"], json.dumps(st["faults"], sort_keys=True),
             json.dumps(st["actions"], sort_keys=True), st["checks"], len(st["breaks"])),
-            "convergence p50 %.1f s, p90 %.1f s, max %.1f s" % (pct(0.5), pct(0.9), conv[-1])]
+            "convergence p50 %.1f s, p90 %.1f s, max %.1f s" % (pct(0.5), pct(0.9), conv[-1]),
+            "waits for a killed plugin's restart (kubelet back-off): %s s" % (
+                st.get("restart_wait_s") or "none")]
+        # One line per process lifetime (a kill -9 fault or a restart starts a new one): RSS and
+        # fds at its first sample, after warm-up (the first sample at least WARMUP_S into its
+        # life, or a fifth of it when it lived less), at its end, and the extremes after warm-up.
         procs = {}
         for s in st["samples"]:
-            procs.setdefault((s["node"], s["pid"]), []).append(s)
-        for (node, pid), ss in sorted(procs.items()):
-            lines.append("ordinal-csi %s pid %d: %d samples over %.0f s, RSS %d -> %d kB, "
-                         "fds %d -> %d" % (node, pid, len(ss), ss[-1]["t"] - ss[0]["t"],
-                                            ss[0]["rss_kb"], ss[-1]["rss_kb"], ss[0]["fds"],
-                                            ss[-1]["fds"]))
+            procs.setdefault((s.get("role", "node"), s["node"], s["pid"]), []).append(s)
+        longest = {}
+        for (role, node, pid), ss in sorted(procs.items(), key=lambda kv: kv[1][0]["t"]):
+            life = ss[-1]["t"] - ss[0]["t"]
+            warm = min(WARMUP_S, life / 5)
+            w = next(s for s in ss if s["t"] - ss[0]["t"] >= warm)
+            after = [s for s in ss if s["t"] >= w["t"]]
+            lines.append("ordinal-csi %s %s pid %d: %d samples over %.0f s, RSS %d kB at start, "
+                         "%d after warm-up (%.0f s), %d at end (min/max after warm-up %d/%d); "
+                         "fds %d / %d / %d (max %d)" % (
+                             role, node, pid, len(ss), life, ss[0]["rss_kb"], w["rss_kb"],
+                             w["t"] - ss[0]["t"], ss[-1]["rss_kb"],
+                             min(s["rss_kb"] for s in after), max(s["rss_kb"] for s in after),
+                             ss[0]["fds"], w["fds"], ss[-1]["fds"], max(s["fds"] for s in after)))
+            if life >= longest.get(role, (-1, ""))[0]:
+                longest[role] = (life, lines[-1])
+        for role, (life, line) in sorted(longest.items()):
+            lines.append("longest-lived %s process: %s" % (role, line.split(": ", 1)[0]))
         return "\n".join(lines)
 
 
@@ -426,6 +470,9 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--dir")
     ap.add_argument("--json")
+    ap.add_argument("--spare", action="append", default=[], metavar="NODE",
+                    help="a node whose plugin the kill faults leave alone (repeatable), so that "
+                    "one plugin process lives through the whole run")
     args = ap.parse_args()
     if args.minutes <= 0 or not os.path.exists(args.csi):
         ap.error("MINUTES must be > 0 and --csi an ordinal-csi binary")

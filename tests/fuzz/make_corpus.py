@@ -219,36 +219,6 @@ def corpus_quantity():
         write("fuzz_quantity", "%02d" % i, q)
 
 
-def corpus_kubectl_args():
-    """kubectl-ordinal invocations as tests/k8s/test_kubectl_ordinal.py and the README make
-    them (argv[1..], NUL-separated), good and bad."""
-    clean("fuzz_kubectl_args")
-    argvs = [
-        ["status", "web", "-n", "default", "-o", "json"],
-        ["status", "-n", "default"],
-        ["status", "web", "-o", "wide"],
-        ["status", "-A"],
-        ["plan", "scale", "web", "--replicas", "1", "-n", "default", "-o", "json"],
-        ["plan", "scale", "web", "--replicas=8", "-ndefault"],
-        ["plan", "delete", "web", "--cascade=orphan", "-n", "default"],
-        ["plan", "delete", "web", "--namespace=default", "--context", "kind-kind"],
-        ["volumes", "--node", "node-2"],
-        ["volumes", "--orphaned", "--node", "node-1", "-o", "json"],
-        ["reclaim", "ov-orphan", "--timeout", "60s"],
-        ["reclaim", "ov-slow", "--timeout=2m"],
-        ["--kubeconfig", "/tmp/kubeconfig", "status", "--", "web"],
-        ["help", "plan", "delete"],
-        ["status", "--help"],
-        ["version"],
-        ["plan", "scale", "web", "--replicas", "-1"],
-        ["status", "web", "-A"],
-        ["statuss"],
-        ["reclaim", "OV_BAD", "-n", "x"],
-    ]
-    for i, argv in enumerate(argvs):
-        write("fuzz_kubectl_args", "%02d" % i, "\0".join(argv))
-
-
 def corpus_mountinfo():
     clean("fuzz_mountinfo")
     try:
@@ -320,6 +290,25 @@ def corpus_kubeconfig():
 
 
 # ---- CSI requests ----
+
+def corpus_kubectl_args():
+    # the invocations of README, the demo and tests/sandbox/test_cli.py, one argument per NUL
+    clean("fuzz_kubectl_args")
+    calls = [
+        [], ["help"], ["help", "plan", "delete"], ["version"], ["--help"], ["status", "-h"],
+        ["status"], ["status", "web"], ["status", "web", "-n", "demo"], ["status", "-A", "-o", "wide"],
+        ["status", "web", "--namespace=demo", "-ojson"], ["-n", "demo", "status", "web"],
+        ["plan", "scale", "web", "--replicas", "1"], ["plan", "scale", "web", "--replicas=0", "-n", "demo"],
+        ["plan", "scale", "web", "--replicas", "1", "-o", "json"],
+        ["plan", "delete", "web", "--cascade=orphan"], ["plan", "delete", "web", "--cascade", "background"],
+        ["volumes"], ["volumes", "--node", "node-1"], ["volumes", "--orphaned", "-o", "json"],
+        ["volumes", "--orphaned=true", "--kubeconfig", "/tmp/kubeconfig", "--context", "sandbox"],
+        ["reclaim", "ov-handle"], ["reclaim", "ov-handle", "--timeout", "2m"],
+        ["reclaim", "--timeout=90s", "--", "ov-handle"], ["plan"], ["plan", "resize", "web"],
+    ]
+    for i, c in enumerate(calls):
+        write("fuzz_kubectl_args", "%02d" % i, "\0".join(c))
+
 
 def method_table():
     """csi_methods[] of provisioner/csi/csi.c, in order: [(service, name)]."""
@@ -456,10 +445,10 @@ def main():
     corpus_status()
     corpus_provision()
     corpus_quantity()
-    corpus_kubectl_args()
     corpus_mountinfo()
     corpus_lvm()
     corpus_kubeconfig()
+    corpus_kubectl_args()
     corpus_csi()
     for t in sorted(os.listdir(CORPUS)):
         print("%-18s %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
