@@ -178,8 +178,8 @@ def sample_sizes(api):
             len(c["metadata"].get("managedFields") or []))
 
 
-def run_daemon(binary, label, mode, api, work, n, timeout):
-    tag = "%s-%s" % (label, mode)
+def run_daemon(binary, label, mode, api, work, n, timeout, round_=0):
+    tag = "%s-%s-%d" % (label, mode, round_)
     sock = os.path.join(work, tag + ".sock")
     log_path = os.path.join(work, tag + ".log")
     argv = [binary, "--endpoint", "unix://" + sock, "--node-id", NODE, "--kubeconfig",
@@ -280,10 +280,10 @@ def main():
         print(json.dumps({"loaded": args.objects, "load_s": round(time.monotonic() - t0, 1),
                           "claim_bytes": cb, "pv_bytes": pb, "claim_managed_fields": mf}),
               flush=True)
-        for _ in range(args.rounds):
+        for k in range(args.rounds):
             for mode in args.modes:
                 for label, binary in binaries:
-                    r = run_daemon(binary, label, mode, api, work, args.objects, args.timeout)
+                    r = run_daemon(binary, label, mode, api, work, args.objects, args.timeout, k)
                     results.append(r)
                     print(json.dumps(r), flush=True)
     finally:

@@ -310,6 +310,10 @@ _DIR_SIGNS = ('"dir:', "'dir:", "daemon.root", ".root)", ".data_dir(", ".vol_dir
               "dir_backend=False", "--dir-root")
 
 
+# What makes a test one that needs a snapshot or a copy made (a thick class refuses both).
+_SNAPSHOT_SIGNS = ("snap(csi, ", "make_snapshots(", 'source=("snapshot"', 'source=("volume"')
+
+
 def pytest_collection_modifyitems(config, items):
     """Against the LVM backend (ORDINAL_CSI_LVM_VG), skip the tests about the directory backend:
     those marked dir_only, and those whose code reads the directory backend's ids ("dir:..."),
@@ -328,6 +332,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(
                 reason="about the directory backend (its code uses %s); the suite runs against "
                        "the LVM backend" % sign))
+            continue
+        sign = next((x for x in _SNAPSHOT_SIGNS if x in src), None)
+        if sign and BACKEND == "lvm":
+            item.add_marker(pytest.mark.skip(
+                reason="makes a snapshot or a copy (its code uses %s): thick LVs refuse them by "
+                       "design (the thin class runs it: --backend lvm-thin)" % sign))
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
