@@ -306,7 +306,7 @@ static void test_headers(void **state)
         assert_non_null(type);
         assert_null(strstr(type + 1, want));
         *strchr(want + 7, ' ') = '\0'; /* "# TYPE ordinal_x" -> name */
-        char help[128];
+        char help[160];
         snprintf(help, sizeof(help), "# HELP %s ", want + 7);
         const char *h = strstr(t, help);
         assert_non_null(h);
