@@ -197,7 +197,10 @@ class Daemon:
                                      stderr=subprocess.STDOUT)
         log.close()
         self.channel = self.new_channel()
-        self.csi = csi_client.CsiClient(self.channel, self.pb, timeout=30.0 * SLOW)
+        # LVM in the VM: lvm commands take a lock on the group's metadata and seconds each
+        # under TCG, so 12 concurrent creates queue for over 30 s on a loaded machine (seen)
+        self.csi = csi_client.CsiClient(self.channel, self.pb,
+                                        timeout=(120.0 if LVM_VG else 30.0) * SLOW)
         deadline = time.monotonic() + START_TIMEOUT
         last = None
         while time.monotonic() < deadline:
