@@ -31,6 +31,7 @@ import apierrors  # noqa: E402
 import controllers as ctrl  # noqa: E402
 import crd  # noqa: E402
 import k8sproto  # noqa: E402
+import profiling  # noqa: E402
 import rbac  # noqa: E402
 import resources  # noqa: E402
 import labelsel as sel  # noqa: E402
@@ -279,6 +280,13 @@ class Handler(BaseHTTPRequestHandler):
                     raise apierrors.unauthorized()
                 if path in ("/_fault", "/_kubelet") and not (user or {}).get("admin"):
                     raise rbac.forbidden(user, rbac.request_info(method, path, self.query))
+                if profiling.enabled():
+                    ri = rbac.request_info(method, path, self.query) or {}
+                    profiling.count_request(
+                        ri.get("verb", method), "/".join(
+                            x for x in (ri.get("resource", ri.get("path", "")),
+                                        ri.get("subresource")) if x),
+                        (user or {}).get("name", "-"))
                 if user is not None:   # RBAC (rbac.py); the admin token passes
                     app.auth.authorize(user, method, path, self.query)
                 if path == "/_fault":

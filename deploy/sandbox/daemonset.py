@@ -79,8 +79,7 @@ class DaemonSetController(controllers.Controller):
         if res is PODS:
             k = wl.owner_key(obj, "DaemonSet")
             return [k] if k else ()
-        return [(d["metadata"]["namespace"], d["metadata"]["name"])
-                for d in self.store.objects(DS)]
+        return self.store.scan(DS, lambda d: (d["metadata"]["namespace"], d["metadata"]["name"]))
 
     def _new_pod(self, ds, node, h):
         pod = wl.pod_from_template(ds, "DaemonSet", ds["metadata"]["name"] + "-", {

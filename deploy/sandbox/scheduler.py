@@ -263,8 +263,7 @@ class Scheduler(controllers.Controller):
 
     def _pick(self, pod, fits, delayed):
         counts = {}
-        for p in self.store.objects(PODS):
-            n = (p.get("spec") or {}).get("nodeName")
+        for n in self.store.scan(PODS, lambda p: (p.get("spec") or {}).get("nodeName")):
             if n:
                 counts[n] = counts.get(n, 0) + 1
         ns = pod["metadata"]["namespace"]

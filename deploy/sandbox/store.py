@@ -114,6 +114,14 @@ class Store:
             return [copy.deepcopy(o) for (n, _), o in sorted(self.data[res.key].items())
                     if ns is None or n == ns]
 
+    def scan(self, res, fn, ns=None):
+        """[fn(o) for each stored object of res (in ns)], in key order, under the lock and
+        without copies: fn must only read, and return what it needs (not o itself). For
+        read-only loops over many objects (a deepcopy of each is most of their cost)."""
+        with self.lock:
+            return [fn(o) for (n, _), o in sorted(self.data[res.key].items())
+                    if ns is None or n == ns]
+
     # ---- create ----
 
     def create(self, res, ns, body, dry_run=False):
