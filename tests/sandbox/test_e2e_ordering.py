@@ -413,3 +413,46 @@ def test_store_never_deleted_while_mounted(sbx, ns):
             subprocess.run(["umount", "-l", target])
         os.rmdir(target)
     assert_no_leak(sbx, ns, ["www-web-0"])
+
+
+def test_claim_deleted_while_its_pod_terminates(sbx, ns):
+    """A claim deleted by hand while its pod is still terminating (its container ignores
+    SIGTERM, so the kubelet holds the volume mounted until the grace period's SIGKILL): the
+    claim goes only once the pod is gone (pvc-protection), the release is approved and the
+    store deleted only after that; the ordinal comes back with a new claim and an empty volume,
+    the other ordinals keep their data, nothing leaks."""
+    rec = sbx.record(ns)
+    sts = ordered_web(3, ("Retain", "Retain"))
+    pod = sts["spec"]["template"]["spec"]
+    pod["terminationGracePeriodSeconds"] = 4
+    pod["containers"][0]["command"] = ["sh", "-c", "trap '' TERM; while :; do sleep 0.2; done"]
+    sbx.apply(ns, service(), sts)
+    names = ["web-0", "web-1", "web-2"]
+    sbx.wait_ready(ns, names)
+    sbx.write_hostnames(ns, names)
+    pvs = bound_pvs(sbx, ns)
+    m = rec.mark()
+    sbx.k(ns, "delete", "pod", "web-2", "--wait=false")
+    rec.need(lambda r: r.stopping("web-2", m), what="web-2 terminating")
+    sbx.k(ns, "delete", "pvc", "www-web-2", "--wait=false")
+    old = (2, pvs[2][0])
+    pod_gone, claim_gone = rec.need(lambda r: r.gone("pods", "web-2", m),
+                                    lambda r: r.gone("persistentvolumeclaims", "www-web-2", m),
+                                    timeout=e2e.WAIT, what="web-2 and www-web-2 gone")
+    tl = wait_released(rec, ns, {old}, m)
+    claim_deleting = rec.first("persistentvolumeclaims", "www-web-2", lambda t, o: bool(
+        o["metadata"].get("deletionTimestamp")) or t == "DELETED", m)
+    assert claim_deleting < pod_gone, \
+        "the claim's deletion did not start while the pod was terminating: nothing was tested"
+    assert pod_gone < claim_gone, "the claim went while its pod still existed"
+    assert claim_gone < tl.approved[old] < tl.deleted[old], \
+        "release approved (rv %s) or store deleted (rv %s) before the claim was gone (rv %s)" % (
+            tl.approved.get(old), tl.deleted.get(old), claim_gone)
+    sbx.wait_ready(ns, names, timeout=e2e.WAIT * 2)
+    now = bound_pvs(sbx, ns)
+    assert now[2][0] != old[1], "the new claim got a new volume"
+    assert now[0] == pvs[0] and now[1] == pvs[1], "the other ordinals kept their volumes"
+    assert sbx.read_in_pod(ns, "web-2") == "", "a new, empty volume"
+    assert sbx.read_in_pod(ns, "web-0") == "web-0\n"
+    assert sbx.read_in_pod(ns, "web-1") == "web-1\n"
+    assert_no_leak(sbx, ns, ["www-" + n for n in names])
