@@ -32,7 +32,7 @@ from resources import RESOURCES, resource
 # others it can host (`--controllers`, e.g. for the sandbox cluster).
 ALL = ("pv-binder", "pvc-protection", "pv-protection", "garbage-collector", "namespace")
 OPTIONAL = ("statefulset", "scheduler", "serviceaccount-token", "daemonset",
-            "deployment", "node-lifecycle")
+            "deployment", "node-lifecycle", "pod-gc")
 KNOWN = ALL + OPTIONAL
 
 
@@ -46,7 +46,8 @@ FACTORIES = {"pv-binder": "pvbinder.PVBinder", "pvc-protection": "pvc_protection
              "serviceaccount-token": "rbac.ServiceAccountTokens",
              "daemonset": "daemonset.DaemonSetController",
              "deployment": "deployment.DeploymentController",
-             "node-lifecycle": "nodelifecycle.NodeLifecycleController"}
+             "node-lifecycle": "nodelifecycle.NodeLifecycleController",
+             "pod-gc": "podgc.PodGC"}
 
 
 def factory(name):
