@@ -60,7 +60,17 @@ class Cluster:
                 self.client.list("persistentvolumeclaims", ns=ns)["items"]}
 
     def run_pod(self, name, ready=True, ns=NS):
-        """What a kubelet reports for a started pod: Running, Ready (or not)."""
+        """What a kubelet reports for a started pod: Running, Ready (or not). A 409 (the pod
+        changed between the read and the write: a binding, a controller's patch) is retried
+        on a fresh read, as the kubelet's status manager does."""
+        for attempt in range(10):
+            try:
+                return self._run_pod(name, ready, ns)
+            except ApiError as e:
+                if e.status != 409 or attempt == 9:
+                    raise
+
+    def _run_pod(self, name, ready, ns):
         c = self.client
         p = c.get("pods", name, ns=ns)
         t = now()
@@ -79,9 +89,14 @@ class Cluster:
         return c.update("pods", p, ns=ns, sub="status")
 
     def fail_pod(self, name, ns=NS):
-        p = self.client.get("pods", name, ns=ns)
-        p["status"]["phase"] = "Failed"
-        return self.client.update("pods", p, ns=ns, sub="status")
+        for attempt in range(10):
+            p = self.client.get("pods", name, ns=ns)
+            p["status"]["phase"] = "Failed"
+            try:
+                return self.client.update("pods", p, ns=ns, sub="status")
+            except ApiError as e:
+                if e.status != 409 or attempt == 9:
+                    raise
 
     def events(self, reason=None, ns=NS):
         evs = self.client.list("events", ns=ns)["items"]
