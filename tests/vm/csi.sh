@@ -12,23 +12,19 @@
 # test command runs (ctest vm.csi_lvm: the node path, snapshots, restores, clones and expansion
 # on real LVs of a thin class, in a few minutes).
 set -euo pipefail
+# (Read-only publish, stats, delete while published, snapshot deletion and size, the
+# same-name-after-expand case and the log test also pass in the VM on LVM thin (whole-suite run,
+# docs/CONFORMANCE.md) but are left to that run: the test command's time, 433 s for 17 tests.)
 SUBSET=(
     tests/csi/test_node.py::test_full_lifecycle_sanity_style
-    tests/csi/test_node.py::test_publish_readonly
     tests/csi/test_node.py::test_publish_block_capability
     tests/csi/test_node.py::test_stage_same_path_other_capability
     tests/csi/test_node.py::test_publish_same_target_other_flags
     tests/csi/test_node.py::test_unstage_and_unpublish_refuse_another_volumes_mount
-    tests/csi/test_node.py::test_stats
     tests/csi/test_node.py::test_node_expand_after_controller_expand
     tests/csi/test_node.py::test_snapshot_restore_through_published_mount
-    tests/csi/test_node.py::test_delete_while_published
     tests/csi/test_snapshots.py::test_create_snapshot
-    tests/csi/test_snapshots.py::test_delete_snapshot
-    tests/csi/test_snapshots.py::test_snapshot_size_bytes
     tests/csi/test_controller.py::test_clone_capacity_default_and_larger
-    tests/csi/test_controller.py::test_expand_then_create_same_name_original_size
-    tests/csi/test_daemon.py::test_hostile_input_leaves_no_secret_and_no_control_in_logs
 )
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
