@@ -204,10 +204,14 @@ class Soak:
         elif k == "latency":
             self.fault(latency_ms=300, agent="ordinal/")
         elif k == "kill_csi":
-            nodes = [n for n in self.state()["nodes"] if n["name"] not in self.args.spare]
+            now = time.monotonic()
+            last = self.__dict__.setdefault("last_kill", {})
+            nodes = [n for n in self.state()["nodes"] if n["name"] not in self.args.spare and
+                     now - last.get(n["name"], -1e9) >= self.args.kill_every]
             if not nodes:
                 return "none"
             node = self.rng.choice(nodes)
+            last[node["name"]] = now
             self.killed = node["pid"]
             try:
                 os.kill(node["pid"], signal.SIGKILL)
@@ -473,6 +477,9 @@ def main():
     ap.add_argument("--spare", action="append", default=[], metavar="NODE",
                     help="a node whose plugin the kill faults leave alone (repeatable), so that "
                     "one plugin process lives through the whole run")
+    ap.add_argument("--kill-every", type=float, default=0.0, metavar="SECONDS",
+                    help="kill a node's plugin at most once per SECONDS (600: the kubelet's "
+                    "restart back-off has reset, as it does after 10 min of running)")
     args = ap.parse_args()
     if args.minutes <= 0 or not os.path.exists(args.csi):
         ap.error("MINUTES must be > 0 and --csi an ordinal-csi binary")

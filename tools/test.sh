@@ -5,16 +5,33 @@
 # lvm2 metadata, the fake Kubernetes API server with real kubectl and the provisioner against
 # it, ordinal-bench's own tests), the conformance and provisioner suites under TSan, the
 # conformance suite once more with every daemon under valgrind memcheck, every fuzz target for
-# a short budget (the fuzz preset), 2 minutes of soak on the sandbox, and finally the main
-# job's release build and demo.
+# a short budget (the fuzz preset), 2 minutes of soak on the sandbox, the fault matrix's short
+# form, and finally the main job's release build and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's wall time, printed as it ends and summed up at the end (docs/BENCHMARKS.md
+# keeps them per run).
+t0=$SECONDS
+t_stage=$SECONDS
+stage_name=
+times=()
+stage() {
+    if [ -n "$stage_name" ]; then
+        times+=("$(printf '%5d s  %s' $((SECONDS - t_stage)) "$stage_name")")
+        echo "=== ($((SECONDS - t_stage)) s: $stage_name)"
+    fi
+    stage_name=$1
+    t_stage=$SECONDS
+    [ -z "$1" ] || echo "=== $1"
+}
+
+stage "packages"
 bash tools/deps.sh
 
 jobs=$(nproc)
 for preset in debug asan tsan; do
-    echo "=== build: $preset"
+    stage "build: $preset"
     cmake --preset "$preset" >/dev/null
     cmake --build --preset "$preset" -j"$jobs"
 done
@@ -23,34 +40,42 @@ done
 # waiting on a daemon or the fake API server, not computing), those sharing a machine-wide
 # resource are serialised by their RESOURCE_LOCK (CMakeLists.txt).
 ctest_jobs=${ORDINAL_CTEST_JOBS:-2}
-echo "=== tests: debug"
-ctest --preset debug -j"$ctest_jobs"
-echo "=== tests: asan (ASan+UBSan)"
+# The debug pass holds the VM suites (tests/vm, one at a time: a core each under TCG) beside
+# the rest, hence one job more.
+stage "tests: debug"
+ctest --preset debug -j"$((ctest_jobs + 1))"
+stage "tests: asan (ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j"$ctest_jobs"
-echo "=== tests: conformance and provisioner under TSan (tests/tsan.supp)"
+stage "tests: conformance and provisioner under TSan (tests/tsan.supp)"
 ctest --preset tsan -j"$ctest_jobs" -R '^(csi\.|k8s\.test_provisioner$)'
 # Under valgrind every RPC surface of the conformance suite; not the two files that time
 # things (200 SIGTERMs with a 10 s exit bound, HTTP timeouts): under valgrind they would measure
 # valgrind, and they run in the debug, asan and tsan passes above.
-echo "=== tests: conformance under valgrind memcheck"
+stage "tests: conformance under valgrind memcheck"
 ORDINAL_VALGRIND=1 ctest --preset debug -j"$ctest_jobs" -R '^csi\.' \
     -E '^csi\.test_(shutdown|http_endpoint)$'
-echo "=== tests: the provisioner against the fake API server, daemon under valgrind memcheck"
+stage "tests: the provisioner against the fake API server, daemon under valgrind memcheck"
 ORDINAL_VALGRIND=1 ORDINAL_CSI="$PWD/build/debug/ordinal-csi" ORDINAL_SOURCE="$PWD" \
     ORDINAL_BUILD="$PWD/build/debug" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     tests/k8s/test_provisioner.py -k "right_shape or retain or mid_provisioning or kill9"
 # Every libFuzzer target (tests/fuzz) for a short fixed budget, two at a time, from its seed
 # corpus; any crash, leak or sanitizer report fails the run (docs/FUZZING.md). Longer runs:
 # tools/fuzz.sh TARGET SECONDS.
-echo "=== fuzzing: every target ${ORDINAL_FUZZ_SECONDS:-20}s"
+stage "fuzzing: every target ${ORDINAL_FUZZ_SECONDS:-20}s"
 ORDINAL_FUZZ_JOBS=2 bash tools/fuzz.sh all "${ORDINAL_FUZZ_SECONDS:-20}"
 # Random StatefulSet lifecycles with faults on the sandbox, invariants after every step; the
 # seed is printed, tools/soak.sh MINUTES --seed N replays a run.
-echo "=== soak: 2 minutes on the sandbox"
+stage "soak: 2 minutes on the sandbox"
 bash tools/soak.sh 2 --csi "$PWD/build/debug/ordinal-csi"
-echo "=== the main job: release build and the demo"
+# The fault matrix's short form: every fault once, every operation at least once, on one
+# sandbox (about 1 min); the whole matrix (70 cells) is tools/fault_matrix.py alone.
+stage "fault matrix, short form"
+/usr/bin/python3 tools/fault_matrix.py --short --csi "$PWD/build/debug/ordinal-csi"
+stage "the main job: release build and the demo"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs" --target ordinal-csi kubectl-ordinal
 /usr/bin/python3 tools/demo.py build/release/ordinal-csi
-echo "=== all tests passed"
+stage ""
+printf '%s\n' "${times[@]}"
+echo "=== all tests passed in $((SECONDS - t0)) s"

@@ -152,12 +152,15 @@ class _IPs:
     def take(self, want=None):
         with self.lock:
             if want and want.startswith("127.") and want not in self.used:
-                # The pod's IP already (a kubelet started again): kept, held when it can be.
-                self.used.add(want)
+                # The pod's IP already (a kubelet started again): kept only when it can be
+                # held again. Another sandbox may have taken it meanwhile (this one released
+                # it when the pod's processes stopped); then the pod gets a new address, as a
+                # pod whose sandbox is made again gets a new IP from its CNI.
                 held = self._reserve(want)
                 if held is not None:
+                    self.used.add(want)
                     self.held[want] = held
-                return want
+                    return want
             for _ in range(1 << 22):
                 n = self.next
                 self.next = self.next + 1 if self.next < (1 << 22) else 1
@@ -356,6 +359,11 @@ class PodWorker:
                 for cs in self._states():   # the node goes away with its processes
                     if cs.proc:
                         cs.proc.kill(signal.SIGKILL)
+                # the address goes back to the machine's pool only once nothing of the pod
+                # can still listen on it (another sandbox may take it at once)
+                for cs in self._states():
+                    if cs.proc and cs.running():
+                        cs.proc.wait(10)
             if self.ip:
                 IPS.release(self.ip)
             self.done = True
@@ -394,6 +402,8 @@ class PodWorker:
             self._unmount_all()
             return True
         if _get(pod, "spec", "nodeName") != self.k.node_name:
+            self._kill_all(2.0, None)
+            self._unmount_all()
             return True
         if pod["metadata"].get("deletionTimestamp"):
             self._terminate(pod)

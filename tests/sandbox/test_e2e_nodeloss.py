@@ -12,7 +12,6 @@ of deploy/) acts per set:
   in, and nothing deleted: its claim keeps its uid and its PV.
 """
 
-import pytest
 
 import e2e
 import sbxctl
@@ -29,8 +28,6 @@ def set_events(sbx, ns, name, reason):
             (e.get("involvedObject") or {}).get("name") == name]
 
 
-@pytest.mark.skip(reason="not reliable yet: in the CI rehearsal the lost ordinal came back on the "
-                  "deleted node (its Node object reappeared?); passed 3 of 4 runs before")
 def test_node_gone_recreates_opted_in_ordinals_and_warns_for_the_rest(sbx, ns):
     # OrderedReady: each pod is placed once the previous one runs, so they spread over the
     # nodes (the scheduler picks the node running the fewest pods)
@@ -64,7 +61,15 @@ def test_node_gone_recreates_opted_in_ordinals_and_warns_for_the_rest(sbx, ns):
                      what="NodeLost on db")
     assert db_ev[0]["type"] == "Warning" and "%s: recreate" % ON_LOSS in db_ev[0]["message"]
 
-    # web: the lost ordinals come back elsewhere with new claims and empty volumes
+    # web: the lost ordinals come back elsewhere with new claims and empty volumes. Their old
+    # pods still say Ready until the pod garbage collector deletes them (the Node went before
+    # the node lifecycle controller marked it, so nobody marked them NotReady): wait for the
+    # new pods (new uids) first, or the old ones would be taken for them.
+    def replaced():
+        ps = sbx.pods(ns)
+        return all(p in ps and ps[p]["metadata"]["uid"] != before[p]["metadata"]["uid"]
+                   for p in lost) or None
+    wait_for(replaced, timeout=e2e.WAIT * 3, what="the lost ordinals' pods made again")
     pods = sbx.wait_ready(ns, names, timeout=e2e.WAIT * 3)
     now = sbx.claims(ns)
     for p in lost:

@@ -776,3 +776,26 @@ def test_pod_ip_pool_skips_an_address_another_process_serves_on():
         assert other.take() not in (ip, first)
     finally:
         squatter.close()
+
+
+def test_pod_ip_pool_never_returns_a_wanted_address_it_cannot_hold():
+    """A kubelet started again asks for its pod's old IP; when another sandbox took that
+    address meanwhile (this one had released it), the pod gets a new one, never the address
+    the other sandbox's pod serves on."""
+    import kubelet
+    mine = kubelet._IPs()
+    old = mine.take()
+    mine.release(old)
+    other = kubelet._IPs()
+    theirs = other.take()
+    assert theirs == old, "the released address is free for the other sandbox"
+    try:
+        again = mine.take(want=old)
+        assert again != old
+        assert again.startswith("127.")
+        # the new address is held: the other sandbox cannot take it either
+        assert other.take() != again
+        # and the old one is still the other sandbox's: asking for it again changes nothing
+        assert mine.take(want=old) not in (old, again)
+    finally:
+        other.release(theirs)
