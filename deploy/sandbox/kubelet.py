@@ -104,6 +104,7 @@ class _IPs:
         self.lock = threading.Lock()
         self.used = set()
         self.held = {}       # ip -> its reservation sockets
+        self.parked = {}     # ip -> (pod uid, node): held while the node's kubelet is stopped
         self.next = 1
 
     @staticmethod
@@ -149,8 +150,12 @@ class _IPs:
             return None
         return (r, s80)
 
-    def take(self, want=None):
+    def take(self, want=None, owner=None):
         with self.lock:
+            if want and owner is not None and self.parked.get(want, (None,))[0] == owner:
+                # held for this pod while its kubelet was stopped (park): its own again
+                del self.parked[want]
+                return want
             if want and want.startswith("127.") and want not in self.used:
                 # The pod's IP already (a kubelet started again): kept only when it can be
                 # held again. Another sandbox may have taken it meanwhile (this one released
@@ -177,9 +182,26 @@ class _IPs:
     def release(self, ip):
         with self.lock:
             self.used.discard(ip)
+            self.parked.pop(ip, None)
             held = self.held.pop(ip, ())
         for s in held:
             s.close()
+
+    def park(self, ip, owner, node):
+        """Keep ip reserved for pod owner (a uid) while node's kubelet is stopped: the pod
+        object still names it, and the kubelet started again restarts the pod's containers
+        in the same sandbox, so with the same IP (take(want=ip, owner=uid))."""
+        with self.lock:
+            if ip in self.used:
+                self.parked[ip] = (owner, node)
+
+    def release_parked(self, node, keep=()):
+        """Release what node's kubelet parked for pods other than those in keep (uids): pods
+        deleted while it was stopped."""
+        with self.lock:
+            gone = [ip for ip, (uid, n) in self.parked.items() if n == node and uid not in keep]
+        for ip in gone:
+            self.release(ip)
 
 
 IPS = _IPs()
@@ -364,7 +386,9 @@ class PodWorker:
                 for cs in self._states():
                     if cs.proc and cs.running():
                         cs.proc.wait(10)
-            if self.ip:
+            if self.ip and self.k.stopping.is_set():
+                IPS.park(self.ip, self.uid, self.k.node_name)
+            elif self.ip:
                 IPS.release(self.ip)
             self.done = True
             self.k._worker_done(self)
@@ -420,7 +444,8 @@ class PodWorker:
             self.plan = self.k.runner(self.k, pod)
             self.planned = True
         if self.ip is None:
-            self.ip = IPS.take(_get(pod, "status", "podIP") or getattr(self.plan, "ip", None))
+            self.ip = IPS.take(_get(pod, "status", "podIP") or getattr(self.plan, "ip", None),
+                               owner=self.uid)
         if not self.mounted:
             if time.monotonic() < self.mount_retry_at:
                 self._write_status(pod)
@@ -1177,6 +1202,10 @@ class Kubelet:
             self._set_node_ready(True)
             self._resync()
             self._cleanup_orphans()
+            # addresses parked (below) for pods deleted while this kubelet was stopped
+            IPS.release_parked(self.node_name, keep={
+                p["metadata"]["uid"] for p in self.store.objects(PODS)
+                if _get(p, "spec", "nodeName") == self.node_name})
         except Exception:  # noqa: BLE001
             self.log("kubelet %s: start-up failed:\n%s" % (self.node_name,
                                                            traceback.format_exc()))
@@ -1231,7 +1260,7 @@ class Kubelet:
             if self.stopping.is_set():
                 return
             w = self.workers[uid] = PodWorker(self, uid, ns, name)
-        w.start()
+            w.start()   # under the lock: stop() joins every worker it lists
 
     def _worker_done(self, w):
         with self.lock:

@@ -105,7 +105,10 @@ def test_release_api_cost(apiserver, nodes):
         claim(apiserver, n, node="node-1")
     for n in names:
         wait_bound(apiserver, n)
-    wait_for(lambda: all("provisioning" not in meta(n1, n) for n in names), timeout=20 * SLOW,
+    # cleared in the files, and in the daemon's index (its log line comes after both: a claim
+    # deleted between the two would find its store still marked and rightly read the claim)
+    wait_for(lambda: all("provisioning" not in meta(n1, n) for n in names) and
+             n1.log_text().count("provisioning mark cleared") >= len(names), timeout=20 * SLOW,
              what="marks cleared")
     since = log_lines(apiserver)
     for n in names:

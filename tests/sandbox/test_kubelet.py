@@ -799,3 +799,30 @@ def test_pod_ip_pool_never_returns_a_wanted_address_it_cannot_hold():
         assert mine.take(want=old) not in (old, again)
     finally:
         other.release(theirs)
+
+
+def test_pod_ip_pool_parks_a_stopped_kubelets_addresses_for_their_pods():
+    """While a node's kubelet is stopped its pods' addresses stay reserved for those pods
+    (another sandbox on the machine cannot take them); the pod gets its own back, nobody
+    else does, and what is parked for a pod deleted meanwhile goes back to the pool."""
+    import kubelet
+    mine = kubelet._IPs()
+    other = kubelet._IPs()
+    a, b = mine.take(owner="uid-a"), mine.take(owner="uid-b")
+    mine.park(a, "uid-a", "node-1")
+    mine.park(b, "uid-b", "node-1")
+    taken = [other.take() for _ in range(4)]
+    try:
+        assert a not in taken and b not in taken, "parked addresses stay reserved"
+        assert mine.take(want=a, owner="uid-other") != a, "only its pod gets it back"
+        assert mine.take(want=a, owner="uid-a") == a
+        # uid-b was deleted while the kubelet was stopped: its address is freed
+        mine.release_parked("node-1", keep={"uid-a"})
+        assert b not in mine.used and b not in mine.parked
+        held = other._reserve(b)
+        assert held is not None, "the freed address can be reserved by another sandbox"
+        for sock in held:
+            sock.close()
+    finally:
+        for ip in taken:
+            other.release(ip)
