@@ -183,6 +183,14 @@ def test_conflicting_controller_keeps_its_claim(sbx, ns):
         "the claim's ownerReferences never changed: %s" % changes
 
 
+def plugin_restarts(sbx):
+    """{pod: [restartCount per container]} of Ordinal's own pods (node plugins, controller)."""
+    return {p["metadata"]["name"]: [c.get("restartCount") for c in
+                                    (p.get("status") or {}).get("containerStatuses") or []]
+            for p in sbx.client.list("pods", ns=None)["items"]
+            if p["metadata"]["name"].startswith("ordinal")}
+
+
 def test_stale_claim_woken_by_the_held_pv_events(sbx, ns):
     """The quick scale-up above with the API server holding every PV watch (fault
     hold_watches): the node plugin sees neither the old volume Released nor gone, so the fresh
@@ -197,6 +205,7 @@ def test_stale_claim_woken_by_the_held_pv_events(sbx, ns):
     sbx.write_hostnames(ns, ["web-1"])
     old = sbx.claims(ns)["www-web-1"]
     m = rec.mark()
+    restarts_before = plugin_restarts(sbx)
     fault = lambda **spec: sbx.client.call("POST", "/_fault", spec)  # noqa: E731
     fault(hold_watches=["persistentvolumes"])
     try:
@@ -211,16 +220,16 @@ def test_stale_claim_woken_by_the_held_pv_events(sbx, ns):
         ev = wait_for(waiting, timeout=e2e.WAIT, what="the fresh claim waiting (4 retries)")
         assert old["spec"]["volumeName"] in ev["message"], ev["message"]
         if sbx.claims(ns)["www-web-1"]["status"]["phase"] != "Pending":
-            # seen once in a rehearsal (load 14): Bound with the watches still held; what was
-            # there (and whether a plugin restarted, which relists) says how
-            plugins = [(p["metadata"]["name"], p["spec"].get("nodeName"),
-                        [c.get("restartCount") for c in
-                         (p.get("status") or {}).get("containerStatuses") or []])
-                       for p in sbx.client.list("pods", ns=None)["items"]
-                       if p["metadata"]["name"].startswith("ordinal")]
+            # Seen once in a rehearsal (load 14): Bound with the watches still held. A plugin
+            # restarted meanwhile (a liveness probe timing out under load) relists, and a
+            # relist is not held: then this test's premise is gone, not Ordinal's behaviour.
+            now = plugin_restarts(sbx)
+            if now != restarts_before:
+                pytest.skip("an Ordinal pod restarted during the hold (%s -> %s): it relisted "
+                            "the PVs, so the hold proves nothing" % (restarts_before, now))
             raise AssertionError("the fresh claim is not Pending with the PV watches held\n"
-                                 "%s\nordinal pods (name, node, restarts): %s"
-                                 % (sbx.describe_state(ns), plugins))
+                                 "%s\nordinal pods' restarts: %s"
+                                 % (sbx.describe_state(ns), now))
     finally:
         released = time.time()
         fault(hold_watches=[])
