@@ -317,10 +317,27 @@ _DIR_SIGNS = ('"dir:', "'dir:", "daemon.root", ".root)", ".data_dir(", ".vol_dir
 _SNAPSHOT_SIGNS = ("snap(csi, ", "make_snapshots(", 'source=("snapshot"', 'source=("volume"')
 
 
+def _valgrind_subset(config, items):
+    """Under valgrind (ORDINAL_VALGRIND=1, every daemon start costs seconds) every test
+    function runs with its first and last parameter sets only; the others (more inputs for the
+    same RPC's validation) run in every other pass. Deselected, so the summary counts them."""
+    seen = {}
+    for item in items:
+        seen.setdefault((item.fspath, getattr(item, "originalname", item.name)), []).append(item)
+    keep = {id(g[0]) for g in seen.values()} | {id(g[-1]) for g in seen.values()}
+    dropped = [i for i in items if id(i) not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if id(i) in keep]
+
+
 def pytest_collection_modifyitems(config, items):
     """Against the LVM backend (ORDINAL_CSI_LVM_VG), skip the tests about the directory backend:
     those marked dir_only, and those whose code reads the directory backend's ids ("dir:..."),
-    root, data directories or flags; the reason names the sign found."""
+    root, data directories or flags; the reason names the sign found. Under valgrind, a subset
+    of the parameter sets (_valgrind_subset)."""
+    if VALGRIND and os.environ.get("ORDINAL_VALGRIND_ALL") != "1":
+        _valgrind_subset(config, items)
     if not LVM_VG:
         return
     import inspect
