@@ -432,21 +432,21 @@ static void note_failure(const struct kube_informer *inf, const char *what, int 
                   strerror(-r), st->message);
 }
 
-/* Check and pack one page's items into fresh; the page keeps nothing. */
-static int take_page(struct kube_informer *inf, cJSON *page, struct kube__map *fresh)
-{
-    cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items"), *it;
-    int r;
+struct page_ctx {
+    struct kube_informer *inf;
+    struct kube__map *fresh;
+};
 
-    if (!items || cJSON_IsNull(items))
-        return 0;
-    if (!cJSON_IsArray(items))
+/* kube_list_each's on_item: check and pack one item into fresh as it is parsed. */
+static int take_item(void *ud, cJSON *it)
+{
+    const struct page_ctx *pc = ud;
+
+    if (!cJSON_IsObject(it) || !kube_obj_name(it)) {
+        cJSON_Delete(it);
         return -EBADMSG;
-    cJSON_ArrayForEach(it, items) if (!cJSON_IsObject(it) || !kube_obj_name(it)) return -EBADMSG;
-    while ((it = cJSON_DetachItemFromArray(items, 0)))
-        if ((r = fresh_put(inf->store, fresh, it)) < 0)
-            return r;
-    return 0;
+    }
+    return fresh_put(pc->inf->store, pc->fresh, it);
 }
 
 static const char *page_continue(const cJSON *page)
@@ -457,9 +457,10 @@ static const char *page_continue(const cJSON *page)
 }
 
 /*
- * List every page (500 objects each) and pack each page's objects as it comes, so that at most
- * one page of whole objects is in memory at once (a list of 10,000 objects as the API server
- * sends them is over 100 MB as cJSON). A continue token that expires (410) restarts the listing
+ * List every page (500 objects each) and pack each object as it is parsed, so that at most one
+ * whole object is in memory as cJSON at once besides the page's text (a list of 10,000 objects
+ * as the API server sends them is over 100 MB as cJSON; one page's tree, freed among the texts
+ * kept, left megabytes of fragments). A continue token that expires (410) restarts the listing
  * once from the beginning, since the pages would not be one snapshot.
  */
 static int relist(struct kube_informer *inf, int failures)
@@ -467,6 +468,7 @@ static int relist(struct kube_informer *inf, int failures)
     struct kube_list_opts o = {
         .label_selector = inf->label, .field_selector = inf->field, .limit = 500};
     struct kube__map fresh;
+    struct page_ctx pc = {.inf = inf, .fresh = &fresh};
     struct kube_status st;
     char rv[sizeof(inf->rv)] = "", *token = NULL;
     bool restarted = false;
@@ -478,7 +480,7 @@ static int relist(struct kube_informer *inf, int failures)
         cJSON *page = NULL;
 
         o.continue_token = token;
-        r = kube_list(inf->client, inf->res, inf->ns, &o, &page, &st);
+        r = kube_list_each(inf->client, inf->res, inf->ns, &o, take_item, &pc, &page, &st);
         if (r == KUBE_EGONE && token && !restarted) {
             free(token);
             token = NULL;
@@ -501,10 +503,8 @@ static int relist(struct kube_informer *inf, int failures)
             }
             snprintf(rv, sizeof(rv), "%s", prv);
         }
-        if (r == 0) {
-            r = take_page(inf, page, &fresh);
+        if (r == 0)
             pages++;
-        }
         if (r == 0 && page_continue(page) && !(token = strdup(page_continue(page))))
             r = -ENOMEM;
         cJSON_Delete(page);
