@@ -1174,9 +1174,11 @@ int kube_list(struct kube_client *c, const struct kube_resource *res, const char
     return 0;
 }
 
+/* Whitespace as cJSON skips it (every byte up to ' '), so that a body is read as it was when
+ * cJSON parsed it whole. */
 static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (unsigned char)*p <= ' ')
         p++;
     return p;
 }
@@ -1231,12 +1233,16 @@ int kube_list_parse(const char *text, size_t len, int (*on_item)(void *ud, cJSON
                     cJSON **ret_page)
 {
     const struct item_parse ipv = {.on_item = on_item, .ud = ud}, *ip = &ipv;
-    const char *p = skip_ws(text, text + len), *end = text + len;
+    const char *p = text, *end = text + len;
     cJSON *page = cJSON_CreateObject();
+    bool seen_items = false;
     int r = -EBADMSG;
 
     if (!page)
         return -ENOMEM;
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* a UTF-8 byte order mark, as cJSON skips it */
+    p = skip_ws(p, end);
     if (p == end || *p != '{')
         goto fail;
     p = skip_ws(p + 1, end);
@@ -1252,13 +1258,20 @@ int kube_list_parse(const char *text, size_t len, int (*on_item)(void *ud, cJSON
                 goto fail;
             }
             p = skip_ws(p + 1, end);
-            if (strcmp(key->valuestring, "items") == 0 && p < end && *p == '[') {
+            if (strcmp(key->valuestring, "items") != 0) {
+                val = parse_value_at(p, end, &p);
+                r = val ? 0 : -EBADMSG;
+            } else if (seen_items) {
+                r = -EBADMSG; /* a second "items": which one would be the list's? */
+            } else if (p < end && *p == '[') {
+                seen_items = true;
                 r = parse_items(ip, &p, end);
                 if (r == 0 && !(val = cJSON_CreateArray()))
                     r = -ENOMEM;
             } else {
+                seen_items = true;
                 val = parse_value_at(p, end, &p);
-                r = val ? 0 : -EBADMSG;
+                r = cJSON_IsNull(val) ? 0 : -EBADMSG; /* null: no items; else not a list */
             }
             if (r == 0 && !cJSON_AddItemToObject(page, key->valuestring, val))
                 r = -ENOMEM;

@@ -211,8 +211,9 @@ int kube_list(struct kube_client *c, const struct kube_resource *res, const char
  * each), so that the page's objects are never all in memory as cJSON at once. The page without
  * its items ("items" is an empty array; metadata with resourceVersion and continue) in
  * *ret_page. An error from on_item stops the parse and is returned (the items handed out
- * before it stay the caller's); a body that is not a JSON object, or whose items are not an
- * array of JSON values, is -EBADMSG. on_item runs on the caller's thread.
+ * before it stay the caller's); a body that is not one JSON object (trailing bytes too), whose
+ * items are neither an array nor null, or that has two "items", is -EBADMSG. on_item runs on the
+ * caller's thread.
  */
 /* kube_list_each's parse of a List body (text, len bytes) into *ret_page and on_item calls;
  * for tests. 0, -EBADMSG or on_item's error (then nothing in *ret_page). */

@@ -418,6 +418,9 @@ static void test_list_parse(void **state)
         "{\"items\" [{}]}",
         "{1:2}",
         "{\"items\":[{\"a\":}]}",
+        "{\"items\":{}}",
+        "{\"items\":\"x\"}",
+        "{\"items\":[],\"items\":[]}",
     };
     struct items_seen is = {.arr = cJSON_CreateArray()};
     cJSON *page = NULL, *whole = cJSON_Parse(body);
@@ -437,7 +440,8 @@ static void test_list_parse(void **state)
     cJSON_Delete(is.arr);
 
     /* no items, null items, an empty object: nothing handed out */
-    static const char *const empty[] = {"{\"items\":[]}", "{\"items\":null}", "{}", " { } "};
+    static const char *const empty[] = {"{\"items\":[]}", "{\"items\":null}", "{}", " { } ",
+                                        "\xEF\xBB\xBF{}"};
     for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
         is = (struct items_seen){.arr = cJSON_CreateArray()};
         page = NULL;
