@@ -1521,6 +1521,13 @@ void prov_stop(struct prov *p)
         pthread_join(p->starter, NULL);
     if (p->queue)
         kube_queue_shutdown(p->queue);
+    /* Every informer thread is joined before any cache is freed: the classes informer's handler
+     * (class_changed) lists the claims cache, and freeing the claims first left it a window to
+     * read a freed informer. */
+    struct kube_informer *infs[] = {p->claims, p->pvs, p->classes};
+    for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+        if (infs[i])
+            kube_informer_stop(infs[i]);
     kube_informer_free(p->claims);
     kube_informer_free(p->pvs);
     kube_informer_free(p->classes);
