@@ -605,7 +605,7 @@ unsigned long inv_syncs(const struct inv *inv)
     return inv ? atomic_load(&((struct inv *)(uintptr_t)inv)->syncs) : 0;
 }
 
-void inv_stop(struct inv *inv)
+void inv_halt(struct inv *inv)
 {
     if (!inv)
         return;
@@ -614,6 +614,16 @@ void inv_stop(struct inv *inv)
     inv_kick(inv);
     if (inv->running)
         pthread_join(inv->thread, NULL);
+    inv->running = false;
+    if (inv->ovs)
+        kube_informer_stop(inv->ovs);
+}
+
+void inv_stop(struct inv *inv)
+{
+    if (!inv)
+        return;
+    inv_halt(inv);
     kube_informer_free(inv->ovs);
     pthread_cond_destroy(&inv->cond);
     pthread_mutex_destroy(&inv->mu);

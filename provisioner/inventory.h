@@ -48,7 +48,11 @@ struct inv;
 struct inv *inv_start(const struct inv_config *cfg);
 /* Ask for a sync soon (coalesced). Thread-safe, cheap, never blocks; inv may be NULL. */
 void inv_kick(struct inv *inv);
-/* Stop the thread and free. Prompt once the client is shut down. NULL is a no-op. */
+/* Stop the thread and the OrdinalVolume informer, free nothing: inv_kick stays safe for a
+ * caller that loaded inv before (the provisioner's PV informer). Prompt once the client is shut
+ * down. NULL is a no-op. */
+void inv_halt(struct inv *inv);
+/* inv_halt, then free. NULL is a no-op. */
 void inv_stop(struct inv *inv);
 /* Completed syncs so far (thread-safe; inv may be NULL). */
 unsigned long inv_syncs(const struct inv *inv);

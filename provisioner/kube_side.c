@@ -205,9 +205,13 @@ void kube_side_stop(struct kube_side *k)
     if (k->events_client)
         kube_client_shutdown(k->events_client);
     rec_stop(k->rec); /* after the elector: nothing acts once the lease is released */
-    /* The inventory borrows the provisioner's PV cache: it stops first. */
-    inv_stop(atomic_exchange(&k->inv, NULL));
+    /* The inventory borrows the provisioner's PV cache: it stops first. It is freed only after
+     * the provisioner, whose PV informer may have loaded k->inv for kick_inventory just before
+     * the exchange. */
+    struct inv *inv = atomic_exchange(&k->inv, NULL);
+    inv_halt(inv);
     prov_stop(k->prov);
+    inv_stop(inv);
     kube_client_free(k->client);
     kube_client_free(k->events_client); /* after prov_stop: its recorder posts through it */
     free(k);
