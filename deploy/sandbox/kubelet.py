@@ -420,12 +420,9 @@ class PodWorker:
     def _sync(self):
         """One pass; True when the worker is finished."""
         pod = self._fetch()
-        if pod is None:
-            # Gone from the API (force-deleted, or left over from before this kubelet).
-            self._kill_all(2.0, None)
-            self._unmount_all()
-            return True
-        if _get(pod, "spec", "nodeName") != self.k.node_name:
+        if pod is None or _get(pod, "spec", "nodeName") != self.k.node_name:
+            # Gone from the API (force-deleted, or left over from before this kubelet), or
+            # bound to another node now.
             self._kill_all(2.0, None)
             self._unmount_all()
             return True
@@ -1201,11 +1198,9 @@ class Kubelet:
         try:
             self._set_node_ready(True)
             self._resync()
-            self._cleanup_orphans()
-            # addresses parked (below) for pods deleted while this kubelet was stopped
-            IPS.release_parked(self.node_name, keep={
-                p["metadata"]["uid"] for p in self.store.objects(PODS)
-                if _get(p, "spec", "nodeName") == self.node_name})
+            live = self._cleanup_orphans()
+            # addresses parked (PodWorker) for pods deleted while this kubelet was stopped
+            IPS.release_parked(self.node_name, keep=live)
         except Exception:  # noqa: BLE001
             self.log("kubelet %s: start-up failed:\n%s" % (self.node_name,
                                                            traceback.format_exc()))
@@ -1275,13 +1270,15 @@ class Kubelet:
 
     def _cleanup_orphans(self):
         """Pod directories of pods no longer bound here (deleted while the kubelet was away):
-        a worker for each finds no pod and unmounts what vol_data.json says is there."""
+        a worker for each finds no pod and unmounts what vol_data.json says is there. Returns
+        the uids of the pods bound here."""
         base = os.path.join(self.node_dir, "var/lib/kubelet/pods")
         live = {p["metadata"]["uid"] for p in self.store.objects(PODS)
                 if _get(p, "spec", "nodeName") == self.node_name}
         for uid in sorted(os.listdir(base)):
             if uid not in live:
                 self._ensure_worker(uid, "", "")
+        return live
 
     def _refresh_hosts(self):
         self._hosts_dirty = False
