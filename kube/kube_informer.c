@@ -9,7 +9,6 @@
 #include "kube_informer.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -523,7 +522,7 @@ static int relist(struct kube_informer *inf, int failures)
     memcpy(inf->rv, rv, sizeof(rv));
     size_t n = fresh.count;
     store_swap(inf->store, &fresh, &inf->h);
-    malloc_trim(0); /* give the pages' memory back: a relist is rare, the peak was large */
+    kube__trim_heap(); /* give the pages' memory back: a relist is rare, the peak was large */
     log_info("kube: listed %zu %s in %.3f s (%d pages)", n, inf->res->plural, kube__now() - t0,
              pages);
     pthread_mutex_lock(&inf->mu);

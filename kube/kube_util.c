@@ -1,11 +1,13 @@
 /*
  * Small helpers for the Kubernetes client (kube_util.h). Nothing here logs or keeps state except
- * the per-thread random generator.
+ * the per-thread random generator and the heap trim's once-flag.
  */
 #include "kube_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,44 @@ void kube__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, double dea
     if (ts.tv_nsec < 0)
         ts.tv_nsec = 0;
     pthread_cond_timedwait(cond, mu, &ts);
+}
+
+/* Whether the process allocates with a sanitizer's allocator (ASan, TSan, MSan interpose malloc
+ * and leave glibc's heap all but unused). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HEAP_INTERPOSED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(memory_sanitizer)
+#define HEAP_INTERPOSED 1
+#endif
+#endif
+
+#ifndef HEAP_INTERPOSED
+static pthread_once_t trim_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool trimmed_in_once;
+
+static void first_trim(void)
+{
+    malloc_trim(0);
+    trimmed_in_once = true;
+}
+#endif
+
+void kube__trim_heap(void)
+{
+#ifndef HEAP_INTERPOSED
+    /* glibc sets up its allocator lazily, in whichever thread calls into it first, and that
+     * set-up is not safe from two threads at once: each makes the main arena its own without
+     * counting itself, and the second of them to exit aborts ("a->attached_threads > 0"). The
+     * daemon's main thread has always allocated before any informer runs, but a program whose
+     * malloc is not glibc's never has, so the first call is made by one thread only. */
+    pthread_once(&trim_once, first_trim);
+    if (trimmed_in_once)
+        trimmed_in_once = false;
+    else
+        malloc_trim(0);
+#endif
 }
 
 static _Thread_local uint64_t rand_state;

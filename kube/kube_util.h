@@ -25,6 +25,10 @@ int kube__cond_init(pthread_cond_t *cond);
 /* Wait on cond (mu held) until signalled or `deadline` (kube__now() seconds) passes. */
 void kube__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, double deadline);
 
+/* Give the free pages of glibc's heap back to the system (malloc_trim), after a burst such as a
+ * relist; nothing when a sanitizer's allocator replaces glibc's. Safe from any thread. */
+void kube__trim_heap(void);
+
 /* A uniformly random double in [0, 1); thread-safe. */
 double kube__rand(void);
 

@@ -1519,11 +1519,13 @@ void prov_stop(struct prov *p)
     atomic_store(&p->stop, true);
     if (p->starter_running)
         pthread_join(p->starter, NULL);
+    /* Every thread that reads the caches is joined before any cache is freed. The workers
+     * first: a sync in flight when the queue shuts down still reads the claims and volumes
+     * (kube_queue_shutdown only stops them taking more), and freeing an informer under it wrote
+     * to freed memory (its mutex) and corrupted the heap. Then the informers: the classes
+     * informer's handler (class_changed) lists the claims cache. */
     if (p->queue)
-        kube_queue_shutdown(p->queue);
-    /* Every informer thread is joined before any cache is freed: the classes informer's handler
-     * (class_changed) lists the claims cache, and freeing the claims first left it a window to
-     * read a freed informer. */
+        kube_queue_stop(p->queue);
     struct kube_informer *infs[] = {p->claims, p->pvs, p->classes};
     for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
         if (infs[i])

@@ -968,8 +968,16 @@ void rec_stop(struct rec *rec)
 {
     if (!rec)
         return;
+    /* Every thread that reads the caches is joined before any cache is freed (as prov_stop):
+     * the workers, whose sync in flight reads all six informers (kube_queue_shutdown only stops
+     * them taking more), then every informer, whose handlers read the others. */
     if (rec->queue)
-        kube_queue_shutdown(rec->queue);
+        kube_queue_stop(rec->queue);
+    struct kube_informer *infs[] = {rec->sets, rec->claims, rec->classes,
+                                    rec->pvs,  rec->ovs,    rec->nodes};
+    for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+        if (infs[i])
+            kube_informer_stop(infs[i]);
     kube_informer_free(rec->sets);
     kube_informer_free(rec->claims);
     kube_informer_free(rec->classes);
