@@ -1520,10 +1520,10 @@ void prov_stop(struct prov *p)
     if (p->starter_running)
         pthread_join(p->starter, NULL);
     /* Every thread that reads the caches is joined before any cache is freed. The workers
-     * first: a sync in flight when the queue shuts down still reads the claims and volumes
-     * (kube_queue_shutdown only stops them taking more), and freeing an informer under it wrote
-     * to freed memory (its mutex) and corrupted the heap. Then the informers: the classes
-     * informer's handler (class_changed) lists the claims cache. */
+     * first: a sync in flight when the queue shuts down still reads (and locks) the informers,
+     * since kube_queue_shutdown only stops them taking more; the reconciler had the same gap and
+     * ASan caught a worker in a freed informer. Then the informers: the classes informer's
+     * handler (class_changed) lists the claims cache. */
     if (p->queue)
         kube_queue_stop(p->queue);
     struct kube_informer *infs[] = {p->claims, p->pvs, p->classes};
