@@ -207,6 +207,22 @@ int kube_get(struct kube_client *c, const struct kube_resource *res, const char 
 int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
               const struct kube_list_opts *opts, cJSON **ret_list, struct kube_status *st);
 /*
+ * One page of a list whose items are parsed one at a time and handed to on_item (which takes
+ * each), so that the page's objects are never all in memory as cJSON at once. The page without
+ * its items ("items" is an empty array; metadata with resourceVersion and continue) in
+ * *ret_page. An error from on_item stops the parse and is returned (the items handed out
+ * before it stay the caller's); a body that is not one JSON object (trailing bytes too), whose
+ * items are neither an array nor null, or that has two "items", is -EBADMSG. on_item runs on the
+ * caller's thread.
+ */
+/* kube_list_each's parse of a List body (text, len bytes) into *ret_page and on_item calls;
+ * for tests. 0, -EBADMSG or on_item's error (then nothing in *ret_page). */
+int kube_list_parse(const char *text, size_t len, int (*on_item)(void *ud, cJSON *item), void *ud,
+                    cJSON **ret_page);
+int kube_list_each(struct kube_client *c, const struct kube_resource *res, const char *ns,
+                   const struct kube_list_opts *opts, int (*on_item)(void *ud, cJSON *item),
+                   void *ud, cJSON **ret_page, struct kube_status *st);
+/*
  * Every page (page size `limit`, 0 = 500) into one List object whose "items" holds all items and
  * whose metadata.resourceVersion is the list's; a continue token that expires (410) restarts the
  * listing once from the beginning. Items are checked to be objects with metadata.name

@@ -14,6 +14,7 @@ pkgs=(
     libprotobuf-dev
     libcurl4-openssl-dev
     libcjson-dev
+    zlib1g-dev
     libyaml-dev
     libcmocka-dev
     python3

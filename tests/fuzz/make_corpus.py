@@ -163,6 +163,24 @@ def corpus_watch():
           .replace("\n", " ") + "\n\n\n" + ev("BOOKMARK", bm))
 
 
+def corpus_list():
+    clean("fuzz_list")
+    c2 = copy.deepcopy(CLAIM)
+    c2["metadata"]["name"] = "www-web-1"
+    c2["metadata"]["managedFields"] = [{"manager": "kube-controller-manager",
+                                        "operation": "Update", "fieldsV1": {"f:spec": {}}}]
+    md = {"resourceVersion": "48500"}
+    lst = lambda items, **m: {"kind": "List", "apiVersion": "v1", "metadata": dict(md, **m),
+                              "items": items}
+    write("fuzz_list", "claims", j(lst([CLAIM, c2], **{"continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"})))
+    write("fuzz_list", "pvs-pretty", json.dumps(lst([PV, PV]), indent=2))
+    write("fuzz_list", "classes", j(lst([CLASS])))
+    write("fuzz_list", "empty", j(lst([])))
+    write("fuzz_list", "null-items", j({"kind": "List", "metadata": md, "items": None}))
+    write("fuzz_list", "items-first", j({"items": [CLAIM], "metadata": md, "kind": "List"}))
+    write("fuzz_list", "same-key", j(lst([CLAIM, CLAIM, c2])))
+
+
 def corpus_status():
     clean("fuzz_status")
     for i, (code, body) in enumerate(STATUSES):
@@ -442,6 +460,7 @@ def corpus_csi():
 
 def main():
     corpus_watch()
+    corpus_list()
     corpus_status()
     corpus_provision()
     corpus_quantity()

@@ -156,6 +156,94 @@ static void test_store_keeps_trimmed_text(void **state)
     kube_store_free(bare);
 }
 
+/* Entries are deflated against the first object's text: many similar objects, one larger than
+ * the window and one unlike the rest come back exactly; a relist of the same objects is no
+ * update, a changed one is one. */
+static int updates;
+static void on_update(void *ud, const cJSON *old_obj, const cJSON *obj)
+{
+    (void)ud;
+    (void)old_obj;
+    (void)obj;
+    updates++;
+}
+
+static cJSON *claim_n(int i, const char *rv)
+{
+    cJSON *c = cJSON_Parse(CLAIM), *md = cJSON_GetObjectItem(c, "metadata");
+    char buf[64];
+
+    snprintf(buf, sizeof(buf), "data-web-%d", i);
+    cJSON_ReplaceItemInObject(md, "name", cJSON_CreateString(buf));
+    snprintf(buf, sizeof(buf), "%08x-0000-4000-8000-%012x", i * 2654435761u, i);
+    cJSON_ReplaceItemInObject(md, "uid", cJSON_CreateString(buf));
+    cJSON_ReplaceItemInObject(md, "resourceVersion", cJSON_CreateString(rv));
+    return c;
+}
+
+static void test_store_deflates_against_first_object(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    struct kube_informer_handlers h = {.on_update = on_update};
+    struct kube_store *s = kube_store_new(true);
+    cJSON *items = cJSON_CreateArray(), *want = cJSON_CreateArray(), *got, *w;
+    char *big = malloc(20001);
+
+    kube_store_set_transform(s, cache_trim_claim);
+    for (int i = 0; i < N; i++)
+        cJSON_AddItemToArray(items, claim_n(i, "7"));
+    /* larger than the 8 KiB window, and an object that shares nothing with the first */
+    memset(big, 'x', 20000);
+    big[20000] = 0;
+    cJSON_AddStringToObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(items, 1), "metadata"),
+                            "annotations"),
+        "big", big);
+    cJSON_AddItemToArray(items, cJSON_Parse("{\"metadata\":{\"name\":\"zz\",\"namespace\":"
+                                            "\"q\"},\"spec\":{\"\\u00e9\":[1.5,-2,null,true]}}"));
+    cJSON_ArrayForEach(w, items)
+    {
+        cJSON *t = cJSON_Duplicate(w, true);
+
+        cache_trim_claim(t);
+        cJSON_AddItemToArray(want, t);
+    }
+    assert_int_equal(kube_store_replace(s, items, &h), 0);
+    assert_int_equal(kube_store_count(s), N + 1);
+    cJSON_ArrayForEach(w, want)
+    {
+        got = kube_store_get(s, kube_obj_namespace(w), kube_obj_name(w));
+        assert_non_null(got);
+        assert_true(cJSON_Compare(got, w, true));
+        cJSON_Delete(got);
+    }
+    /* deflated: well under a fifth of the text (a trimmed claim here is ~450 bytes) */
+    assert_true(kube_store_packed_bytes(s) * 5 < kube_store_bytes(s));
+
+    /* the same objects again: nothing changed; one with a new resourceVersion: one update */
+    cJSON_Delete(items);
+    items = cJSON_Duplicate(want, true);
+    assert_int_equal(kube_store_replace(s, items, &h), 0);
+    assert_int_equal(updates, 0);
+    cJSON_Delete(items);
+    items = cJSON_Duplicate(want, true);
+    cJSON_ReplaceItemInArray(items, 5, claim_n(5, "8"));
+    assert_int_equal(kube_store_replace(s, items, &h), 0);
+    assert_int_equal(updates, 1);
+    got = kube_store_get(s, "default", "data-web-5");
+    assert_string_equal(kube_obj_rv(got), "8");
+    cJSON_Delete(got);
+    got = kube_store_list(s);
+    assert_int_equal(cJSON_GetArraySize(got), N + 1);
+    cJSON_Delete(got);
+
+    free(big);
+    cJSON_Delete(items);
+    cJSON_Delete(want);
+    kube_store_free(s);
+}
+
 /* An edit of a trimmed copy patches only what it changed: nothing the trim dropped (owner
  * references, managedFields, labels of a PV, status fields) is in the patch. */
 static void test_edit_of_trimmed_copy_patches_only_the_change(void **state)
@@ -185,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_pv_keeps_what_is_read),
         cmocka_unit_test(test_node_keeps_conditions),
         cmocka_unit_test(test_store_keeps_trimmed_text),
+        cmocka_unit_test(test_store_deflates_against_first_object),
         cmocka_unit_test(test_edit_of_trimmed_copy_patches_only_the_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* Unit tests: kube/kube_client.c without a server (paths, Status decoding, queries, call
- * bounds), kube_ratelimit.c (token bucket with an injected clock) and kube_recorder.c (drops). */
+ * bounds, the item-wise list parse), kube_ratelimit.c (token bucket with an injected clock) and
+ * kube_recorder.c (drops). */
 #include <errno.h>
 #include <stdio.h>
 #include <setjmp.h>
@@ -377,6 +378,106 @@ static void test_merge_patch_diff(void **state)
     cJSON_Delete(to);
 }
 
+struct items_seen {
+    cJSON *arr;  /* the items handed out, in order */
+    int fail_at; /* > 0: on_item fails (-ENOSPC) on this call */
+    int calls;
+};
+
+static int collect_item(void *ud, cJSON *item)
+{
+    struct items_seen *is = ud;
+
+    if (++is->calls == is->fail_at) {
+        cJSON_Delete(item);
+        return -ENOSPC;
+    }
+    cJSON_AddItemToArray(is->arr, item);
+    return 0;
+}
+
+/* kube_list_each's parse: the items one at a time, equal to a whole parse's, the rest of the
+ * page kept with "items" empty; malformed bodies and on_item's errors refused. */
+static void test_list_parse(void **state)
+{
+    (void)state;
+    static const char body[] =
+        " {\"kind\":\"PersistentVolumeClaimList\",\"apiVersion\":\"v1\",\n"
+        "  \"metadata\":{\"resourceVersion\":\"42\",\"continue\":\"tok\"},\n"
+        "  \"items\" : [ {\"metadata\":{\"name\":\"a\",\"annotations\":{\"x\":\"[],{}\\\"\"}}},\n"
+        "    {\"metadata\":{\"name\":\"b\"},\"spec\":{\"n\":[1,2,{\"m\":null}]}} ,"
+        "{\"metadata\":{\"name\":\"c\"}}],\"extra\":true}\n";
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{",
+        "{\"items\":[{}",
+        "{\"items\":[{},]}",
+        "{\"items\":[{}]} x",
+        "{\"items\":[{}] \"a\":1}",
+        "{\"items\" [{}]}",
+        "{1:2}",
+        "{\"items\":[{\"a\":}]}",
+        "{\"items\":{}}",
+        "{\"items\":\"x\"}",
+        "{\"items\":[],\"items\":[]}",
+    };
+    struct items_seen is = {.arr = cJSON_CreateArray()};
+    cJSON *page = NULL, *whole = cJSON_Parse(body);
+    char *txt;
+
+    assert_non_null(whole);
+    assert_int_equal(kube_list_parse(body, strlen(body), collect_item, &is, &page), 0);
+    assert_true(cJSON_Compare(is.arr, cJSON_GetObjectItem(whole, "items"), true));
+    assert_int_equal(cJSON_GetArraySize(is.arr), 3);
+    txt = cJSON_PrintUnformatted(page);
+    assert_string_equal(txt, "{\"kind\":\"PersistentVolumeClaimList\",\"apiVersion\":\"v1\","
+                             "\"metadata\":{\"resourceVersion\":\"42\",\"continue\":\"tok\"},"
+                             "\"items\":[],\"extra\":true}");
+    free(txt);
+    cJSON_Delete(page);
+    cJSON_Delete(whole);
+    cJSON_Delete(is.arr);
+
+    /* no items, null items, an empty object: nothing handed out */
+    static const char *const empty[] = {"{\"items\":[]}", "{\"items\":null}", "{}", " { } ",
+                                        "\xEF\xBB\xBF{}"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        is = (struct items_seen){.arr = cJSON_CreateArray()};
+        page = NULL;
+        assert_int_equal(kube_list_parse(empty[i], strlen(empty[i]), collect_item, &is, &page), 0);
+        assert_int_equal(is.calls, 0);
+        assert_non_null(page);
+        cJSON_Delete(page);
+        cJSON_Delete(is.arr);
+    }
+    /* the length bounds the parse: no NUL needed, nothing read past it */
+    is = (struct items_seen){.arr = cJSON_CreateArray()};
+    page = NULL;
+    assert_int_equal(
+        kube_list_parse("{\"items\":[{\"a\":1}]}garbage", 19, collect_item, &is, &page), 0);
+    assert_int_equal(is.calls, 1);
+    cJSON_Delete(page);
+    cJSON_Delete(is.arr);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is = (struct items_seen){.arr = cJSON_CreateArray()};
+        page = NULL;
+        assert_int_equal(kube_list_parse(bad[i], strlen(bad[i]), collect_item, &is, &page),
+                         -EBADMSG);
+        assert_null(page);
+        cJSON_Delete(is.arr);
+    }
+    /* on_item's error stops the parse and is returned */
+    is = (struct items_seen){.arr = cJSON_CreateArray(), .fail_at = 2};
+    page = NULL;
+    assert_int_equal(kube_list_parse(body, strlen(body), collect_item, &is, &page), -ENOSPC);
+    assert_int_equal(is.calls, 2);
+    assert_int_equal(cJSON_GetArraySize(is.arr), 1);
+    assert_null(page);
+    cJSON_Delete(is.arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_client_bounds),
         cmocka_unit_test(test_recorder_drops),
         cmocka_unit_test(test_merge_patch_diff),
+        cmocka_unit_test(test_list_parse),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
