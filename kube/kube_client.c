@@ -1147,6 +1147,15 @@ int kube_get(struct kube_client *c, const struct kube_resource *res, const char 
     return kube_get_opts(c, res, ns, name, NULL, ret_obj, st);
 }
 
+/* The path and query of a list of res (in ns, or all namespaces when NULL). */
+static int list_path(char *path, size_t n, const struct kube_resource *res, const char *ns,
+                     const struct kube_list_opts *opts)
+{
+    int r = kube_path(path, n, res, ns, NULL, NULL);
+
+    return r < 0 ? r : kube_list_query(path, n, opts);
+}
+
 int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
               const struct kube_list_opts *opts, cJSON **ret_list, struct kube_status *st)
 {
@@ -1154,10 +1163,7 @@ int kube_list(struct kube_client *c, const struct kube_resource *res, const char
     cJSON *list = NULL;
     int r;
 
-    r = kube_path(path, sizeof(path), res, ns, NULL, NULL);
-    if (r < 0)
-        return r;
-    r = kube_list_query(path, sizeof(path), opts);
+    r = list_path(path, sizeof(path), res, ns, opts);
     if (r < 0)
         return r;
     r = kube_request(c, "GET", path, NULL, NULL, &list, st);
@@ -1319,10 +1325,7 @@ int kube_list_each(struct kube_client *c, const struct kube_resource *res, const
     cJSON *page = NULL;
     int r;
 
-    r = kube_path(path, sizeof(path), res, ns, NULL, NULL);
-    if (r < 0)
-        return r;
-    r = kube_list_query(path, sizeof(path), opts);
+    r = list_path(path, sizeof(path), res, ns, opts);
     if (r < 0)
         return r;
     r = request_parse(c, "GET", path, NULL, NULL, NULL, parse_list_body, &ip, &page, st);

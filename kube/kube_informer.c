@@ -477,28 +477,23 @@ size_t kube_store_count(struct kube_store *s)
     return n;
 }
 
-size_t kube_store_bytes(struct kube_store *s)
+void kube_store_sizes(struct kube_store *s, size_t *ret_text, size_t *ret_packed)
 {
     struct kube__map_node *it = NULL;
-    size_t b = 0, n = 0;
+    size_t b = 0, text = 0, packed = 0;
 
     pthread_mutex_lock(&s->mu);
-    while ((it = kube__map_next(&s->objs, &b, it)))
-        n += ((const struct packed *)it->val)->text_len + 1;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
+    while ((it = kube__map_next(&s->objs, &b, it))) {
+        const struct packed *pk = it->val;
 
-size_t kube_store_packed_bytes(struct kube_store *s)
-{
-    struct kube__map_node *it = NULL;
-    size_t b = 0, n = 0;
-
-    pthread_mutex_lock(&s->mu);
-    while ((it = kube__map_next(&s->objs, &b, it)))
-        n += sizeof(struct packed) + ((const struct packed *)it->val)->z_len;
+        text += pk->text_len + 1;
+        packed += sizeof(struct packed) + pk->z_len;
+    }
     pthread_mutex_unlock(&s->mu);
-    return n;
+    if (ret_text)
+        *ret_text = text;
+    if (ret_packed)
+        *ret_packed = packed;
 }
 
 /* ---- informer ---- */
@@ -660,9 +655,11 @@ static int relist(struct kube_informer *inf, int failures)
     size_t n = fresh.count;
     store_swap(inf->store, &fresh, &inf->h);
     kube__trim_heap(); /* give the pages' memory back: a relist is rare, the peak was large */
+    size_t text, packed;
+
+    kube_store_sizes(inf->store, &text, &packed);
     log_info("kube: listed %zu %s in %.3f s (%d pages; %zu KiB of JSON kept in %zu KiB)", n,
-             inf->res->plural, kube__now() - t0, pages, kube_store_bytes(inf->store) / 1024,
-             kube_store_packed_bytes(inf->store) / 1024);
+             inf->res->plural, kube__now() - t0, pages, text / 1024, packed / 1024);
     pthread_mutex_lock(&inf->mu);
     inf->synced = true;
     pthread_cond_broadcast(&inf->cond);

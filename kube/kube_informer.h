@@ -84,10 +84,10 @@ cJSON *kube_store_list(struct kube_store *s);
  * back into the store. Copies one object instead of the whole store. */
 cJSON *kube_store_find(struct kube_store *s, bool (*match)(const cJSON *obj, void *ud), void *ud);
 size_t kube_store_count(struct kube_store *s);
-/* Bytes of JSON text the store holds, one NUL each (tests and benchmarks). */
-size_t kube_store_bytes(struct kube_store *s);
-/* Bytes the store's entries take, deflated, without the allocator's overhead (benchmarks). */
-size_t kube_store_packed_bytes(struct kube_store *s);
+/* In one pass: the bytes of JSON text the store holds, one NUL each (*ret_text), and the bytes
+ * its entries take, deflated, without the allocator's overhead (*ret_packed); either may be
+ * NULL. For the list's log line, tests and benchmarks. */
+void kube_store_sizes(struct kube_store *s, size_t *ret_text, size_t *ret_packed);
 
 /* ---- the informer ---- */
 
