@@ -7,7 +7,10 @@
  * one flush of one kind:
  *   syncfs: syncfs(2) of the filesystem (what Ordinal's group commit does per group);
  *   fsync:  fsync(2) of the directory holding the renamed entry (one of the three or two fsyncs
- *           each operation did before group commit).
+ *           each operation did before group commit);
+ *   log:    a 4 KiB pwrite into the next slot of a preallocated, already synced 4 MiB file, then
+ *           fdatasync(2) of it: what one group commit of an intent log would cost (the record
+ *           made durable; the tree itself left to a later checkpoint).
  * Kinds alternate in blocks of --block iterations, --rounds times. Prints p50/p90/p99/max per
  * kind (nearest rank, every sample kept) and the ratio of the p50s.
  *
@@ -29,8 +32,53 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KIND_SYNCFS, KIND_FSYNC, N_KINDS };
-static const char *const kind_names[N_KINDS] = {"syncfs", "fsync"};
+enum { KIND_SYNCFS, KIND_FSYNC, KIND_LOG, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"syncfs", "fsync", "log"};
+
+#define LOG_BYTES (4u << 20)
+#define LOG_SLOT 4096u
+
+/* The preallocated log: LOG_BYTES written and synced, so that a slot write changes no metadata
+ * that fdatasync would have to journal. */
+static int log_open(const char *dir)
+{
+    char path[PATH_MAX];
+    static char zero[LOG_SLOT];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/flush-cost.log", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    for (unsigned off = 0; off < LOG_BYTES; off += LOG_SLOT)
+        if (pwrite(fd, zero, LOG_SLOT, off) != (ssize_t)LOG_SLOT) {
+            close(fd);
+            return -EIO;
+        }
+    if (fsync(fd) < 0) {
+        int r = -errno;
+
+        close(fd);
+        return r;
+    }
+    unlink(path); /* the open descriptor keeps it; nothing is left behind */
+    return fd;
+}
+
+static int flush(int kind, int dfd, int lfd, unsigned long seq)
+{
+    static char rec[LOG_SLOT];
+
+    if (kind == KIND_SYNCFS)
+        return syncfs(dfd);
+    if (kind == KIND_FSYNC)
+        return fsync(dfd);
+    memset(rec, (int)(seq & 0xff), sizeof(rec));
+    if (pwrite(lfd, rec, LOG_SLOT, (off_t)((seq * LOG_SLOT) % LOG_BYTES)) != (ssize_t)LOG_SLOT)
+        return -1;
+    return fdatasync(lfd);
+}
 
 static uint64_t now_ns(void)
 {
@@ -85,7 +133,7 @@ int main(int argc, char **argv)
     unsigned long iterations = 200, rounds = 3, seq = 0;
     bool json = false;
     struct lat_samples s[N_KINDS];
-    int dfd;
+    int dfd, lfd;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -112,6 +160,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "flush-cost: %s: %s\n", dir, strerror(errno));
         return 1;
     }
+    lfd = log_open(dir);
+    if (lfd < 0) {
+        fprintf(stderr, "flush-cost: the log file: %s\n", strerror(-lfd));
+        return 1;
+    }
     for (int k = 0; k < N_KINDS; k++)
         lat_init(&s[k]);
     for (unsigned long r = 0; r < rounds; r++)
@@ -127,7 +180,7 @@ int main(int argc, char **argv)
                     return 1;
                 }
                 t0 = now_ns();
-                if ((k == KIND_SYNCFS ? syncfs(dfd) : fsync(dfd)) < 0) {
+                if (flush(k, dfd, lfd, seq) < 0) {
                     fprintf(stderr, "flush-cost: %s: %s\n", kind_names[k], strerror(errno));
                     return 1;
                 }
@@ -154,12 +207,15 @@ int main(int argc, char **argv)
                    x->mean / 1e6);
     }
     double ratio = sum[KIND_FSYNC].p50 ? (double)sum[KIND_SYNCFS].p50 / sum[KIND_FSYNC].p50 : 0;
+    double lratio = sum[KIND_LOG].p50 ? (double)sum[KIND_SYNCFS].p50 / sum[KIND_LOG].p50 : 0;
     if (json)
-        printf(", \"p50_ratio_syncfs_to_fsync\": %.2f}\n", ratio);
+        printf(", \"p50_ratio_syncfs_to_fsync\": %.2f, \"p50_ratio_syncfs_to_log\": %.2f}\n", ratio,
+               lratio);
     else
-        printf("p50 syncfs / fsync: %.2f\n", ratio);
+        printf("p50 syncfs / fsync: %.2f, syncfs / log: %.2f\n", ratio, lratio);
     for (int k = 0; k < N_KINDS; k++)
         lat_release(&s[k]);
+    close(lfd);
     close(dfd);
     return 0;
 }

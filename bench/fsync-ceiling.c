@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -252,7 +253,8 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     char sub[PATH_MAX], real[PATH_MAX];
     uint64_t v, t0, t1, errors;
-    double elapsed;
+    double elapsed, cpu_s;
+    struct rusage ru0, ru1;
 
     memset(&c, 0, sizeof(c));
     c.concurrency = 1;
@@ -313,6 +315,7 @@ int main(int argc, char **argv)
         fputs("fsync-ceiling: out of memory\n", stderr);
         return 1;
     }
+    getrusage(RUSAGE_SELF, &ru0);
     t0 = now_ns();
     c.deadline_ns = t0 + c.duration_ms * 1000000u;
     for (unsigned i = 0; i < c.concurrency; i++) {
@@ -333,24 +336,35 @@ int main(int argc, char **argv)
         lat_release(&ts[i].lat);
     }
     t1 = now_ns();
+    getrusage(RUSAGE_SELF, &ru1);
     elapsed = (double)(t1 - t0) / 1e9;
+    /* user + system CPU of the whole process (its threads) over the run */
+    cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                     ru0.ru_stime.tv_sec) +
+            (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                     ru0.ru_stime.tv_usec) /
+                1e6;
     errors = atomic_load(&c.errors);
     lat_summarize(&all, &s);
     if (c.json)
         printf("{\"tool\": \"fsync-ceiling\", \"concurrency\": %u, \"fsync\": %s, "
                "\"mountinfo\": %s, \"cycles\": %" PRIu64 ", \"errors\": %" PRIu64
                ", \"elapsed_s\": %.6f, \"cycles_per_s\": %.2f, \"latency_ms\": {\"p50\": %.3f, "
-               "\"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"mean\": %.3f}}\n",
+               "\"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"mean\": %.3f}, \"cpu_s\": %.3f, "
+               "\"cpu_us_per_cycle\": %.1f}\n",
                c.concurrency, c.fsync_on ? "true" : "false", c.mountinfo ? "true" : "false",
                s.count, errors, elapsed, (double)s.count / elapsed, s.p50 / 1e6, s.p90 / 1e6,
-               s.p99 / 1e6, s.max / 1e6, s.mean / 1e6);
+               s.p99 / 1e6, s.max / 1e6, s.mean / 1e6, cpu_s,
+               s.count ? cpu_s * 1e6 / (double)s.count : 0.0);
     else
         printf("fsync-ceiling: concurrency %u, fsync %s%s: %" PRIu64 " cycles in %.3f s = "
                "%.1f cycles/s, %" PRIu64 " errors\n"
-               "  latency ms: p50 %.3f p90 %.3f p99 %.3f max %.3f mean %.3f\n",
+               "  latency ms: p50 %.3f p90 %.3f p99 %.3f max %.3f mean %.3f\n"
+               "  CPU %.3f s (%.1f us per cycle)\n",
                c.concurrency, c.fsync_on ? "on" : "off", c.mountinfo ? ", mountinfo scan" : "",
                s.count, elapsed, (double)s.count / elapsed, errors, s.p50 / 1e6, s.p90 / 1e6,
-               s.p99 / 1e6, s.max / 1e6, s.mean / 1e6);
+               s.p99 / 1e6, s.max / 1e6, s.mean / 1e6, cpu_s,
+               s.count ? cpu_s * 1e6 / (double)s.count : 0.0);
     lat_release(&all);
     free(ts);
     pthread_mutex_destroy(&c.lock);

@@ -230,3 +230,48 @@ def test_bad_arguments_and_unreachable_driver(workdir):
     res = bench("--endpoint", os.path.join(workdir, "nothing.sock"), "--timeout", "300",
                 "--ops", "1", check=False)
     assert res.returncode == 1 and "Probe" in res.stderr
+
+
+# ---------------------------------------------------------------- the disk's own tools
+
+def tool(name, *args):
+    return subprocess.run([os.path.join(BUILD, "bench", name)] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=60 * SLOW,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("fsync", [False, True], ids=["no-fsync", "fsync"])
+def test_fsync_ceiling_reports_cycles_and_cpu(workdir, fsync):
+    d = os.path.join(workdir, "ceiling")
+    os.makedirs(d)
+    res = tool("fsync-ceiling", "--dir", d, "--concurrency", 2, "--duration", 1, "--json",
+               *([] if fsync else ["--no-fsync"]))
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["fsync"] is fsync and r["errors"] == 0 and r["cycles"] > 0
+    assert r["cycles_per_s"] == pytest.approx(r["cycles"] / r["elapsed_s"], rel=1e-3)
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    # its own CPU: the work of a cycle is system calls, so some CPU was used
+    assert r["cpu_s"] > 0
+    assert r["cpu_us_per_cycle"] == pytest.approx(r["cpu_s"] * 1e6 / r["cycles"], rel=0.01)
+    # every cycle cleans up after itself: only the two bookkeeping directories remain
+    assert sorted(os.listdir(d)) == [".tmp", ".trash"]
+    assert os.listdir(os.path.join(d, ".tmp")) == [] == os.listdir(os.path.join(d, ".trash"))
+
+
+def test_flush_cost_times_every_kind(workdir):
+    d = os.path.join(workdir, "flush")
+    os.makedirs(d)
+    res = tool("flush-cost", "--dir", d, "--iterations", 7, "--rounds", 2, "--json")
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    for kind in ("syncfs", "fsync", "log"):
+        k = r[kind]
+        assert k["count"] == 14, kind
+        assert 0 < k["p50"] <= k["p90"] <= k["p99"] <= k["max"], kind
+    assert r["p50_ratio_syncfs_to_log"] == pytest.approx(r["syncfs"]["p50"] / r["log"]["p50"],
+                                                         rel=0.02)
+    assert os.listdir(d) == []  # the log file and every volume directory are gone
+    res = tool("flush-cost", "--dir", d, "--iterations", 0)
+    assert res.returncode == 2 and "usage" in res.stderr
