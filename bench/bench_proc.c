@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define PROC_FILE_MAX 16384
@@ -147,4 +148,13 @@ void machine_sample(struct machine_sample *ret)
     ret->cpu_some_avg10 = psi_some_avg10("/proc/pressure/cpu");
     ret->io_some_avg10 = psi_some_avg10("/proc/pressure/io");
     ret->cores = sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+double self_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }

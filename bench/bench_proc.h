@@ -29,6 +29,9 @@ int proc_parse_status(const char *text, struct proc_sample *ret);
  * malformed line. */
 int proc_parse_stat(const char *text, long ticks_per_s, struct proc_sample *ret);
 
+/* User + system CPU of this process (all its threads) so far, seconds. */
+double self_cpu_s(void);
+
 /* How busy the machine is, so that a report says what else was running: the 1-minute load
  * average and the PSI "some avg10" of CPU and I/O (-1 where the kernel has no PSI). */
 struct machine_sample {

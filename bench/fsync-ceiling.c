@@ -22,6 +22,7 @@
  * Threading: --concurrency threads, each looping on its own names; counters are atomics, the
  * samples are per thread and merged after join.
  */
+#include "bench_proc.h"
 #include "bench_stats.h"
 
 #include <errno.h>
@@ -34,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,8 +253,7 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     char sub[PATH_MAX], real[PATH_MAX];
     uint64_t v, t0, t1, errors;
-    double elapsed, cpu_s;
-    struct rusage ru0, ru1;
+    double elapsed, cpu0, cpu_s;
 
     memset(&c, 0, sizeof(c));
     c.concurrency = 1;
@@ -315,7 +314,7 @@ int main(int argc, char **argv)
         fputs("fsync-ceiling: out of memory\n", stderr);
         return 1;
     }
-    getrusage(RUSAGE_SELF, &ru0);
+    cpu0 = self_cpu_s();
     t0 = now_ns();
     c.deadline_ns = t0 + c.duration_ms * 1000000u;
     for (unsigned i = 0; i < c.concurrency; i++) {
@@ -336,14 +335,8 @@ int main(int argc, char **argv)
         lat_release(&ts[i].lat);
     }
     t1 = now_ns();
-    getrusage(RUSAGE_SELF, &ru1);
+    cpu_s = self_cpu_s() - cpu0; /* every thread of the process, over the run */
     elapsed = (double)(t1 - t0) / 1e9;
-    /* user + system CPU of the whole process (its threads) over the run */
-    cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
-                     ru0.ru_stime.tv_sec) +
-            (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                     ru0.ru_stime.tv_usec) /
-                1e6;
     errors = atomic_load(&c.errors);
     lat_summarize(&all, &s);
     if (c.json)

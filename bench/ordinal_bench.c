@@ -712,15 +712,6 @@ struct totals {
     uint64_t listed_min;
 };
 
-static double rusage_cpu_s(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 struct measure {
     struct machine_sample machine_before, machine_after;
     double elapsed_s, client_cpu_s;
@@ -1095,7 +1086,7 @@ static int run_workers(const struct bench_args *a)
     if (a->pid)
         m.have_proc = proc_sample(a->pid, &m.before) == 0;
     machine_sample(&m.machine_before);
-    cpu0 = rusage_cpu_s();
+    cpu0 = self_cpu_s();
     for (int k = 0; k < RPC_KINDS; k++)
         r->first_error[k][0] = '\0'; /* report the measure's errors, not setup's */
     run_phase(r, a->ops, a->duration_ms);
@@ -1103,7 +1094,7 @@ static int run_workers(const struct bench_args *a)
     pthread_barrier_wait(&r->barrier); /* measure runs */
     pthread_barrier_wait(&r->barrier); /* measure done */
     t1 = now_ns();
-    m.client_cpu_s = rusage_cpu_s() - cpu0;
+    m.client_cpu_s = self_cpu_s() - cpu0;
     machine_sample(&m.machine_after);
     if (m.have_proc)
         m.have_proc = proc_sample(a->pid, &m.after) == 0;
